@@ -1,0 +1,198 @@
+"""ClusterClient: the asyncio gRPC client of the control plane's API.
+
+Used by pkctl, the agents and the controllers. Methods take and return typed
+messages (pkapi.v1 *_pb2); gRPC errors become pkapi.errors.ApiError with the
+server's Kubernetes wording, and an unreachable server becomes
+ServerUnreachable (pkctl prints `error: cannot reach the control plane at
+ADDR: ...`).
+
+Concurrency: one grpc.aio channel per client; every method may be called
+concurrently from many tasks of the one event loop that created the client.
+"""
+
+from __future__ import annotations
+
+from typing import Any, AsyncIterator, TypeVar
+
+import grpc
+from google.protobuf.message import Message
+
+from pkapi import meta
+from pkapi.errors import ApiError
+from pkapi.v1 import api_pb2, api_pb2_grpc, core_pb2
+
+M = TypeVar("M", bound=Message)
+
+# Large lists (10,000 pods) exceed gRPC's 4 MiB default.
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.max_send_message_length", 256 * 1024 * 1024),
+    ("grpc.keepalive_time_ms", 10_000),
+    ("grpc.keepalive_timeout_ms", 5_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+]
+
+
+class ServerUnreachable(Exception):
+    def __init__(self, address: str, detail: str) -> None:
+        super().__init__(f"cannot reach the control plane at {address}: {detail}")
+        self.address = address
+        self.detail = detail
+
+
+def _convert(err: grpc.aio.AioRpcError, address: str) -> Exception:
+    if err.code() == grpc.StatusCode.UNAVAILABLE and not (err.details() or "").startswith("["):
+        return ServerUnreachable(address, err.details() or "unavailable")
+    if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and not (err.details() or "").startswith("["):
+        return ServerUnreachable(address, "deadline exceeded")
+    return ApiError.from_wire(err.code(), err.details())
+
+
+class ClusterClient:
+    def __init__(self, address: str, timeout: float | None = 30.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.resources = api_pb2_grpc.ResourceServiceStub(self.channel)
+        self.nodes = api_pb2_grpc.NodeServiceStub(self.channel)
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> "ClusterClient":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.close()
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as err:
+            raise _convert(err, self.address) from None
+
+    # ---------------------------------------------------------------- reads
+
+    async def get(self, resource: str, namespace: str, name: str) -> Message:
+        obj = await self._call(self.resources.Get, api_pb2.GetRequest(resource=resource, namespace=namespace, name=name))
+        return meta.unwrap(obj)
+
+    async def list(
+        self, resource: str, namespace: str = "", label_selector: str = "", field_selector: str = ""
+    ) -> tuple[list[Message], str]:
+        """Items and the list's resourceVersion (watch from it misses nothing)."""
+        resp = await self._call(
+            self.resources.List,
+            api_pb2.ListRequest(
+                resource=resource, namespace=namespace, label_selector=label_selector, field_selector=field_selector
+            ),
+        )
+        return [meta.unwrap(o) for o in resp.items], resp.resource_version
+
+    async def watch(
+        self,
+        resource: str,
+        namespace: str = "",
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        allow_bookmarks: bool = False,
+    ) -> AsyncIterator[tuple[str, Message]]:
+        """(type, object) pairs: ADDED, MODIFIED, DELETED, BOOKMARK. Ends only on
+        error: ApiError(reason="Expired") means relist; ServerUnreachable means
+        reconnect."""
+        call = self.resources.Watch(
+            api_pb2.WatchRequest(
+                resource=resource,
+                namespace=namespace,
+                resource_version=resource_version,
+                label_selector=label_selector,
+                field_selector=field_selector,
+                allow_bookmarks=allow_bookmarks,
+            )
+        )
+        try:
+            async for ev in call:
+                yield ev.type, meta.unwrap(ev.object)
+        except grpc.aio.AioRpcError as err:
+            raise _convert(err, self.address) from None
+        finally:
+            call.cancel()
+
+    # --------------------------------------------------------------- writes
+
+    @staticmethod
+    def _body(obj: Message | str) -> api_pb2.Body:
+        if isinstance(obj, str):
+            return api_pb2.Body(json=obj)
+        return api_pb2.Body(object=meta.wrap(obj))
+
+    async def create(self, obj: M | str, dry_run: bool = False, default_namespace: str = "") -> M:
+        """Create from a typed message or a JSON manifest string."""
+        out = await self._call(
+            self.resources.Create,
+            api_pb2.CreateRequest(body=self._body(obj), dry_run=dry_run, default_namespace=default_namespace),
+        )
+        return meta.unwrap(out)  # type: ignore[return-value]
+
+    async def apply(
+        self, obj: Message | str, dry_run: bool = False, default_namespace: str = ""
+    ) -> tuple[Message, str]:
+        """Create or update as `kubectl apply`; returns (object, "created" |
+        "configured" | "unchanged")."""
+        resp = await self._call(
+            self.resources.Apply,
+            api_pb2.ApplyRequest(body=self._body(obj), dry_run=dry_run, default_namespace=default_namespace),
+        )
+        return meta.unwrap(resp.object), resp.result
+
+    async def update(self, obj: M, dry_run: bool = False) -> M:
+        """Replace spec/metadata. metadata.resourceVersion, if set, must match
+        (else ApiError Conflict)."""
+        out = await self._call(self.resources.Update, api_pb2.UpdateRequest(body=self._body(obj), dry_run=dry_run))
+        return meta.unwrap(out)  # type: ignore[return-value]
+
+    async def update_status(self, obj: M) -> M:
+        """Replace status only (resourceVersion precondition as update)."""
+        out = await self._call(self.resources.UpdateStatus, api_pb2.UpdateRequest(body=self._body(obj)))
+        return meta.unwrap(out)  # type: ignore[return-value]
+
+    async def delete(
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        propagation_policy: str = "",
+        grace_period_seconds: int | None = None,
+        uid: str = "",
+        resource_version: str = "",
+        dry_run: bool = False,
+    ) -> Message:
+        req = api_pb2.DeleteRequest(
+            resource=resource,
+            namespace=namespace,
+            name=name,
+            propagation_policy=propagation_policy,
+            preconditions=api_pb2.Preconditions(uid=uid, resource_version=resource_version),
+            dry_run=dry_run,
+        )
+        if grace_period_seconds is not None:
+            req.grace_period_seconds = grace_period_seconds
+        out = await self._call(self.resources.Delete, req)
+        return meta.unwrap(out)
+
+    async def version(self) -> api_pb2.VersionInfo:
+        out: api_pb2.VersionInfo = await self._call(self.resources.Version, api_pb2.VersionRequest())
+        return out
+
+    # ---------------------------------------------------------------- nodes
+
+    async def register_node(self, node: core_pb2.Node) -> core_pb2.Node:
+        out: core_pb2.Node = await self._call(self.nodes.Register, api_pb2.RegisterRequest(node=node))
+        return out
+
+    async def heartbeat(self, node_name: str) -> api_pb2.HeartbeatResponse:
+        out: api_pb2.HeartbeatResponse = await self._call(
+            self.nodes.Heartbeat, api_pb2.HeartbeatRequest(node_name=node_name)
+        )
+        return out

@@ -1,0 +1,130 @@
+"""API errors, their gRPC status codes and kubectl's wording.
+
+Pure: no I/O. The server raises ApiError; the servicer turns it into a gRPC
+status (code + message); the client turns the status back into ApiError, and
+pkctl prints `Error from server (<Reason>): <message>`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import grpc
+
+# Kubernetes StatusReason -> gRPC code.
+REASON_CODES: dict[str, grpc.StatusCode] = {
+    "NotFound": grpc.StatusCode.NOT_FOUND,
+    "AlreadyExists": grpc.StatusCode.ALREADY_EXISTS,
+    "Conflict": grpc.StatusCode.ABORTED,
+    "Invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "BadRequest": grpc.StatusCode.INVALID_ARGUMENT,
+    "Expired": grpc.StatusCode.OUT_OF_RANGE,  # watch from a compacted revision
+    "Forbidden": grpc.StatusCode.PERMISSION_DENIED,
+    "MethodNotAllowed": grpc.StatusCode.UNIMPLEMENTED,
+    "ServiceUnavailable": grpc.StatusCode.UNAVAILABLE,
+    "Timeout": grpc.StatusCode.DEADLINE_EXCEEDED,
+    "InternalError": grpc.StatusCode.INTERNAL,
+    "PreconditionFailed": grpc.StatusCode.FAILED_PRECONDITION,
+}
+_CODE_REASONS = {code: reason for reason, code in REASON_CODES.items()}
+# INVALID_ARGUMENT is shared by Invalid and BadRequest; the message prefix
+# "[Reason] " carried on the wire disambiguates.
+
+
+@dataclass
+class ApiError(Exception):
+    reason: str
+    message: str
+    causes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.message)
+
+    @property
+    def code(self) -> grpc.StatusCode:
+        return REASON_CODES.get(self.reason, grpc.StatusCode.UNKNOWN)
+
+    def wire(self) -> str:
+        """The gRPC status details string: "[Reason] message"."""
+        return f"[{self.reason}] {self.message}"
+
+    @classmethod
+    def from_wire(cls, code: grpc.StatusCode, details: str | None) -> "ApiError":
+        details = details or ""
+        if details.startswith("[") and "] " in details:
+            reason, _, msg = details[1:].partition("] ")
+            return cls(reason, msg)
+        return cls(_CODE_REASONS.get(code, "InternalError"), details)
+
+    def kubectl(self) -> str:
+        """As kubectl prints it: Error from server (NotFound): pods "x" not found"""
+        if self.reason == "Invalid":
+            return self.message  # kubectl prints validation errors bare
+        return f"Error from server ({self.reason}): {self.message}"
+
+
+def not_found(qualified: str, name: str) -> ApiError:
+    return ApiError("NotFound", f'{qualified} "{name}" not found')
+
+
+def already_exists(qualified: str, name: str) -> ApiError:
+    return ApiError("AlreadyExists", f'{qualified} "{name}" already exists')
+
+
+def conflict(qualified: str, name: str, why: str = "the object has been modified; "
+             "please apply your changes to the latest version and try again") -> ApiError:
+    return ApiError("Conflict", f'Operation cannot be fulfilled on {qualified} "{name}": {why}')
+
+
+def invalid(kind: str, name: str, causes: list[str]) -> ApiError:
+    """kubectl: The Deployment "web" is invalid: spec.replicas: Invalid value: ...
+    Several causes are listed one per line as `* cause`."""
+    if len(causes) == 1:
+        msg = f'The {kind} "{name}" is invalid: {causes[0]}'
+    else:
+        msg = f'The {kind} "{name}" is invalid: \n' + "\n".join(f"* {c}" for c in causes)
+    return ApiError("Invalid", msg, list(causes))
+
+
+def expired(message: str = "too old resource version") -> ApiError:
+    return ApiError("Expired", message)
+
+
+def bad_request(message: str) -> ApiError:
+    return ApiError("BadRequest", message)
+
+
+# Field error wording (k8s.io/apimachinery/pkg/util/validation/field).
+
+def _fmt(value: object) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def field_invalid(path: str, value: object, detail: str) -> str:
+    return f"{path}: Invalid value: {_fmt(value)}: {detail}"
+
+
+def field_required(path: str, detail: str = "") -> str:
+    return f"{path}: Required value" + (f": {detail}" if detail else "")
+
+
+def field_unsupported(path: str, value: object, supported: list[str]) -> str:
+    return f"{path}: Unsupported value: {_fmt(value)}: supported values: " + ", ".join(
+        f'"{s}"' for s in supported
+    )
+
+
+def field_duplicate(path: str, value: object) -> str:
+    return f"{path}: Duplicate value: {_fmt(value)}"
+
+
+def field_forbidden(path: str, detail: str) -> str:
+    return f"{path}: Forbidden: {detail}"
+
+
+def field_too_long(path: str, value: object, limit: int) -> str:
+    return f"{path}: Too long: may not be more than {limit} bytes"

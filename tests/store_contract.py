@@ -1,0 +1,348 @@
+"""The Store contract: one suite, run against MemoryStore (tests/unit/
+test_store_contract.py) and EtcdStore (tests/integration/test_store_etcd.py).
+
+A subclass provides two fixtures: `store` (a Store) and `prefix` (a key
+prefix no other test writes under, ending in "/").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from controlplane.store import (
+    CompactedError,
+    ConflictError,
+    Event,
+    KeyExistsError,
+    KeyNotFoundError,
+    Store,
+    StoreError,
+)
+
+
+async def wait_for(cond: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+    """Poll cond until true; fail naming what was awaited."""
+    deadline = time.monotonic() + timeout
+    while not await cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def collect(store: Store, prefix: str, start: int, until_revision: int, timeout: float = 20.0) -> list[Event]:
+    """Watch prefix from start until an event at until_revision arrives."""
+    events: list[Event] = []
+    try:
+        async with asyncio.timeout(timeout):
+            async with contextlib.aclosing(store.watch(prefix, start)) as stream:  # type: ignore[type-var]
+                async for ev in stream:
+                    events.append(ev)
+                    if ev.mod_revision >= until_revision:
+                        break
+    except TimeoutError:
+        last = events[-1].mod_revision if events else None
+        pytest.fail(f"watch {prefix} from {start}: no event at revision {until_revision} after {timeout}s "
+                    f"({len(events)} events, last at {last})")
+    return events
+
+
+class Collector:
+    """A watch running in a task while the test writes; wait_until(rev)
+    returns once the event at rev (or later) has arrived."""
+
+    def __init__(self, store: Store, prefix: str, start: int) -> None:
+        self.events: list[Event] = []
+        self.error: BaseException | None = None
+        self._changed = asyncio.Event()
+        self._task = asyncio.create_task(self._run(store, prefix, start))
+
+    async def _run(self, store: Store, prefix: str, start: int) -> None:
+        try:
+            async with contextlib.aclosing(store.watch(prefix, start)) as stream:  # type: ignore[type-var]
+                async for ev in stream:
+                    self.events.append(ev)
+                    self._changed.set()
+        except Exception as e:
+            self.error = e
+            self._changed.set()
+
+    async def wait_until(self, revision: int, timeout: float = 20.0) -> list[Event]:
+        try:
+            async with asyncio.timeout(timeout):
+                while not (self.events and self.events[-1].mod_revision >= revision):
+                    if self.error is not None:
+                        raise self.error
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            last = self.events[-1].mod_revision if self.events else None
+            pytest.fail(f"watch: no event at revision {revision} after {timeout}s "
+                        f"({len(self.events)} events, last at {last})")
+        return self.events
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+
+class StoreContract:
+    # -- get / create / update / delete --------------------------------------
+
+    async def test_get_missing(self, store: Store, prefix: str) -> None:
+        assert await store.get(prefix + "nope") is None
+
+    async def test_create_then_get(self, store: Store, prefix: str) -> None:
+        rev = await store.create(prefix + "a", b"one")
+        kv = await store.get(prefix + "a")
+        assert kv is not None
+        assert (kv.key, kv.value, kv.mod_revision, kv.create_revision) == (prefix + "a", b"one", rev, rev)
+        assert await store.current_revision() == rev
+
+    async def test_create_existing_is_rejected_and_changes_nothing(self, store: Store, prefix: str) -> None:
+        rev = await store.create(prefix + "a", b"one")
+        with pytest.raises(KeyExistsError):
+            await store.create(prefix + "a", b"two")
+        kv = await store.get(prefix + "a")
+        assert kv is not None and (kv.value, kv.mod_revision) == (b"one", rev)
+
+    async def test_update_with_current_revision(self, store: Store, prefix: str) -> None:
+        r1 = await store.create(prefix + "a", b"one")
+        r2 = await store.update(prefix + "a", b"two", r1)
+        assert r2 > r1
+        kv = await store.get(prefix + "a")
+        assert kv is not None
+        assert (kv.value, kv.mod_revision, kv.create_revision) == (b"two", r2, r1)
+
+    async def test_stale_update_is_a_conflict_and_changes_nothing(self, store: Store, prefix: str) -> None:
+        r1 = await store.create(prefix + "a", b"one")
+        r2 = await store.update(prefix + "a", b"two", r1)
+        with pytest.raises(ConflictError) as err:
+            await store.update(prefix + "a", b"three", r1)
+        assert err.value.current_revision == r2
+        assert err.value.key == prefix + "a"
+        kv = await store.get(prefix + "a")
+        assert kv is not None and (kv.value, kv.mod_revision) == (b"two", r2)
+
+    async def test_unconditional_update(self, store: Store, prefix: str) -> None:
+        await store.create(prefix + "a", b"one")
+        rev = await store.update(prefix + "a", b"two", 0)
+        kv = await store.get(prefix + "a")
+        assert kv is not None and (kv.value, kv.mod_revision) == (b"two", rev)
+
+    async def test_update_missing(self, store: Store, prefix: str) -> None:
+        with pytest.raises(KeyNotFoundError):
+            await store.update(prefix + "nope", b"x", 0)
+        with pytest.raises(KeyNotFoundError):
+            await store.update(prefix + "nope", b"x", 5)
+        assert await store.get(prefix + "nope") is None
+
+    async def test_delete(self, store: Store, prefix: str) -> None:
+        r1 = await store.create(prefix + "a", b"one")
+        r2 = await store.delete(prefix + "a", r1)
+        assert r2 > r1
+        assert await store.get(prefix + "a") is None
+        with pytest.raises(KeyNotFoundError):
+            await store.delete(prefix + "a")
+
+    async def test_stale_delete_is_a_conflict(self, store: Store, prefix: str) -> None:
+        r1 = await store.create(prefix + "a", b"one")
+        r2 = await store.update(prefix + "a", b"two", r1)
+        with pytest.raises(ConflictError) as err:
+            await store.delete(prefix + "a", r1)
+        assert err.value.current_revision == r2
+        assert await store.get(prefix + "a") is not None
+        await store.delete(prefix + "a")
+        assert await store.get(prefix + "a") is None
+
+    async def test_recreate_after_delete(self, store: Store, prefix: str) -> None:
+        await store.create(prefix + "a", b"one")
+        await store.delete(prefix + "a")
+        rev = await store.create(prefix + "a", b"again")
+        kv = await store.get(prefix + "a")
+        assert kv is not None and (kv.value, kv.create_revision) == (b"again", rev)
+
+    async def test_revisions_are_global_and_strictly_increasing(self, store: Store, prefix: str) -> None:
+        revs = [await store.create(prefix + f"k{i}", b"v") for i in range(5)]
+        revs.append(await store.update(prefix + "k0", b"w", revs[0]))
+        revs.append(await store.delete(prefix + "k1"))
+        assert revs == sorted(set(revs))
+        assert await store.current_revision() == revs[-1]
+
+    # -- list ----------------------------------------------------------------
+
+    async def test_list_is_sorted_prefix_bounded_and_returns_the_revision(self, store: Store, prefix: str) -> None:
+        for name in ["c", "a", "b"]:
+            await store.create(prefix + "items/" + name, name.encode())
+        # A sibling whose name extends the prefix string must not leak into an
+        # exact-directory listing ("items/" vs "itemsX/").
+        await store.create(prefix + "itemsX/z", b"z")
+        items, rev = await store.list(prefix + "items/")
+        assert [kv.key for kv in items] == [prefix + "items/" + n for n in "abc"]
+        assert [kv.value for kv in items] == [b"a", b"b", b"c"]
+        assert rev == await store.current_revision()
+        assert rev >= max(kv.mod_revision for kv in items)
+        empty, rev2 = await store.list(prefix + "none/")
+        assert empty == [] and rev2 == rev
+
+    # -- CAS under concurrency -----------------------------------------------
+
+    async def test_concurrent_increments_lose_nothing(self, store: Store, prefix: str) -> None:
+        key = prefix + "counter"
+        await store.create(key, b"0")
+        successes = conflicts = 0
+
+        async def worker() -> None:
+            nonlocal successes, conflicts
+            for _ in range(8):
+                kv = await store.get(key)
+                assert kv is not None
+                try:
+                    await store.update(key, str(int(kv.value) + 1).encode(), kv.mod_revision)
+                    successes += 1
+                except ConflictError:
+                    conflicts += 1
+
+        await asyncio.gather(*(worker() for _ in range(16)))
+        kv = await store.get(key)
+        assert kv is not None
+        assert successes + conflicts == 16 * 8
+        assert int(kv.value) == successes
+        # 16 writers that all read before writing must collide.
+        assert conflicts > 0
+
+    # -- watch ---------------------------------------------------------------
+
+    async def test_list_then_watch_misses_nothing_across_1000_writes(self, store: Store, prefix: str) -> None:
+        p = prefix + "many/"
+        for i in range(10):
+            await store.create(p + f"pre{i}", b"x")
+        _, rev = await store.list(p)
+        expected: list[int] = []
+
+        async def writer(w: int) -> None:
+            # 10 writers x 100 writes: creates, updates and deletes.
+            key = p + f"w{w}"
+            r = await store.create(key, b"0")
+            expected.append(r)
+            for i in range(1, 99):
+                r = await store.update(key, str(i).encode(), r)
+                expected.append(r)
+            expected.append(await store.delete(key, r))
+
+        watch = Collector(store, p, rev + 1)
+        try:
+            await asyncio.gather(*(writer(w) for w in range(10)))
+            assert len(expected) == 1000
+            events = list(await watch.wait_until(max(expected)))
+        finally:
+            await watch.close()
+        revs = [e.mod_revision for e in events]
+        assert revs == sorted(expected), "watch from list revision + 1 missed, duplicated or reordered events"
+        assert sum(e.type == "DELETE" for e in events) == 10
+
+    async def test_concurrent_watch_sees_writes_live(self, store: Store, prefix: str) -> None:
+        rev = await store.current_revision()
+        watch = Collector(store, prefix, rev + 1)
+        try:
+            revs = [await store.create(prefix + f"live{i}", b"v") for i in range(50)]
+            events = await watch.wait_until(revs[-1])
+            assert [e.mod_revision for e in events] == revs
+        finally:
+            await watch.close()
+
+    async def test_watch_replays_history_and_orders_events(self, store: Store, prefix: str) -> None:
+        r1 = await store.create(prefix + "b", b"1")
+        r2 = await store.create(prefix + "a", b"2")
+        r3 = await store.update(prefix + "b", b"3", r1)
+        await store.create(prefix.rstrip("/") + "-other/x", b"not mine")
+        r4 = await store.delete(prefix + "a", r2)
+        events = await collect(store, prefix, r1, until_revision=r4)
+        assert [(e.type, e.key, e.value, e.mod_revision, e.prev_value) for e in events] == [
+            ("PUT", prefix + "b", b"1", r1, None),
+            ("PUT", prefix + "a", b"2", r2, None),
+            ("PUT", prefix + "b", b"3", r3, b"1"),
+            ("DELETE", prefix + "a", b"2", r4, b"2"),
+        ]
+        # From the middle of history.
+        later = await collect(store, prefix, r3, until_revision=r4)
+        assert [e.mod_revision for e in later] == [r3, r4]
+
+    async def test_delete_event_carries_the_previous_value(self, store: Store, prefix: str) -> None:
+        r1 = await store.create(prefix + "gone", b"last words")
+        r2 = await store.update(prefix + "gone", b"final words", r1)
+        r3 = await store.delete(prefix + "gone", r2)
+        events = await collect(store, prefix, r3, until_revision=r3)
+        assert len(events) == 1
+        ev = events[0]
+        assert (ev.type, ev.key, ev.value, ev.prev_value, ev.mod_revision) == (
+            "DELETE", prefix + "gone", b"final words", b"final words", r3)
+
+    # -- compaction ----------------------------------------------------------
+
+    async def test_compacted_watch_raises_then_relist_and_watch_works(self, store: Store, prefix: str) -> None:
+        r1 = await store.create(prefix + "a", b"1")
+        r = r1
+        for i in range(2, 6):
+            r = await store.update(prefix + "a", str(i).encode(), r)
+        await store.compact(r)
+        with pytest.raises(CompactedError) as err:
+            await collect(store, prefix, r1, until_revision=r)
+        assert err.value.compact_revision >= r
+        # Relist, then watch from the list's revision + 1.
+        items, rev = await store.list(prefix)
+        assert [(kv.key, kv.value) for kv in items] == [(prefix + "a", b"5")]
+        r_new = await store.update(prefix + "a", b"6", r)
+        events = await collect(store, prefix, rev + 1, until_revision=r_new)
+        assert [(e.value, e.mod_revision) for e in events] == [(b"6", r_new)]
+
+    async def test_compacting_an_old_revision_again_is_an_error(self, store: Store, prefix: str) -> None:
+        r = await store.create(prefix + "a", b"1")
+        await store.compact(r)
+        with pytest.raises(StoreError):
+            await store.compact(r)
+
+    # -- leases --------------------------------------------------------------
+
+    async def test_lease_expiry_deletes_keys_with_a_delete_event(self, store: Store, prefix: str) -> None:
+        lease = await store.grant_lease(1)
+        r1 = await store.create(prefix + "leased", b"v", lease=lease)
+        await store.create(prefix + "kept", b"v")
+        kv = await store.get(prefix + "leased")
+        assert kv is not None and kv.lease == lease
+
+        async def gone() -> bool:
+            return await store.get(prefix + "leased") is None
+
+        await wait_for(gone, "the leased key to vanish after its lease expired", timeout=15)
+        assert await store.get(prefix + "kept") is not None
+        assert await store.keepalive(lease) is False
+        rev = await store.current_revision()
+        events = await collect(store, prefix + "leased", r1, until_revision=rev)
+        assert [e.type for e in events] == ["PUT", "DELETE"]
+        assert events[1].prev_value == b"v"
+
+    async def test_keepalive_keeps_and_revoke_deletes(self, store: Store, prefix: str) -> None:
+        lease = await store.grant_lease(2)
+        r1 = await store.create(prefix + "leased", b"v", lease=lease)
+        # An update keeps the key's lease.
+        await store.update(prefix + "leased", b"w", r1)
+        kv = await store.get(prefix + "leased")
+        assert kv is not None and kv.lease == lease
+        for _ in range(6):
+            assert await store.keepalive(lease) is True
+            await asyncio.sleep(0.5)  # 3 s in all, longer than the TTL: keepalive must be what keeps it
+        assert await store.get(prefix + "leased") is not None
+        await store.revoke(lease)
+        assert await store.get(prefix + "leased") is None
+        assert await store.keepalive(lease) is False
+
+    async def test_create_with_unknown_lease_fails(self, store: Store, prefix: str) -> None:
+        with pytest.raises(StoreError):
+            await store.create(prefix + "x", b"v", lease=0x7777_7777)
+        assert await store.get(prefix + "x") is None

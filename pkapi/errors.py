@@ -49,7 +49,7 @@ class ApiError(Exception):
         return f"[{self.reason}] {self.message}"
 
     @classmethod
-    def from_wire(cls, code: grpc.StatusCode, details: str | None) -> "ApiError":
+    def from_wire(cls, code: grpc.StatusCode, details: str | None) -> ApiError:
         details = details or ""
         if details.startswith("[") and "] " in details:
             reason, _, msg = details[1:].partition("] ")

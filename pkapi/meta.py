@@ -158,7 +158,7 @@ def from_dict(d: dict[str, Any], message: type[Message]) -> Message:
 
 
 def now() -> _dt.datetime:
-    return _dt.datetime.now(_dt.timezone.utc)
+    return _dt.datetime.now(_dt.UTC)
 
 
 def set_timestamp(ts: Any, when: _dt.datetime | None = None) -> None:

@@ -59,7 +59,7 @@ class ClusterClient:
     async def close(self) -> None:
         await self.channel.close()
 
-    async def __aenter__(self) -> "ClusterClient":
+    async def __aenter__(self) -> ClusterClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:

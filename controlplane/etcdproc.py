@@ -1,0 +1,320 @@
+"""EtcdProcess: a local etcd server run as a supervised child process.
+
+Used by pk-controlplane when no --etcd-servers is given (the "embedded
+default"), by `pkctl lab`, and by the test fixtures. Standard library only.
+
+- Listens on loopback only: client and peer ports are chosen free on
+  127.0.0.1 when 0 is passed, and then kept, so stop() + start() brings the
+  same member back on the same endpoint and data (what a restart test needs).
+- Data lives in <data_dir>/member (etcd's own layout); etcd's log goes to
+  <data_dir>/etcd.log (appended, so a restart keeps the earlier log).
+- start() returns once etcd answers /health, or raises EtcdStartError with
+  the log's tail if etcd exits or the deadline passes. stop() sends SIGTERM
+  to the child's PID, then SIGKILL after a grace period, and reaps it.
+- If this process dies without calling stop(), the child gets SIGTERM too
+  (PR_SET_PDEATHSIG via setpriv(1) when it is installed), so a crashed
+  control plane does not leave an orphan etcd. Linux delivers that signal
+  when the *thread* that started the child exits: call start() from the
+  event loop's thread, not from asyncio.to_thread.
+
+Concurrency: one EtcdProcess is driven by one task at a time; start() and
+stop() must not run concurrently on the same object. Nothing here blocks the
+event loop for long (health probes have 0.5 s timeouts; waits poll).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from typing import IO
+
+ETCD_BINARY = "/usr/bin/etcd"
+LOG_NAME = "etcd.log"
+
+
+class EtcdStartError(RuntimeError):
+    """etcd did not become healthy; the message ends with its log's tail."""
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free on host a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+class EtcdProcess:
+    """One single-member etcd cluster on loopback (see module docstring)."""
+
+    def __init__(
+        self,
+        data_dir: str,
+        client_port: int = 0,
+        peer_port: int = 0,
+        *,
+        name: str = "pocketkube",
+        binary: str = ETCD_BINARY,
+        auto_compaction_retention: str = "1h",
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.data_dir = os.path.abspath(data_dir)
+        self.name = name
+        self.binary = binary
+        self.auto_compaction_retention = auto_compaction_retention
+        self.extra_args = list(extra_args or [])
+        self._fixed_ports = bool(client_port or peer_port)
+        self.client_port = client_port or free_port()
+        self.peer_port = peer_port or free_port()
+        while self.peer_port == self.client_port:
+            self.peer_port = free_port()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    # -- properties ----------------------------------------------------------
+
+    @property
+    def endpoint(self) -> str:
+        """The client URL, "http://127.0.0.1:PORT"."""
+        return f"http://127.0.0.1:{self.client_port}"
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.data_dir, LOG_NAME)
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
+
+    # -- command line --------------------------------------------------------
+
+    def command(self) -> list[str]:
+        client = f"http://127.0.0.1:{self.client_port}"
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        cmd = [
+            self.binary,
+            "--name", self.name,
+            "--data-dir", self.data_dir,
+            "--listen-client-urls", client,
+            "--advertise-client-urls", client,
+            "--listen-peer-urls", peer,
+            "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"{self.name}={peer}",
+            "--initial-cluster-state", "new",
+            "--initial-cluster-token", f"pocketkube-{self.peer_port}",
+            # One member, no peers to wait for: a short election timeout makes
+            # a (re)start take ~0.1 s instead of ~1 s; ticks are cheap alone.
+            "--heartbeat-interval", "10",
+            "--election-timeout", "100",
+            "--logger", "zap",
+            "--log-outputs", "stderr",
+        ]
+        if self.auto_compaction_retention:
+            cmd += ["--auto-compaction-mode", "periodic",
+                    "--auto-compaction-retention", self.auto_compaction_retention]
+        cmd += self.extra_args
+        setpriv = shutil.which("setpriv")
+        if setpriv:
+            cmd = [setpriv, "--pdeathsig", "TERM", "--", *cmd]
+        return cmd
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 64 * 1024))
+                text = f.read().decode("utf-8", "replace")
+        except OSError as e:
+            return f"(no log: {e})"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- start ---------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        if self.running:
+            raise RuntimeError(f"etcd already running (pid {self.pid})")
+        os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+        os.chmod(self.data_dir, 0o700)  # etcd warns about (and 3.5 rejects) wider modes
+        if not os.access(self.binary, os.X_OK):
+            raise EtcdStartError(f"etcd binary {self.binary} not found or not executable "
+                                 "(Debian/Ubuntu: apt-get install etcd-server)")
+        # Our own ports only: drop ETCD_* settings inherited from the environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap()
+        self._log.write(f"--- pocketkube: starting etcd on {self.endpoint} at {time.ctime()}\n".encode())
+        self._log.flush()
+        self._proc = subprocess.Popen(
+            self.command(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            close_fds=True,
+            # Own process group: a terminal's Ctrl-C goes to the control plane,
+            # which then stops etcd in order (after its own shutdown).
+            start_new_session=True,
+        )
+
+    def _died_message(self, why: str) -> str:
+        return f"etcd {why} (endpoint {self.endpoint}, data {self.data_dir}); last lines of {self.log_path}:\n{self.log_tail()}"
+
+    def _repick_ports(self) -> bool:
+        """After a failed start with ports we chose, pick new ones if another
+        process took ours in the meantime (the free_port race)."""
+        if self._fixed_ports or (_port_free(self.client_port) and _port_free(self.peer_port)):
+            return False
+        self.client_port, self.peer_port = free_port(), free_port()
+        return True
+
+    async def start(self, timeout: float = 20.0) -> None:
+        """Start etcd and wait until it is healthy (see module docstring)."""
+        for _attempt in range(3):
+            self._spawn()
+            deadline = time.monotonic() + timeout
+            while True:
+                if not self.running:
+                    self._reap()
+                    if self._repick_ports():
+                        break  # retry on new ports
+                    raise EtcdStartError(self._died_message(f"exited with code {self.returncode}"))
+                if await _healthy_async(self.client_port):
+                    return
+                if time.monotonic() > deadline:
+                    await self.stop()
+                    raise EtcdStartError(self._died_message(f"not healthy after {timeout}s"))
+                await asyncio.sleep(0.05)
+        raise EtcdStartError(self._died_message("could not get free ports"))
+
+    def start_blocking(self, timeout: float = 20.0) -> None:
+        """start() for callers without an event loop (session test fixtures)."""
+        for _attempt in range(3):
+            self._spawn()
+            deadline = time.monotonic() + timeout
+            while True:
+                if not self.running:
+                    self._reap()
+                    if self._repick_ports():
+                        break
+                    raise EtcdStartError(self._died_message(f"exited with code {self.returncode}"))
+                if _healthy_blocking(self.client_port):
+                    return
+                if time.monotonic() > deadline:
+                    self.stop_blocking()
+                    raise EtcdStartError(self._died_message(f"not healthy after {timeout}s"))
+                time.sleep(0.05)
+        raise EtcdStartError(self._died_message("could not get free ports"))
+
+    # -- stop ----------------------------------------------------------------
+
+    def _reap(self) -> None:
+        if self._proc is not None:
+            self._proc.poll()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def _signal(self, sig: int) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            try:
+                os.kill(self._proc.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after grace seconds; returns once reaped."""
+        if self._proc is None:
+            return
+        self._signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while self._proc.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        if self._proc.poll() is None:
+            self._signal(signal.SIGKILL)
+            while self._proc.poll() is None:
+                await asyncio.sleep(0.02)
+        self._reap()
+
+    def stop_blocking(self, grace: float = 5.0) -> None:
+        if self._proc is None:
+            return
+        self._signal(signal.SIGTERM)
+        try:
+            self._proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            self._signal(signal.SIGKILL)
+            self._proc.wait()
+        self._reap()
+
+    def kill(self) -> None:
+        """SIGKILL without waiting (a crash, for tests); stop() reaps."""
+        self._signal(signal.SIGKILL)
+
+    async def wait(self) -> int:
+        """Until etcd exits (for a supervisor); returns its exit code."""
+        while self._proc is not None and self._proc.poll() is None:
+            await asyncio.sleep(0.2)
+        return self.returncode if self.returncode is not None else 0
+
+    async def __aenter__(self) -> EtcdProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+# -- health probes: GET /health on the client port ----------------------------
+
+_HEALTH_REQUEST = b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+def _is_healthy_response(data: bytes) -> bool:
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n", 1)[0] and b'"health":"true"' in body.replace(b" ", b"")
+
+
+async def _healthy_async(port: int) -> bool:
+    try:
+        async with asyncio.timeout(0.5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            try:
+                writer.write(_HEALTH_REQUEST)
+                data = await reader.read()
+            finally:
+                writer.close()
+    except (OSError, TimeoutError):
+        return False
+    return _is_healthy_response(data)
+
+
+def _healthy_blocking(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(_HEALTH_REQUEST)
+            chunks = []
+            while chunk := s.recv(4096):
+                chunks.append(chunk)
+    except OSError:
+        return False
+    return _is_healthy_response(b"".join(chunks))

@@ -1,0 +1,117 @@
+"""EventRecorder: pure key function and de-duplication by count."""
+
+import asyncio
+from typing import Any
+
+from pkapi.client.events import EventRecorder, event_key, involved_reference, new_event
+from pkapi.errors import ApiError, not_found
+from pkapi.v1 import core_pb2
+
+
+def _pod(name: str = "web-1", ns: str = "default", uid: str = "u1") -> core_pb2.Pod:
+    p = core_pb2.Pod()
+    p.metadata.name, p.metadata.namespace, p.metadata.uid = name, ns, uid
+    p.metadata.resource_version = "7"
+    return p
+
+
+class FakeEventsClient:
+    """Records create/update of Events as an API server would store them."""
+
+    def __init__(self) -> None:
+        self.store: dict[tuple[str, str], core_pb2.Event] = {}
+        self.creates = 0
+        self.updates = 0
+
+    async def create(self, ev: core_pb2.Event) -> core_pb2.Event:
+        await asyncio.sleep(0.001)
+        k = (ev.metadata.namespace, ev.metadata.name)
+        if k in self.store:
+            raise ApiError("AlreadyExists", "exists")
+        self.creates += 1
+        out = core_pb2.Event()
+        out.CopyFrom(ev)
+        self.store[k] = out
+        return out
+
+    async def update(self, ev: core_pb2.Event) -> core_pb2.Event:
+        await asyncio.sleep(0.001)
+        k = (ev.metadata.namespace, ev.metadata.name)
+        if k not in self.store:
+            raise not_found("events", ev.metadata.name)
+        self.updates += 1
+        out = core_pb2.Event()
+        out.CopyFrom(ev)
+        self.store[k] = out
+        return out
+
+
+def test_event_key_ignores_time_and_object_version() -> None:
+    ref = involved_reference(_pod())
+    a = new_event(ref, "Normal", "Scheduled", "m", "scheduler", "", 1_000_000_000_123)
+    ref2 = involved_reference(_pod())
+    ref2.resource_version = "99"
+    b = new_event(ref2, "Normal", "Scheduled", "m", "scheduler", "", 5_000_000_000_000)
+    assert event_key(a) == event_key(b)
+    assert a.metadata.name != b.metadata.name
+
+
+def test_event_key_distinguishes_what_matters() -> None:
+    ref = involved_reference(_pod())
+    base = new_event(ref, "Normal", "Scheduled", "m", "scheduler", "", 1)
+    variants = [
+        new_event(ref, "Warning", "Scheduled", "m", "scheduler", "", 1),
+        new_event(ref, "Normal", "Pulled", "m", "scheduler", "", 1),
+        new_event(ref, "Normal", "Scheduled", "other", "scheduler", "", 1),
+        new_event(ref, "Normal", "Scheduled", "m", "kubelet", "", 1),
+        new_event(ref, "Normal", "Scheduled", "m", "scheduler", "n1", 1),
+        new_event(involved_reference(_pod(uid="u2")), "Normal", "Scheduled", "m", "scheduler", "", 1),
+        new_event(involved_reference(_pod(name="web-2")), "Normal", "Scheduled", "m", "scheduler", "", 1),
+        new_event(involved_reference(_pod(ns="other")), "Normal", "Scheduled", "m", "scheduler", "", 1),
+    ]
+    keys = {event_key(v) for v in variants}
+    assert event_key(base) not in keys and len(keys) == len(variants)
+
+
+def test_new_event_shape() -> None:
+    node = core_pb2.Node()
+    node.metadata.name = "n1"
+    ev = new_event(involved_reference(node), "Normal", "NodeNotReady", "Node n1 status is now: NodeNotReady",
+                   "node-controller", "", 1_700_000_000_500_000_000)
+    assert ev.metadata.namespace == "default"  # cluster-scoped objects' events
+    assert ev.metadata.name == f"n1.{1_700_000_000_500_000_000:x}"
+    assert ev.involved_object.kind == "Node" and ev.involved_object.api_version == "v1"
+    assert ev.count == 1 and ev.first_timestamp.seconds == 1_700_000_000
+    assert ev.last_timestamp == ev.first_timestamp
+
+
+async def test_repeats_bump_count_concurrently_without_duplicates() -> None:
+    client = FakeEventsClient()
+    rec = EventRecorder(client, "scheduler")
+    pod = _pod()
+    tasks = [rec.event(pod, "Warning", "FailedScheduling", "0/3 nodes are available") for _ in range(5)]
+    rec.event(pod, "Normal", "Scheduled", "assigned")
+    await asyncio.gather(*tasks)
+    await rec.flush()
+    assert client.creates == 2
+    failed = [e for e in client.store.values() if e.reason == "FailedScheduling"]
+    assert len(failed) == 1 and failed[0].count == 5
+
+
+async def test_expired_event_is_created_again() -> None:
+    client = FakeEventsClient()
+    rec = EventRecorder(client, "c")
+    pod = _pod()
+    await rec.event(pod, "Normal", "X", "m")
+    client.store.clear()  # event GC removed it
+    ev = await rec.event(pod, "Normal", "X", "m")
+    assert ev is not None and ev.count == 1 and client.creates == 2
+
+
+async def test_failures_are_swallowed() -> None:
+    class Broken:
+        async def create(self, ev: Any) -> Any:
+            raise ApiError("InternalError", "boom")
+
+    rec = EventRecorder(Broken(), "c")
+    assert await rec.event(_pod(), "Normal", "X", "m") is None

@@ -1,0 +1,161 @@
+"""The Runtime contract, run against FakeRuntime here and against the real
+Docker Engine by tests/integration/test_agent_runtime.py (same class)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from typing import Any, AsyncIterator
+
+import pytest
+
+from agent.runtime import (
+    ContainerConfig,
+    ContainerNotFound,
+    FakeRuntime,
+    ImagePullError,
+    PortBinding,
+    PortInUse,
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def wait_for(what: str, fn: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await fn()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class RuntimeContract:
+    """Subclasses provide the `runtime` fixture (async, yields a Runtime)."""
+
+    @pytest.fixture
+    def labels(self) -> dict[str, str]:
+        return {"io.pocketkube.node": f"contract-{uuid.uuid4().hex[:8]}"}
+
+    @pytest.fixture
+    async def cleanup(self, runtime: Any, labels: dict[str, str]) -> AsyncIterator[None]:
+        yield
+        for c in await runtime.list_containers(labels):
+            await runtime.remove(c.id)
+
+    def config(self, labels: dict[str, str], image: str = "pocketkube/hello:1", **kw: Any) -> ContainerConfig:
+        return ContainerConfig(name=f"pkt-{uuid.uuid4().hex[:10]}", image=image, labels=dict(labels), **kw)
+
+    async def test_images(self, runtime: Any) -> None:
+        assert await runtime.image_id("pocketkube/hello:1")
+        assert await runtime.image_id("pocketkube/does-not-exist:1") is None
+        with pytest.raises(ImagePullError) as err:
+            await runtime.pull("127.0.0.1:1/pocketkube/does-not-exist:1")
+        assert str(err.value)
+
+    async def test_lifecycle(self, runtime: Any, labels: dict[str, str], cleanup: None) -> None:
+        cid = await runtime.create(self.config(labels, env={"PORT": "8080"}, hostname="h1"))
+        st = await runtime.inspect(cid)
+        assert st.status == "created" and labels.items() <= st.labels.items()
+        await runtime.start(cid)
+        st = await runtime.inspect(cid)
+        assert st.running and st.started_at is not None
+        assert [c.id for c in await runtime.list_containers(labels)] == [cid]
+        await runtime.stop(cid, timeout=5)
+        st = await runtime.inspect(cid)
+        assert st.exited and st.finished_at is not None
+        await runtime.stop(cid, timeout=5)  # stopping twice is fine
+        await runtime.remove(cid)
+        await runtime.remove(cid)  # so is removing twice
+        with pytest.raises(ContainerNotFound):
+            await runtime.inspect(cid)
+        assert await runtime.list_containers(labels) == []
+
+    async def test_crash_exit_code_and_events(self, runtime: Any, labels: dict[str, str], cleanup: None) -> None:
+        events: list[str] = []
+
+        async def collect() -> None:
+            async for ev in runtime.events(labels):
+                events.append(ev.action)
+
+        task = asyncio.create_task(collect())
+        await asyncio.sleep(0.2)  # the subscription is asynchronous on a real engine
+        try:
+            cid = await runtime.create(
+                self.config(labels, image="pocketkube/crash:1", env={"CRASH_AFTER": "0.3", "EXIT_CODE": "3"})
+            )
+            await runtime.start(cid)
+
+            async def exited() -> bool:
+                return bool((await runtime.inspect(cid)).exited)
+
+            await wait_for("the crash container to exit", exited)
+            st = await runtime.inspect(cid)
+            assert st.exit_code == 3
+            await wait_for("a die event", lambda: _true("die" in events))
+            assert "start" in events
+            logs = b"".join([c async for c in runtime.logs(cid)])
+            assert logs
+        finally:
+            task.cancel()
+
+    async def test_port_conflict(self, runtime: Any, labels: dict[str, str], cleanup: None) -> None:
+        port = free_port()
+        bind = [PortBinding(8080, "TCP", "127.0.0.1", port)]
+        a = await runtime.create(self.config(labels, ports=bind))
+        await runtime.start(a)
+        b = await runtime.create(self.config(labels, ports=bind))
+        with pytest.raises(PortInUse):
+            await runtime.start(b)
+
+    async def test_exec(self, runtime: Any, labels: dict[str, str], cleanup: None) -> None:
+        cid = await runtime.create(self.config(labels))
+        await runtime.start(cid)
+        code, _ = await runtime.exec(cid, ["true"], timeout=5)
+        assert code == 0
+        code, _ = await runtime.exec(cid, ["false"], timeout=5)
+        assert code == 1
+
+
+async def _true(v: bool) -> bool:
+    return v
+
+
+class TestFakeRuntime(RuntimeContract):
+    @pytest.fixture
+    async def runtime(self) -> AsyncIterator[FakeRuntime]:
+        rt = FakeRuntime()
+        rt.exec_results["false"] = (1, b"")
+        yield rt
+        await rt.close()
+
+    async def test_pull_when_pullable(self, runtime: FakeRuntime) -> None:
+        runtime.pullable.add("example/app:1")
+        assert await runtime.image_id("example/app:1") is None
+        assert await runtime.pull("example/app:1")
+        assert await runtime.image_id("example/app:1")
+
+    async def test_stubborn_container_killed_after_timeout(self, runtime: FakeRuntime) -> None:
+        runtime.ignore_sigterm.add("pocketkube/hello:1")
+        cid = await runtime.create(self.config({"x": "y"}))
+        await runtime.start(cid)
+        t0 = time.monotonic()
+        await runtime.stop(cid, timeout=0.2)
+        assert time.monotonic() - t0 >= 0.2
+        assert (await runtime.inspect(cid)).exit_code == 137
+
+    async def test_hundreds_of_containers_are_cheap(self, runtime: FakeRuntime) -> None:
+        t0 = time.monotonic()
+        for _ in range(500):
+            cid = await runtime.create(self.config({"n": "1"}))
+            await runtime.start(cid)
+        assert len(await runtime.list_containers({"n": "1"})) == 500
+        assert time.monotonic() - t0 < 2

@@ -328,15 +328,15 @@ class StoreContract:
         assert events[1].prev_value == b"v"
 
     async def test_keepalive_keeps_and_revoke_deletes(self, store: Store, prefix: str) -> None:
-        lease = await store.grant_lease(2)
+        lease = await store.grant_lease(1)
         r1 = await store.create(prefix + "leased", b"v", lease=lease)
         # An update keeps the key's lease.
         await store.update(prefix + "leased", b"w", r1)
         kv = await store.get(prefix + "leased")
         assert kv is not None and kv.lease == lease
-        for _ in range(6):
+        for _ in range(5):
             assert await store.keepalive(lease) is True
-            await asyncio.sleep(0.5)  # 3 s in all, longer than the TTL: keepalive must be what keeps it
+            await asyncio.sleep(0.3)  # 1.5 s in all, longer than the 1 s TTL: keepalive must be what keeps it
         assert await store.get(prefix + "leased") is not None
         await store.revoke(lease)
         assert await store.get(prefix + "leased") is None

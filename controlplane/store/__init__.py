@@ -13,12 +13,14 @@ from controlplane.store.base import (
     StoreError,
     UnavailableError,
 )
+from controlplane.store.etcd import EtcdStore
 from controlplane.store.memory import MemoryStore
 
 __all__ = [
     "KV",
     "CompactedError",
     "ConflictError",
+    "EtcdStore",
     "Event",
     "KeyExistsError",
     "KeyNotFoundError",

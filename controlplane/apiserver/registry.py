@@ -1,0 +1,636 @@
+"""The registry: every API verb over the Store, with Kubernetes' semantics.
+
+A write goes decode (servicer) -> locate (namespace, name, generateName) ->
+server-set metadata -> default -> validate -> allocate (Services) -> CAS
+write. Reads set metadata.resourceVersion from the key's mod_revision (it is
+never stored inside the value).
+
+Concurrency: many RPCs run concurrently on one event loop (and several
+control planes may share one etcd). Nothing is locked: every write is a
+compare-and-swap on the mod_revision the change was computed from. A write
+that carried the client's resourceVersion fails with Conflict; a write the
+server computed itself (unconditional Update, Apply, Delete's marking, node
+registration) re-reads and retries a few times, as Kubernetes'
+GuaranteedUpdate does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+from typing import Any, Awaitable, Callable
+
+from google.protobuf.message import Message
+
+from controlplane.store import ConflictError, KeyExistsError, KeyNotFoundError, Store
+from pkapi import defaults, meta, validation
+from pkapi.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from pkapi.meta import Kind
+
+log = logging.getLogger(__name__)
+
+# Namespaces that always exist and may not be deleted.
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+
+FOREGROUND = "foregroundDeletion"
+ORPHAN = "orphan"
+POLICIES = ("Background", "Foreground", "Orphan")
+
+# Server-computed writes retry this often on a CAS conflict before giving up.
+RETRIES = 16
+
+_GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+
+# Kinds whose status a create resets (clients may not create with status).
+_RESET_STATUS = ("Deployment", "ReplicaSet", "Service", "Pod")
+
+
+def _kind(name: str) -> Kind:
+    k = meta.kind_by_name(name)
+    assert k is not None, name
+    return k
+
+
+NS_KIND = _kind("Namespace")
+
+
+def encode(msg: Message) -> bytes:
+    """The stored form: the message without resourceVersion."""
+    md = msg.metadata  # type: ignore[attr-defined]
+    rv = md.resource_version
+    md.resource_version = ""
+    try:
+        return msg.SerializeToString(deterministic=True)
+    finally:
+        md.resource_version = rv
+
+
+def decode(kind: Kind, value: bytes, revision: int) -> Message:
+    msg = kind.message()
+    msg.ParseFromString(value)
+    msg.metadata.resource_version = str(revision)  # type: ignore[attr-defined]
+    return msg
+
+
+def _has(msg: Message, field: str) -> bool:
+    return field in msg.DESCRIPTOR.fields_by_name
+
+
+def _copy(msg: Message) -> Message:
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out
+
+
+def _same_ignoring_rv(a: Message, b: Message) -> bool:
+    return encode(a) == encode(b)
+
+
+def _parse_rv(rv: str) -> int:
+    try:
+        n = int(rv)
+    except ValueError:
+        raise bad_request(f'invalid resource version "{rv}"') from None
+    if n < 0:
+        raise bad_request(f'invalid resource version "{rv}"')
+    return n
+
+
+class Registry:
+    """Kubernetes' API semantics over a Store (see module docstring).
+
+    `allocator` is the Service IP/port allocator (controlplane.apiserver.
+    service_alloc.ServiceAllocator) or None."""
+
+    def __init__(self, store: Store, allocator: Any = None) -> None:
+        self.store = store
+        self.allocator = allocator
+        # Namespaces being emptied by this process (see finalize_namespace).
+        self._finalizing: dict[str, asyncio.Task[None]] = {}
+        self._closed = False
+
+    # -------------------------------------------------------------- helpers
+
+    def kind(self, resource: str) -> Kind:
+        k = meta.kind_by_resource(resource) or meta.lookup(resource)
+        if k is None:
+            raise ApiError("NotFound", f'the server could not find the requested resource "{resource}"')
+        return k
+
+    @staticmethod
+    def locate(msg: Message, default_namespace: str = "") -> tuple[Kind, str, str]:
+        k = meta.kind_of(msg)
+        md = msg.metadata  # type: ignore[attr-defined]
+        if k.namespaced:
+            if not md.namespace:
+                md.namespace = default_namespace or "default"
+        else:
+            md.namespace = ""
+        return k, md.namespace, md.name
+
+    async def _get_kv(self, k: Kind, ns: str, name: str) -> tuple[Message, int] | None:
+        kv = await self.store.get(meta.key(k.resource, ns if k.namespaced else "", name))
+        if kv is None:
+            return None
+        return decode(k, kv.value, kv.mod_revision), kv.mod_revision
+
+    async def _check_namespace(self, k: Kind, ns: str, name: str) -> None:
+        got = await self._get_kv(NS_KIND, "", ns)
+        if got is None:
+            raise not_found("namespaces", ns)
+        nsobj = got[0]
+        if nsobj.metadata.HasField("deletion_timestamp"):  # type: ignore[attr-defined]
+            raise ApiError(
+                "Forbidden",
+                f'{k.qualified} "{name}" is forbidden: unable to create new content in namespace {ns} '
+                "because it is being terminated",
+            )
+
+    # ---------------------------------------------------------------- reads
+
+    async def get(self, resource: str, namespace: str, name: str) -> Message:
+        k = self.kind(resource)
+        got = await self._get_kv(k, namespace if k.namespaced else "", name)
+        if got is None:
+            raise not_found(k.qualified, name)
+        return got[0]
+
+    async def list(self, k: Kind, namespace: str) -> tuple[list[Message], int]:
+        prefix = f"/registry/{k.resource}/"
+        if k.namespaced and namespace:
+            prefix += f"{namespace}/"
+        kvs, rev = await self.store.list(prefix)
+        return [decode(k, kv.value, kv.mod_revision) for kv in kvs], rev
+
+    # --------------------------------------------------------------- create
+
+    async def create(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> Message:
+        msg = _copy(msg)
+        k, ns, _ = self.locate(msg, default_namespace)
+        md = msg.metadata  # type: ignore[attr-defined]
+        generated = not md.name and bool(md.generate_name)
+        for _attempt in range(8 if generated else 1):
+            if generated:
+                md.name = md.generate_name + "".join(random.choice(_GEN_CHARS) for _ in range(5))
+            try:
+                return await self._create_once(k, msg, dry_run)
+            except ApiError as e:
+                if not (generated and e.reason == "AlreadyExists"):
+                    raise
+        raise ApiError("AlreadyExists", f'{k.qualified} "{md.name}" already exists (generateName)')
+
+    async def _create_once(self, k: Kind, msg: Message, dry_run: bool) -> Message:
+        md = msg.metadata  # type: ignore[attr-defined]
+        md.uid = meta.new_uid()
+        meta.set_timestamp(md.creation_timestamp)
+        md.resource_version = ""
+        md.ClearField("deletion_timestamp")
+        md.ClearField("deletion_grace_period_seconds")
+        md.generation = 1
+        if k.kind in _RESET_STATUS:
+            msg.ClearField("status")
+            if k.kind == "Pod":
+                msg.status.phase = "Pending"  # type: ignore[attr-defined]
+        if k.kind == "Namespace":
+            msg.ClearField("status")
+        defaults.apply(msg)
+        causes = validation.validate(msg)
+        if causes:
+            raise invalid(k.kind, md.name or md.generate_name, causes)
+        if k.namespaced:
+            await self._check_namespace(k, md.namespace, md.name)
+        allocated = False
+        if k.kind == "Service" and self.allocator is not None:
+            await self.allocator.on_create(msg, dry_run)
+            allocated = not dry_run
+        if dry_run:
+            return msg
+        key = meta.key(k.resource, md.namespace, md.name)
+        try:
+            rev = await self.store.create(key, encode(msg))
+        except KeyExistsError:
+            if allocated:
+                await self._release(msg)
+            raise already_exists(k.qualified, md.name) from None
+        except BaseException:
+            if allocated:
+                await self._release(msg)
+            raise
+        md.resource_version = str(rev)
+        return msg
+
+    async def _release(self, svc: Message) -> None:
+        if self.allocator is None:
+            return
+        try:
+            await self.allocator.on_delete(svc)
+        except Exception:  # the allocator's repair loop reclaims leaks
+            log.exception("releasing the allocations of %s", meta.ns_name(svc))
+
+    # --------------------------------------------------------------- update
+
+    async def _guaranteed_update(
+        self,
+        k: Kind,
+        ns: str,
+        name: str,
+        mutate: Callable[[Message], Awaitable[Message]],
+        precondition_rv: str = "",
+        dry_run: bool = False,
+    ) -> tuple[Message, Message | None]:
+        """Read, mutate, CAS-write; retry on conflict unless the client gave
+        a resourceVersion. Returns (result, old) where old is None when the
+        mutation changed nothing (no write)."""
+        key = meta.key(k.resource, ns, name)
+        for _attempt in range(RETRIES):
+            got = await self._get_kv(k, ns, name)
+            if got is None:
+                raise not_found(k.qualified, name)
+            old, rev = got
+            if precondition_rv and precondition_rv != str(rev):
+                raise conflict(k.qualified, name)
+            new = await mutate(_copy(old))
+            if _same_ignoring_rv(new, old):
+                return old, None
+            if dry_run:
+                return new, old
+            nmd = new.metadata  # type: ignore[attr-defined]
+            try:
+                if (
+                    nmd.HasField("deletion_timestamp")
+                    and not nmd.finalizers
+                    and not (nmd.HasField("deletion_grace_period_seconds") and nmd.deletion_grace_period_seconds > 0)
+                ):
+                    # The last finalizer went: the object is gone (Kubernetes
+                    # deletes during update in this case).
+                    drev = await self.store.delete(key, rev)
+                    await self._after_delete(k, new)
+                    nmd.resource_version = str(drev)
+                    return new, old
+                nrev = await self.store.update(key, encode(new), rev)
+            except ConflictError:
+                if precondition_rv:
+                    raise conflict(k.qualified, name) from None
+                continue
+            except KeyNotFoundError:
+                raise not_found(k.qualified, name) from None
+            nmd.resource_version = str(nrev)
+            return new, old
+        raise conflict(k.qualified, name)
+
+    def _prepare_update(self, k: Kind, old: Message, new: Message) -> None:
+        """Server-owned metadata and status come from the stored object."""
+        omd, nmd = old.metadata, new.metadata  # type: ignore[attr-defined]
+        nmd.name, nmd.namespace = omd.name, omd.namespace
+        nmd.uid = omd.uid
+        nmd.creation_timestamp.CopyFrom(omd.creation_timestamp)
+        nmd.generation = omd.generation
+        if omd.HasField("deletion_timestamp"):
+            nmd.deletion_timestamp.CopyFrom(omd.deletion_timestamp)
+        else:
+            nmd.ClearField("deletion_timestamp")
+        if omd.HasField("deletion_grace_period_seconds"):
+            nmd.deletion_grace_period_seconds = omd.deletion_grace_period_seconds
+        else:
+            nmd.ClearField("deletion_grace_period_seconds")
+        if _has(new, "status"):
+            new.status.CopyFrom(old.status)  # type: ignore[attr-defined]
+        defaults.apply(new)
+        if _has(new, "spec") and new.spec != old.spec:  # type: ignore[attr-defined]
+            nmd.generation = omd.generation + 1
+
+    async def _validated_update(self, k: Kind, old: Message, new: Message, dry_run: bool) -> Message:
+        causes = validation.validate(new) + validation.validate_update(old, new)
+        if causes:
+            raise invalid(k.kind, new.metadata.name, causes)  # type: ignore[attr-defined]
+        if k.kind == "Service" and self.allocator is not None and not _same_ignoring_rv(old, new):
+            await self.allocator.on_update(old, new, dry_run)
+        return new
+
+    async def update(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> Message:
+        incoming = _copy(msg)
+        k, ns, name = self.locate(incoming, default_namespace)
+        if not name:
+            raise invalid(k.kind, "", ["metadata.name: Required value: name is required"])
+
+        async def mutate(old: Message) -> Message:
+            new = _copy(incoming)
+            self._prepare_update(k, old, new)
+            return await self._validated_update(k, old, new, dry_run)
+
+        out, _ = await self._guaranteed_update(
+            k, ns, name, mutate, incoming.metadata.resource_version, dry_run  # type: ignore[attr-defined]
+        )
+        return out
+
+    async def update_status(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> Message:
+        incoming = _copy(msg)
+        k, ns, name = self.locate(incoming, default_namespace)
+        if not _has(incoming, "status"):
+            raise ApiError("MethodNotAllowed", f"{k.qualified} have no status")
+
+        async def mutate(old: Message) -> Message:
+            new = _copy(old)
+            new.status.CopyFrom(incoming.status)  # type: ignore[attr-defined]
+            causes = validation.validate_status(new)
+            if causes:
+                raise invalid(k.kind, name, causes)
+            return new
+
+        out, _ = await self._guaranteed_update(
+            k, ns, name, mutate, incoming.metadata.resource_version, dry_run  # type: ignore[attr-defined]
+        )
+        return out
+
+    # ---------------------------------------------------------------- apply
+
+    async def apply(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> tuple[Message, str]:
+        """kubectl apply: create, or replace what the manifest owns (spec or
+        the kind's data fields, labels, annotations) keeping server-set
+        fields (status, clusterIP, nodePorts, nodeName, ...). The result is
+        "unchanged" when the defaulted object equals the stored one."""
+        incoming = _copy(msg)
+        k, ns, name = self.locate(incoming, default_namespace)
+        if not name:
+            raise invalid(k.kind, "", ["metadata.name: Required value: name or generateName is required"])
+        for _attempt in range(RETRIES):
+            got = await self._get_kv(k, ns, name)
+            if got is None:
+                try:
+                    return await self.create(incoming, dry_run), "created"
+                except ApiError as e:
+                    if e.reason == "AlreadyExists":
+                        continue  # a concurrent create: apply onto it
+                    raise
+
+            async def mutate(old: Message) -> Message:
+                new = _copy(old)
+                _apply_onto(k, incoming, new, old)
+                self._prepare_update(k, old, new)
+                return await self._validated_update(k, old, new, dry_run)
+
+            try:
+                out, old = await self._guaranteed_update(k, ns, name, mutate, "", dry_run)
+            except ApiError as e:
+                if e.reason == "NotFound":
+                    continue  # deleted meanwhile: create it
+                raise
+            return out, ("unchanged" if old is None else "configured")
+        raise conflict(k.qualified, name)
+
+    # --------------------------------------------------------------- delete
+
+    async def delete(
+        self,
+        resource: str,
+        namespace: str,
+        name: str,
+        propagation_policy: str = "",
+        grace_period_seconds: int | None = None,
+        precondition_uid: str = "",
+        precondition_rv: str = "",
+        dry_run: bool = False,
+    ) -> Message:
+        k = self.kind(resource)
+        ns = namespace if k.namespaced else ""
+        if k.namespaced and not ns:
+            ns = "default"
+        policy = propagation_policy or "Background"
+        if policy not in POLICIES:
+            raise bad_request(
+                f'Unsupported value: "{policy}": supported values: "Background", "Foreground", "Orphan"'
+            )
+        if grace_period_seconds is not None and grace_period_seconds < 0:
+            grace_period_seconds = 0
+        if k.kind == "Namespace" and name in PROTECTED_NAMESPACES:
+            raise ApiError("Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be deleted')
+        key = meta.key(k.resource, ns, name)
+        for _attempt in range(RETRIES):
+            got = await self._get_kv(k, ns, name)
+            if got is None:
+                raise not_found(k.qualified, name)
+            old, rev = got
+            omd = old.metadata  # type: ignore[attr-defined]
+            if precondition_uid and precondition_uid != omd.uid:
+                raise ApiError(
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {k.qualified} "{name}": Precondition failed: '
+                    f"UID in precondition: {precondition_uid}, UID in object meta: {omd.uid}",
+                )
+            if precondition_rv and precondition_rv != str(rev):
+                raise ApiError(
+                    "Conflict",
+                    f'Operation cannot be fulfilled on {k.qualified} "{name}": Precondition failed: '
+                    f"ResourceVersion in precondition: {precondition_rv}, ResourceVersion in object meta: {rev}",
+                )
+            new = _copy(old)
+            nmd = new.metadata  # type: ignore[attr-defined]
+            if k.kind == "Namespace":
+                new.status.phase = "Terminating"  # type: ignore[attr-defined]
+                if not nmd.HasField("deletion_timestamp"):
+                    meta.set_timestamp(nmd.deletion_timestamp)
+                    nmd.deletion_grace_period_seconds = 0
+                if dry_run:
+                    return new
+                if not _same_ignoring_rv(new, old):
+                    try:
+                        nrev = await self.store.update(key, encode(new), rev)
+                    except ConflictError:
+                        continue
+                    nmd.resource_version = str(nrev)
+                self.start_namespace_finalizer(name)
+                return new
+            fins = list(nmd.finalizers)
+            if policy == "Orphan":
+                fins = [f for f in fins if f != FOREGROUND]
+                if ORPHAN not in fins:
+                    fins.append(ORPHAN)
+            elif policy == "Foreground":
+                fins = [f for f in fins if f != ORPHAN]
+                if FOREGROUND not in fins:
+                    fins.append(FOREGROUND)
+            grace = 0
+            if k.kind == "Pod":
+                spec, status = old.spec, old.status  # type: ignore[attr-defined]
+                if grace_period_seconds is not None:
+                    grace = grace_period_seconds
+                elif spec.HasField("termination_grace_period_seconds"):
+                    grace = spec.termination_grace_period_seconds
+                else:
+                    grace = defaults.DEFAULT_GRACE
+                # Nothing runs an unbound or finished pod: no grace needed.
+                if not spec.node_name or status.phase in ("Succeeded", "Failed"):
+                    grace = 0
+                if nmd.HasField("deletion_timestamp") and nmd.HasField("deletion_grace_period_seconds"):
+                    grace = min(grace, nmd.deletion_grace_period_seconds)
+            if not fins and grace == 0:
+                if dry_run:
+                    return old
+                try:
+                    drev = await self.store.delete(key, rev)
+                except ConflictError:
+                    continue
+                except KeyNotFoundError:
+                    raise not_found(k.qualified, name) from None
+                await self._after_delete(k, old)
+                omd.resource_version = str(drev)
+                return old
+            del nmd.finalizers[:]
+            nmd.finalizers.extend(fins)
+            when = meta.now() + dt.timedelta(seconds=grace)
+            if not nmd.HasField("deletion_timestamp") or (
+                nmd.HasField("deletion_grace_period_seconds") and grace < nmd.deletion_grace_period_seconds
+            ):
+                meta.set_timestamp(nmd.deletion_timestamp, when)
+                nmd.deletion_grace_period_seconds = grace
+            if dry_run or _same_ignoring_rv(new, old):
+                return new
+            try:
+                nrev = await self.store.update(key, encode(new), rev)
+            except ConflictError:
+                continue
+            except KeyNotFoundError:
+                raise not_found(k.qualified, name) from None
+            nmd.resource_version = str(nrev)
+            return new
+        raise conflict(k.qualified, name)
+
+    async def _after_delete(self, k: Kind, old: Message) -> None:
+        if k.kind == "Service":
+            await self._release(old)
+
+    # ----------------------------------------------------------- namespaces
+
+    async def ensure_system_namespaces(self) -> None:
+        ns_kind = NS_KIND
+        for name in SYSTEM_NAMESPACES:
+            if await self._get_kv(ns_kind, "", name) is not None:
+                continue
+            ns: Any = ns_kind.message()
+            ns.metadata.name = name
+            try:
+                await self.create(ns)
+            except ApiError as e:
+                if e.reason != "AlreadyExists":
+                    raise
+
+    def start_namespace_finalizer(self, name: str) -> None:
+        if self._closed:
+            return
+        task = self._finalizing.get(name)
+        if task is not None and not task.done():
+            return
+        self._finalizing[name] = asyncio.get_running_loop().create_task(self._finalize_namespace(name))
+
+    async def resume_namespace_finalizers(self) -> None:
+        """Namespaces another (or an earlier) process marked Terminating."""
+        items, _ = await self.list(NS_KIND, "")
+        for ns in items:
+            if ns.metadata.HasField("deletion_timestamp"):  # type: ignore[attr-defined]
+                self.start_namespace_finalizer(ns.metadata.name)  # type: ignore[attr-defined]
+
+    async def _finalize_namespace(self, name: str) -> None:
+        """Delete everything in the namespace, wait until it is gone (pods
+        bound to nodes leave when their agent has stopped them), then delete
+        the Namespace. Idempotent: several control planes may run it."""
+        try:
+            delay = 0.05
+            while True:
+                remaining = 0
+                for k in meta.KINDS:
+                    if not k.namespaced:
+                        continue
+                    items, _ = await self.list(k, name)
+                    for obj in items:
+                        remaining += 1
+                        md = obj.metadata  # type: ignore[attr-defined]
+                        if md.HasField("deletion_timestamp"):
+                            continue
+                        try:
+                            await self.delete(k.resource, name, md.name)
+                        except ApiError as e:
+                            if e.reason != "NotFound":
+                                log.warning("namespace %s: deleting %s/%s: %s", name, k.resource, md.name, e)
+                if remaining == 0:
+                    break
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            key = meta.key("namespaces", "", name)
+            kv = await self.store.get(key)
+            if kv is not None:
+                try:
+                    await self.store.delete(key, kv.mod_revision)
+                except (ConflictError, KeyNotFoundError):
+                    pass
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("finalizing namespace %s", name)
+        finally:
+            self._finalizing.pop(name, None)
+
+    async def close(self) -> None:
+        self._closed = True
+        tasks = list(self._finalizing.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# ------------------------------------------------------------------ apply
+
+
+def _apply_onto(k: Kind, incoming: Message, new: Message, old: Message) -> None:
+    """Copy what a manifest owns from `incoming` onto `new` (a copy of the
+    stored object), keeping server-set fields."""
+    imd, nmd = incoming.metadata, new.metadata  # type: ignore[attr-defined]
+    nmd.labels.clear()
+    nmd.labels.update(imd.labels)
+    nmd.annotations.clear()
+    nmd.annotations.update(imd.annotations)
+    if imd.owner_references:
+        del nmd.owner_references[:]
+        nmd.owner_references.extend(imd.owner_references)
+    for f in incoming.DESCRIPTOR.fields:
+        if f.name in ("api_version", "kind", "metadata", "status"):
+            continue
+        new.ClearField(f.name)
+        if f.is_repeated:
+            getattr(new, f.name).extend(getattr(incoming, f.name))
+        elif f.message_type is not None:
+            if incoming.HasField(f.name):
+                getattr(new, f.name).CopyFrom(getattr(incoming, f.name))
+        else:
+            setattr(new, f.name, getattr(incoming, f.name))
+    if k.kind == "Service":
+        _keep_service_allocations(old, new)
+    elif k.kind == "Pod":
+        if not new.spec.node_name:  # type: ignore[attr-defined]
+            new.spec.node_name = old.spec.node_name  # type: ignore[attr-defined]
+    elif k.kind == "Node":
+        # Registration and controllers own the taints the manifest omits.
+        if not new.spec.taints:  # type: ignore[attr-defined]
+            new.spec.taints.extend(old.spec.taints)  # type: ignore[attr-defined]
+
+
+def _keep_service_allocations(old: Any, new: Any) -> None:
+    o, n = old.spec, new.spec
+    if not n.cluster_ip and o.cluster_ip:
+        n.cluster_ip = o.cluster_ip
+        if not n.cluster_ips:
+            n.cluster_ips.extend(o.cluster_ips)
+    if not n.ip_families and o.ip_families:
+        n.ip_families.extend(o.ip_families)
+    if not n.ip_family_policy and o.ip_family_policy:
+        n.ip_family_policy = o.ip_family_policy
+    if n.type in ("NodePort", "LoadBalancer") and o.type in ("NodePort", "LoadBalancer"):
+        for p in n.ports:
+            if p.node_port:
+                continue
+            for q in o.ports:
+                if (q.port, q.protocol or "TCP") == (p.port, p.protocol or "TCP") or (p.name and q.name == p.name):
+                    p.node_port = q.node_port
+                    break

@@ -1,0 +1,393 @@
+"""The gRPC face of the API server: ResourceService, NodeService, health
+and reflection.
+
+Each RPC decodes its request, calls the Registry (writes, reads) or the
+watch caches (Watch), and turns an ApiError into a gRPC status whose details
+carry kubectl's wording ("[Reason] message"). Store outages become
+UNAVAILABLE with a message a user can act on.
+
+Concurrency: grpc.aio runs every RPC as a task on the process's one event
+loop; the Registry's CAS writes make concurrent RPCs safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import math
+import platform
+import sys
+from typing import Any, AsyncIterator
+
+import grpc
+from google.protobuf.message import Message
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from controlplane.apiserver.registry import RETRIES, Registry, _copy
+from controlplane.apiserver.watchcache import Filter, WatchCaches
+from controlplane.config import ControlPlaneConfig
+from controlplane.store import ConflictError, KeyExistsError, StoreError, UnavailableError
+from pkapi import decode as pkdecode
+from pkapi import meta, selectors
+from pkapi.errors import ApiError, bad_request, conflict, not_found
+from pkapi.v1 import api_pb2, api_pb2_grpc, core_pb2
+
+log = logging.getLogger(__name__)
+
+VERSION = "v0.1.0"
+
+_ERR_SERVER_OPTIONS = [
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
+    ("grpc.max_send_message_length", 256 * 1024 * 1024),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+]
+
+
+async def _abort(context: grpc.aio.ServicerContext, err: ApiError) -> None:
+    await context.abort(err.code, err.wire())
+
+
+def _store_error(e: Exception) -> ApiError:
+    if isinstance(e, UnavailableError):
+        return ApiError("ServiceUnavailable", f"the storage backend is unavailable: {e}")
+    return ApiError("InternalError", f"storage error: {e}")
+
+
+def _rpc(fn: Any) -> Any:
+    """Map ApiError/StoreError raised by a unary RPC to a gRPC status."""
+
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        try:
+            return await fn(self, request, context)
+        except ApiError as e:
+            await _abort(context, e)
+        except StoreError as e:
+            await _abort(context, _store_error(e))
+
+    wrapper.__name__ = fn.__name__
+    return wrapper
+
+
+def body_message(body: api_pb2.Body) -> Message:
+    which = body.WhichOneof("body")
+    if which == "object":
+        try:
+            return meta.unwrap(body.object)
+        except ValueError:
+            raise bad_request("the request has no object") from None
+    if which == "json":
+        return pkdecode.decode_json(body.json)
+    raise bad_request("the request has no body")
+
+
+def parse_selectors(kind: meta.Kind, namespace: str, label: str, field: str) -> Filter:
+    try:
+        lsel = selectors.parse_label_selector(label)
+    except selectors.SelectorError as e:
+        raise bad_request(f"unable to parse requirement: {e}") from None
+    try:
+        fsel = selectors.parse_field_selector(field)
+    except selectors.SelectorError as e:
+        raise bad_request(str(e)) from None
+    selectors.check_field_selector(kind.kind, fsel)
+    return Filter(namespace if kind.namespaced else "", lsel, fsel)
+
+
+class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
+    def __init__(self, registry: Registry, caches: WatchCaches, etcd_version: str = "") -> None:
+        self.registry = registry
+        self.caches = caches
+        self.etcd_version = etcd_version
+        self.agent_channels: dict[str, grpc.aio.Channel] = {}
+
+    @_rpc
+    async def Create(self, request: api_pb2.CreateRequest, context: Any) -> api_pb2.Object:
+        msg = body_message(request.body)
+        return meta.wrap(await self.registry.create(msg, request.dry_run, request.default_namespace))
+
+    @_rpc
+    async def Apply(self, request: api_pb2.ApplyRequest, context: Any) -> api_pb2.ApplyResponse:
+        msg = body_message(request.body)
+        out, result = await self.registry.apply(msg, request.dry_run, request.default_namespace)
+        return api_pb2.ApplyResponse(object=meta.wrap(out), result=result)
+
+    @_rpc
+    async def Get(self, request: api_pb2.GetRequest, context: Any) -> api_pb2.Object:
+        return meta.wrap(await self.registry.get(request.resource, request.namespace, request.name))
+
+    @_rpc
+    async def List(self, request: api_pb2.ListRequest, context: Any) -> api_pb2.ListResponse:
+        k = self.registry.kind(request.resource)
+        flt = parse_selectors(k, request.namespace, request.label_selector, request.field_selector)
+        items, rev = await self.registry.list(k, flt.namespace)
+        resp = api_pb2.ListResponse(resource_version=str(rev))
+        filtered = not (flt.labels.empty() and flt.fields.empty())
+        for obj in items:
+            if filtered:
+                md = obj.metadata  # type: ignore[attr-defined]
+                if not flt.labels.matches(md.labels) or not flt.fields.matches(selectors.object_fields(obj)):
+                    continue
+            getattr(resp.items.add(), k.field).CopyFrom(obj)
+        return resp
+
+    async def Watch(self, request: api_pb2.WatchRequest, context: Any) -> AsyncIterator[api_pb2.WatchEvent]:
+        try:
+            k = self.registry.kind(request.resource)
+            flt = parse_selectors(k, request.namespace, request.label_selector, request.field_selector)
+            rv: int | None = None
+            if request.resource_version not in ("", "0"):
+                try:
+                    rv = int(request.resource_version)
+                except ValueError:
+                    raise bad_request(f'invalid resource version "{request.resource_version}"') from None
+            cache = await self.caches.get(k)
+            if not cache.can_serve(rv):
+                assert rv is not None
+                async for ev in cache.direct(flt, rv):
+                    yield ev
+                return
+            w = cache.subscribe(flt, rv, request.allow_bookmarks)
+            try:
+                while True:
+                    yield await w.next()
+            finally:
+                cache.unsubscribe(w)
+        except ApiError as e:
+            await _abort(context, e)
+        except StoreError as e:
+            await _abort(context, _store_error(e))
+
+    @_rpc
+    async def Update(self, request: api_pb2.UpdateRequest, context: Any) -> api_pb2.Object:
+        msg = body_message(request.body)
+        return meta.wrap(await self.registry.update(msg, request.dry_run, request.default_namespace))
+
+    @_rpc
+    async def UpdateStatus(self, request: api_pb2.UpdateRequest, context: Any) -> api_pb2.Object:
+        msg = body_message(request.body)
+        return meta.wrap(await self.registry.update_status(msg, request.dry_run, request.default_namespace))
+
+    @_rpc
+    async def Delete(self, request: api_pb2.DeleteRequest, context: Any) -> api_pb2.Object:
+        grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
+        out = await self.registry.delete(
+            request.resource,
+            request.namespace,
+            request.name,
+            request.propagation_policy,
+            grace,
+            request.preconditions.uid,
+            request.preconditions.resource_version,
+            request.dry_run,
+        )
+        return meta.wrap(out)
+
+    @_rpc
+    async def Version(self, request: api_pb2.VersionRequest, context: Any) -> api_pb2.VersionInfo:
+        return api_pb2.VersionInfo(
+            git_version=VERSION,
+            platform=f"{sys.platform}/{platform.machine()}",
+            python_version=platform.python_version(),
+            etcd_version=self.etcd_version,
+        )
+
+    # ------------------------------------------------------ logs and exec
+
+    async def _agent_stub(self, namespace: str, pod_name: str) -> api_pb2_grpc.AgentServiceStub:
+        pod = await self.registry.get("pods", namespace or "default", pod_name)
+        node_name = pod.spec.node_name  # type: ignore[attr-defined]
+        if not node_name:
+            raise bad_request(f'pod {pod_name} does not have a host assigned')
+        node = await self.registry.get("nodes", "", node_name)
+        st = node.status  # type: ignore[attr-defined]
+        ip = next((a.address for a in st.addresses if a.type == "InternalIP"), "")
+        port = st.daemon_endpoints.kubelet_endpoint.port
+        if not ip or not port:
+            raise ApiError("ServiceUnavailable", f'node "{node_name}" has no agent endpoint (InternalIP and kubeletEndpoint)')
+        addr = f"{ip}:{port}"
+        ch = self.agent_channels.get(addr)
+        if ch is None:
+            ch = grpc.aio.insecure_channel(addr)
+            self.agent_channels[addr] = ch
+        return api_pb2_grpc.AgentServiceStub(ch)
+
+    async def PodLogs(self, request: api_pb2.LogsRequest, context: Any) -> AsyncIterator[api_pb2.LogChunk]:
+        try:
+            stub = await self._agent_stub(request.namespace, request.pod)
+            call = stub.Logs(request)
+            try:
+                async for chunk in call:
+                    yield chunk
+            finally:
+                call.cancel()
+        except ApiError as e:
+            await _abort(context, e)
+        except grpc.aio.AioRpcError as e:
+            await context.abort(e.code(), e.details() or "")
+
+    async def PodExec(
+        self, request_iterator: AsyncIterator[api_pb2.ExecRequest], context: Any
+    ) -> AsyncIterator[api_pb2.ExecResponse]:
+        try:
+            first = await request_iterator.__anext__()
+            if first.WhichOneof("msg") != "start":
+                raise bad_request("the first message of an exec stream must be start")
+            stub = await self._agent_stub(first.start.namespace, first.start.pod)
+            call = stub.Exec()
+            await call.write(first)
+
+            async def pump() -> None:
+                async for r in request_iterator:
+                    await call.write(r)
+                await call.done_writing()
+
+            pumper = asyncio.get_running_loop().create_task(pump())
+            try:
+                async for out in call:
+                    yield out
+            finally:
+                pumper.cancel()
+                call.cancel()
+        except StopAsyncIteration:
+            return
+        except ApiError as e:
+            await _abort(context, e)
+        except grpc.aio.AioRpcError as e:
+            await context.abort(e.code(), e.details() or "")
+
+    async def close(self) -> None:
+        for ch in self.agent_channels.values():
+            await ch.close()
+
+
+class NodeServicer(api_pb2_grpc.NodeServiceServicer):
+    """Agents: registration and heartbeats (Leases in kube-node-lease)."""
+
+    def __init__(self, registry: Registry, config: ControlPlaneConfig) -> None:
+        self.registry = registry
+        self.config = config
+
+    @_rpc
+    async def Register(self, request: api_pb2.RegisterRequest, context: Any) -> core_pb2.Node:
+        node = request.node
+        name = node.metadata.name
+        if not name:
+            raise ApiError("Invalid", 'The Node "" is invalid: metadata.name: Required value: name or generateName is required')
+        out: core_pb2.Node | None = None
+        for _attempt in range(RETRIES):
+            try:
+                existing = await self.registry.get("nodes", "", name)
+            except ApiError as e:
+                if e.reason != "NotFound":
+                    raise
+                try:
+                    out = await self.registry.create(node)  # type: ignore[assignment]
+                    break
+                except ApiError as e2:
+                    if e2.reason == "AlreadyExists":
+                        continue
+                    raise
+            # Keep what users and controllers set (unschedulable, taints,
+            # labels they added); take the agent's view of its status.
+            new: core_pb2.Node = _copy(existing)  # type: ignore[assignment]
+            for k_, v in node.metadata.labels.items():
+                new.metadata.labels[k_] = v
+            for k_, v in node.metadata.annotations.items():
+                new.metadata.annotations[k_] = v
+            if not new.spec.pod_cidr:
+                new.spec.pod_cidr = node.spec.pod_cidr
+            try:
+                updated = await self.registry.update(new)
+                status = _copy(updated)
+                status.status.CopyFrom(node.status)  # type: ignore[attr-defined]
+                if not node.status.conditions:
+                    del status.status.conditions[:]  # type: ignore[attr-defined]
+                    status.status.conditions.extend(existing.status.conditions)  # type: ignore[attr-defined]
+                out = await self.registry.update_status(status)  # type: ignore[assignment]
+                break
+            except ApiError as e:
+                if e.reason in ("Conflict", "NotFound"):
+                    continue
+                raise
+        if out is None:
+            raise conflict("nodes", name)
+        await self._renew(name)
+        return out
+
+    @_rpc
+    async def Heartbeat(self, request: api_pb2.HeartbeatRequest, context: Any) -> api_pb2.HeartbeatResponse:
+        if not request.node_name:
+            raise bad_request("node_name is required")
+        await self._renew(request.node_name)
+        return api_pb2.HeartbeatResponse(interval_ms=int(self.config.heartbeat_interval * 1000))
+
+    async def _renew(self, node: str) -> None:
+        """Create or renew the Lease kube-node-lease/<node>."""
+        store = self.registry.store
+        key = meta.key("leases", "kube-node-lease", node)
+        kind = meta.kind_by_resource("leases")
+        assert kind is not None
+        duration = max(1, math.ceil(self.config.node_grace_period))
+        for _attempt in range(RETRIES):
+            kv = await store.get(key)
+            now = dt.datetime.now(dt.UTC)
+            if kv is None:
+                lease = core_pb2.Lease()
+                lease.metadata.name = node
+                lease.metadata.namespace = "kube-node-lease"
+                lease.spec.holder_identity = node
+                lease.spec.lease_duration_seconds = duration
+                lease.spec.renew_time.FromDatetime(now)
+                lease.spec.acquire_time.FromDatetime(now)
+                try:
+                    await self.registry.create(lease)
+                    return
+                except ApiError as e:
+                    if e.reason == "AlreadyExists":
+                        continue
+                    raise
+            lease = core_pb2.Lease()
+            lease.ParseFromString(kv.value)
+            lease.spec.renew_time.FromDatetime(now)
+            lease.spec.lease_duration_seconds = duration
+            try:
+                from controlplane.apiserver.registry import encode
+
+                await store.update(key, encode(lease), kv.mod_revision)
+                return
+            except ConflictError:
+                continue
+            except KeyExistsError:
+                continue
+        raise conflict("leases.coordination.k8s.io", node)
+
+
+async def serve(
+    config: ControlPlaneConfig, registry: Registry, caches: WatchCaches, etcd_version: str = ""
+) -> tuple[grpc.aio.Server, ResourceServicer, health.aio.HealthServicer, int]:
+    """Build and start the gRPC server; returns (server, servicer, health, port)."""
+    server = grpc.aio.server(options=_ERR_SERVER_OPTIONS)
+    resources = ResourceServicer(registry, caches, etcd_version)
+    api_pb2_grpc.add_ResourceServiceServicer_to_server(resources, server)
+    api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(registry, config), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (
+        api_pb2.DESCRIPTOR.services_by_name["ResourceService"].full_name,
+        api_pb2.DESCRIPTOR.services_by_name["NodeService"].full_name,
+        health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+        reflection.SERVICE_NAME,
+    )
+    reflection.enable_server_reflection(names, server)
+    port = server.add_insecure_port(config.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {config.listen}")
+    await server.start()
+    return server, resources, health_servicer, port
+
+
+def not_found_error(qualified: str, name: str) -> ApiError:
+    return not_found(qualified, name)

@@ -1,0 +1,345 @@
+"""The watch cache: one store watch per resource, fanned out to many
+filtered client watches.
+
+    store.watch(/registry/pods/) ──▶ WatchCache("pods")
+                                       │ decode once, keep current objects
+                                       │ and a bounded history of events
+                                       ├──▶ Watcher (ns, labels, fields) ─▶ gRPC stream
+                                       ├──▶ Watcher ...
+                                       └──▶ Watcher ...
+
+Ordering and delivery: the cache applies store events in revision order and
+pushes each to every matching watcher synchronously (no await), so every
+watcher sees a gap-free, duplicate-free, ordered stream. A watcher that
+starts at revision R is first given the buffered events after R (or, with no
+R, an ADDED event for each current object), registered in the same step, so
+nothing falls between the replay and the live events.
+
+Filtering follows Kubernetes: an update that makes an object match a
+watcher's selectors is delivered as ADDED, one that makes it stop matching
+as DELETED.
+
+Back-pressure: each watcher has a bounded queue. A watcher whose client
+reads too slowly is cut off with Expired (the client relists and watches
+again); it never stalls the cache or the other watchers.
+
+A watch from a revision older than the cache's history is served by its
+own store watch (etcd keeps history until compaction); a compacted
+revision gives Expired ("too old resource version").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from dataclasses import dataclass, field
+from typing import Any, AsyncIterator, Mapping
+
+from google.protobuf.message import Message
+
+from controlplane.apiserver.registry import decode
+from controlplane.store import CompactedError, Store
+from pkapi import meta, selectors
+from pkapi.errors import ApiError, expired
+from pkapi.meta import Kind
+from pkapi.v1 import api_pb2
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Entry:
+    """An object as the cache holds it: decoded once, with what filters need."""
+
+    msg: Message
+    namespace: str
+    labels: Mapping[str, str]
+    fields: dict[str, str]
+    _wire: dict[str, api_pb2.WatchEvent] = field(default_factory=dict)
+
+    def event(self, type_: str) -> api_pb2.WatchEvent:
+        # One WatchEvent per (object, type), shared by every watcher.
+        ev = self._wire.get(type_)
+        if ev is None:
+            ev = api_pb2.WatchEvent(type=type_, object=meta.wrap(self.msg))
+            self._wire[type_] = ev
+        return ev
+
+
+def make_entry(kind: Kind, value: bytes, revision: int) -> Entry:
+    msg = decode(kind, value, revision)
+    md = msg.metadata  # type: ignore[attr-defined]
+    return Entry(msg, md.namespace, md.labels, selectors.object_fields(msg))
+
+
+@dataclass
+class Change:
+    revision: int
+    old: Entry | None  # None on create
+    new: Entry | None  # None on delete
+
+
+@dataclass
+class Filter:
+    namespace: str = ""
+    labels: selectors.LabelSelectorExpr = field(default_factory=selectors.LabelSelectorExpr)
+    fields: selectors.FieldSelectorExpr = field(default_factory=selectors.FieldSelectorExpr)
+
+    def matches(self, e: Entry | None) -> bool:
+        if e is None:
+            return False
+        if self.namespace and e.namespace != self.namespace:
+            return False
+        return self.labels.matches(e.labels) and self.fields.matches(e.fields)
+
+    def translate(self, ch: Change) -> api_pb2.WatchEvent | None:
+        old_m, new_m = self.matches(ch.old), self.matches(ch.new)
+        if ch.new is None:
+            return ch.old.event("DELETED") if old_m and ch.old is not None else None
+        if new_m:
+            return ch.new.event("MODIFIED" if old_m else "ADDED")
+        if old_m:
+            return ch.new.event("DELETED")
+        return None
+
+
+_CLOSED = object()
+
+
+class Watcher:
+    """One client's watch: a bounded queue the cache pushes into."""
+
+    def __init__(self, flt: Filter, min_revision: int, bookmarks: bool, limit: int) -> None:
+        self.filter = flt
+        self.min_revision = min_revision
+        self.bookmarks = bookmarks
+        self.limit = limit
+        self._items: collections.deque[Any] = collections.deque()
+        self._ready = asyncio.Event()
+        self.error: ApiError | None = None
+        self.closed = False
+
+    def push(self, ev: api_pb2.WatchEvent, force: bool = False) -> None:
+        if self.closed:
+            return
+        if not force and len(self._items) >= self.limit:
+            self.cut_off(expired("watcher too slow: the event queue is full; watch again"))
+            return
+        self._items.append(ev)
+        self._ready.set()
+
+    def cut_off(self, err: ApiError) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.error = err
+        self._items.clear()
+        self._items.append(_CLOSED)
+        self._ready.set()
+
+    async def next(self) -> api_pb2.WatchEvent:
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        item = self._items.popleft()
+        if item is _CLOSED:
+            assert self.error is not None
+            raise self.error
+        ev: api_pb2.WatchEvent = item
+        return ev
+
+    def pending(self) -> int:
+        return len(self._items)
+
+
+class WatchCache:
+    """One resource's cache (see module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        kind: Kind,
+        history: int = 10_000,
+        queue_limit: int = 1_000,
+        bookmark_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.kind = kind
+        self.prefix = f"/registry/{kind.resource}/"
+        self.objects: dict[str, Entry] = {}
+        self.history: collections.deque[Change] = collections.deque(maxlen=history)
+        # The cache can replay every change after this revision.
+        self.horizon = 0
+        # The revision the cache reflects (last change or the initial list).
+        self.revision = 0
+        self.queue_limit = queue_limit
+        self.bookmark_interval = bookmark_interval
+        self.watchers: set[Watcher] = set()
+        self.ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self._relist()
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"watchcache-{self.kind.resource}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for w in list(self.watchers):
+            w.cut_off(ApiError("ServiceUnavailable", "the API server is shutting down"))
+
+    async def _relist(self) -> None:
+        kvs, rev = await self.store.list(self.prefix)
+        self.objects = {kv.key: make_entry(self.kind, kv.value, kv.mod_revision) for kv in kvs}
+        self.history.clear()
+        self.horizon = rev
+        self.revision = rev
+        self.ready.set()
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        bookmarks = asyncio.get_running_loop().create_task(self._bookmarks())
+        try:
+            while True:
+                try:
+                    async for ev in self.store.watch(self.prefix, self.revision + 1):
+                        self._apply(ev.type, ev.key, ev.value, ev.mod_revision)
+                        backoff = 0.1
+                except asyncio.CancelledError:
+                    raise
+                except CompactedError:
+                    log.warning("watch cache %s: fell behind a compaction; relisting", self.kind.resource)
+                except Exception as e:  # the store retries itself; this is the last resort
+                    log.warning("watch cache %s: store watch failed (%s); relisting", self.kind.resource, e)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                # Events may be lost: every watcher must relist.
+                for w in list(self.watchers):
+                    w.cut_off(expired("the watch cache was reset; relist"))
+                self.watchers.clear()
+                try:
+                    await self._relist()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:
+                    log.warning("watch cache %s: relist failed: %s", self.kind.resource, e)
+        finally:
+            bookmarks.cancel()
+
+    def _apply(self, type_: str, key: str, value: bytes, revision: int) -> None:
+        old = self.objects.get(key)
+        if type_ == "PUT":
+            new: Entry | None = make_entry(self.kind, value, revision)
+            self.objects[key] = new  # type: ignore[assignment]
+        else:
+            self.objects.pop(key, None)
+            new = None
+            if old is None:
+                return
+            # The DELETED event carries the object at the deletion revision.
+            old = make_entry(self.kind, value, revision) if value else old
+        ch = Change(revision, old, new)
+        if len(self.history) == self.history.maxlen:
+            self.horizon = self.history[0].revision
+        self.history.append(ch)
+        self.revision = revision
+        for w in list(self.watchers):
+            if revision <= w.min_revision:
+                continue
+            ev = w.filter.translate(ch)
+            if ev is not None:
+                w.push(ev)
+            if w.closed:
+                self.watchers.discard(w)
+
+    async def _bookmarks(self) -> None:
+        while True:
+            await asyncio.sleep(self.bookmark_interval)
+            for w in list(self.watchers):
+                if w.bookmarks and w.pending() == 0:
+                    w.push(self.bookmark(max(self.revision, w.min_revision)))
+
+    def bookmark(self, revision: int) -> api_pb2.WatchEvent:
+        msg = self.kind.message()
+        msg.metadata.resource_version = str(revision)  # type: ignore[attr-defined]
+        return api_pb2.WatchEvent(type="BOOKMARK", object=meta.wrap(msg))
+
+    def can_serve(self, revision: int | None) -> bool:
+        return revision is None or revision >= self.horizon
+
+    def subscribe(self, flt: Filter, revision: int | None, bookmarks: bool) -> Watcher:
+        """A watcher primed with the initial events; no await between the
+        snapshot and the registration (see module docstring)."""
+        if revision is None:
+            w = Watcher(flt, self.revision, bookmarks, self.queue_limit)
+            for e in self.objects.values():
+                if flt.matches(e):
+                    w.push(e.event("ADDED"), force=True)
+        else:
+            w = Watcher(flt, revision, bookmarks, self.queue_limit)
+            for ch in self.history:
+                if ch.revision > revision:
+                    ev = flt.translate(ch)
+                    if ev is not None:
+                        w.push(ev, force=True)
+        w.limit = w.pending() + self.queue_limit
+        self.watchers.add(w)
+        return w
+
+    def unsubscribe(self, w: Watcher) -> None:
+        self.watchers.discard(w)
+        w.closed = True
+
+    async def direct(self, flt: Filter, revision: int) -> AsyncIterator[api_pb2.WatchEvent]:
+        """A watch older than the cache's history: its own store watch."""
+        try:
+            async for ev in self.store.watch(self.prefix, revision + 1):
+                old = make_entry(self.kind, ev.prev_value, ev.mod_revision) if ev.prev_value else None
+                if ev.type == "PUT":
+                    ch = Change(ev.mod_revision, old, make_entry(self.kind, ev.value, ev.mod_revision))
+                else:
+                    ch = Change(ev.mod_revision, make_entry(self.kind, ev.value, ev.mod_revision), None)
+                out = flt.translate(ch)
+                if out is not None:
+                    yield out
+        except CompactedError:
+            raise expired(
+                f"too old resource version: {revision} ({await self.store.current_revision()})"
+            ) from None
+
+
+class WatchCaches:
+    """The caches of every kind, started lazily on first watch."""
+
+    def __init__(self, store: Store, **options: Any) -> None:
+        self.store = store
+        self.options = options
+        self.caches: dict[str, WatchCache] = {}
+        self._starting: dict[str, asyncio.Task[WatchCache]] = {}
+
+    async def get(self, kind: Kind) -> WatchCache:
+        c = self.caches.get(kind.resource)
+        if c is not None:
+            return c
+        t = self._starting.get(kind.resource)
+        if t is None:
+            t = asyncio.get_running_loop().create_task(self._start(kind))
+            self._starting[kind.resource] = t
+        return await asyncio.shield(t)
+
+    async def _start(self, kind: Kind) -> WatchCache:
+        try:
+            c = WatchCache(self.store, kind, **self.options)
+            await c.start()
+            self.caches[kind.resource] = c
+            return c
+        finally:
+            self._starting.pop(kind.resource, None)
+
+    async def stop(self) -> None:
+        for t in list(self._starting.values()):
+            t.cancel()
+        for c in list(self.caches.values()):
+            await c.stop()

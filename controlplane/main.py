@@ -1,0 +1,224 @@
+"""pk-controlplane: flags -> ControlPlaneConfig -> run(config).
+
+run() starts, in order: the store (an embedded etcd child process when no
+--etcd-servers is given), the system namespaces, the gRPC API server
+(ResourceService, NodeService, health, reflection), and, with
+--controllers, controlplane.controllers.manager.run (leader election,
+controllers, scheduler) talking to the API over gRPC like any client.
+
+Shutdown: SIGTERM or SIGINT stops accepting RPCs, gives in-flight RPCs a
+grace period, cancels watches and controllers, closes the store and stops
+the embedded etcd, so no child process outlives the control plane.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+from controlplane.config import PRESETS, ControlPlaneConfig
+
+log = logging.getLogger("pk-controlplane")
+
+SHUTDOWN_GRACE = 3.0
+
+
+def _port_range(s: str) -> tuple[int, int]:
+    lo, sep, hi = s.partition("-")
+    try:
+        a, b = int(lo), int(hi if sep else lo)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port range {s!r} (want e.g. 30000-32767)") from None
+    if not (0 < a <= b <= 65535):
+        raise argparse.ArgumentTypeError(f"invalid port range {s!r} (want e.g. 30000-32767)")
+    return a, b
+
+
+def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
+    d = ControlPlaneConfig()
+    p = argparse.ArgumentParser(prog="pk-controlplane", description="PocketKube control plane: API server on etcd, "
+                                "controllers and scheduler.")
+    p.add_argument("--listen", default=d.listen, help="gRPC API address (default %(default)s)")
+    p.add_argument("--etcd-servers", default="", help="comma-separated etcd endpoints; absent: start an embedded "
+                   "etcd with data under --data-dir")
+    p.add_argument("--data-dir", default=d.data_dir, help="data directory of the embedded etcd (default %(default)s)")
+    p.add_argument("--service-cidr", default=d.service_cidr, help="ClusterIP range (default %(default)s)")
+    p.add_argument("--service-node-port-range", type=_port_range, default=d.service_node_port_range,
+                   help="NodePort range (default 30000-32767)")
+    p.add_argument("--lb-pool", default=d.lb_pool, help="LoadBalancer addresses: CIDR or first-last")
+    p.add_argument("--preset", choices=sorted(PRESETS), default=d.preset,
+                   help="timing preset: lab (1s/4s/0s) or kubernetes (10s/40s/300s) for heartbeat interval, "
+                   "node grace period and default unreachable toleration")
+    p.add_argument("--heartbeat-interval", type=float, default=None, help="seconds between agent heartbeats")
+    p.add_argument("--node-grace-period", type=float, default=None,
+                   help="seconds without a heartbeat before a node is NotReady")
+    p.add_argument("--default-unreachable-toleration", type=int, default=None,
+                   help="seconds pods tolerate an unreachable node before eviction")
+    p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=d.leader_elect,
+                   help="elect one leader to run controllers (default on)")
+    p.add_argument("--identity", default="", help="leader-election identity (default hostname_pid)")
+    p.add_argument("--controllers", action=argparse.BooleanOptionalAction, default=d.controllers,
+                   help="run controllers and scheduler (default on)")
+    p.add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
+    a = p.parse_args(argv)
+    c = ControlPlaneConfig()
+    c.listen = a.listen
+    c.etcd_servers = [e.strip() for e in a.etcd_servers.split(",") if e.strip()]
+    c.data_dir = a.data_dir
+    c.service_cidr = a.service_cidr
+    c.service_node_port_range = a.service_node_port_range
+    c.lb_pool = a.lb_pool
+    c.apply_preset(a.preset)
+    if a.heartbeat_interval is not None:
+        c.heartbeat_interval = a.heartbeat_interval
+    if a.node_grace_period is not None:
+        c.node_grace_period = a.node_grace_period
+    if a.default_unreachable_toleration is not None:
+        c.default_unreachable_toleration = a.default_unreachable_toleration
+    c.leader_elect = a.leader_elect
+    c.identity = a.identity or f"{socket.gethostname()}_{os.getpid()}"
+    c.controllers = a.controllers
+    c.log_level = a.log_level
+    return c
+
+
+def _make_store(config: ControlPlaneConfig) -> Any:
+    servers = config.etcd_servers
+    if servers == ["memory://"]:
+        # A fake, for benchmarks and demos without etcd: state dies with the process.
+        from controlplane.store.memory import MemoryStore
+
+        return MemoryStore()
+    from controlplane.store.etcd import EtcdStore
+
+    return EtcdStore(servers)
+
+
+def _allocator(store: Any, config: ControlPlaneConfig) -> Any:
+    try:
+        from controlplane.apiserver.service_alloc import ServiceAllocator
+    except ImportError:
+        return None
+    return ServiceAllocator(store, config)
+
+
+async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) -> None:
+    """Serve until SIGTERM/SIGINT (or cancellation). `ready` is set once the
+    API answers (health SERVING)."""
+    from grpc_health.v1 import health_pb2
+
+    from controlplane.apiserver.registry import Registry
+    from controlplane.apiserver.server import serve
+    from controlplane.apiserver.watchcache import WatchCaches
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    etcd = None
+    if not config.etcd_servers:
+        from controlplane.etcdproc import EtcdProcess
+
+        os.makedirs(config.data_dir, exist_ok=True)
+        etcd = EtcdProcess(os.path.join(config.data_dir, "etcd"))
+        await etcd.start()
+        config.etcd_servers = [etcd.endpoint]
+        log.info("embedded etcd pid %s at %s", etcd.pid, etcd.endpoint)
+    store = None
+    registry = None
+    caches = None
+    server = None
+    resources = None
+    manager_task: asyncio.Task[Any] | None = None
+    try:
+        store = _make_store(config)
+        allocator = _allocator(store, config)
+        registry = Registry(store, allocator)
+        await registry.ensure_system_namespaces()
+        await registry.resume_namespace_finalizers()
+        caches = WatchCaches(store)
+        server, resources, health_servicer, port = await serve(config, registry, caches)
+        host = config.listen.rsplit(":", 1)[0]
+        api_address = f"{host}:{port}"
+        await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        log.info("pk-controlplane serving the API on %s (etcd %s)", api_address, ",".join(config.etcd_servers))
+        print(f"pk-controlplane: serving on {api_address}", flush=True)
+        if ready is not None:
+            ready.set()
+        if config.controllers:
+            manager_task = _start_controllers(config, api_address)
+        waiter = loop.create_task(stop.wait())
+        waits: set[asyncio.Task[Any]] = {waiter}
+        if manager_task is not None:
+            waits.add(manager_task)
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if manager_task in done and manager_task is not None and not manager_task.cancelled():
+            exc = manager_task.exception()
+            if exc is not None:
+                log.error("controllers stopped: %r", exc)
+                raise exc
+        waiter.cancel()
+        log.info("shutting down")
+        await health_servicer.enter_graceful_shutdown()
+    finally:
+        if manager_task is not None:
+            manager_task.cancel()
+            await asyncio.gather(manager_task, return_exceptions=True)
+        if caches is not None:
+            await caches.stop()
+        if server is not None:
+            await server.stop(SHUTDOWN_GRACE)
+        if resources is not None:
+            await resources.close()
+        if registry is not None:
+            await registry.close()
+        if store is not None:
+            with contextlib.suppress(Exception):
+                await store.close()
+        if etcd is not None:
+            await etcd.stop()
+            log.info("embedded etcd stopped")
+
+
+def _start_controllers(config: ControlPlaneConfig, api_address: str) -> asyncio.Task[Any] | None:
+    try:
+        from controlplane.controllers import manager  # type: ignore[attr-defined]
+    except ImportError:
+        log.info("controllers are not available in this build; serving the API only")
+        return None
+    return asyncio.get_running_loop().create_task(manager.run(config, api_address), name="controllers")
+
+
+def main(argv: list[str] | None = None) -> None:
+    config = parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    try:
+        runner(run(config))
+    except KeyboardInterrupt:
+        pass
+    except Exception as e:  # a startup failure: say what, no traceback
+        log.debug("fatal", exc_info=True)
+        print(f"pk-controlplane: error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -35,6 +35,7 @@ from typing import IO
 
 ETCD_BINARY = "/usr/bin/etcd"
 LOG_NAME = "etcd.log"
+_RUN_MARKER = "--- pocketkube: starting"
 
 
 class EtcdStartError(RuntimeError):
@@ -50,6 +51,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def _port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As etcd (Go) binds: TIME_WAIT leftovers of our own last run do not
+        # make the port busy; a listener does.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:
@@ -82,6 +86,7 @@ class EtcdProcess:
         while self.peer_port == self.client_port:
             self.peer_port = free_port()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._served = False
         self._log: IO[bytes] | None = None
 
     # -- properties ----------------------------------------------------------
@@ -140,14 +145,19 @@ class EtcdProcess:
         return cmd
 
     def log_tail(self, lines: int = 20) -> str:
+        """The current run's log: all of it if short, else its first lines
+        (where etcd states why it refuses to start) and its last lines."""
         try:
             with open(self.log_path, "rb") as f:
                 f.seek(0, os.SEEK_END)
-                f.seek(max(0, f.tell() - 64 * 1024))
+                f.seek(max(0, f.tell() - 256 * 1024))
                 text = f.read().decode("utf-8", "replace")
         except OSError as e:
             return f"(no log: {e})"
-        return "\n".join(text.splitlines()[-lines:])
+        run = text.rsplit(_RUN_MARKER, 1)[-1].splitlines()[1:]
+        if len(run) <= lines + 10:
+            return "\n".join(run)
+        return "\n".join([*run[:10], f"... ({len(run) - 10 - lines} lines)", *run[-lines:]])
 
     # -- start ---------------------------------------------------------------
 
@@ -159,10 +169,17 @@ class EtcdProcess:
         if not os.access(self.binary, os.X_OK):
             raise EtcdStartError(f"etcd binary {self.binary} not found or not executable "
                                  "(Debian/Ubuntu: apt-get install etcd-server)")
+        # A health probe must not be answered by someone else's etcd on our port.
+        busy = [p for p in (self.client_port, self.peer_port) if not _port_free(p)]
+        if busy and self._may_repick():
+            self.client_port, self.peer_port = free_port(), free_port()
+            busy = [p for p in (self.client_port, self.peer_port) if not _port_free(p)]
+        if busy:
+            raise EtcdStartError(f"etcd cannot start on {self.endpoint}: port {busy[0]} on 127.0.0.1 is in use")
         # Our own ports only: drop ETCD_* settings inherited from the environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD_")}
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in _reap()
-        self._log.write(f"--- pocketkube: starting etcd on {self.endpoint} at {time.ctime()}\n".encode())
+        self._log.write(f"{_RUN_MARKER} etcd on {self.endpoint} at {time.ctime()}\n".encode())
         self._log.flush()
         self._proc = subprocess.Popen(
             self.command(),
@@ -179,10 +196,15 @@ class EtcdProcess:
     def _died_message(self, why: str) -> str:
         return f"etcd {why} (endpoint {self.endpoint}, data {self.data_dir}); last lines of {self.log_path}:\n{self.log_tail()}"
 
+    def _may_repick(self) -> bool:
+        # Ports we chose may change until etcd first served on them; after
+        # that clients know the endpoint, and a restart must keep it.
+        return not self._fixed_ports and not self._served
+
     def _repick_ports(self) -> bool:
         """After a failed start with ports we chose, pick new ones if another
         process took ours in the meantime (the free_port race)."""
-        if self._fixed_ports or (_port_free(self.client_port) and _port_free(self.peer_port)):
+        if not self._may_repick() or (_port_free(self.client_port) and _port_free(self.peer_port)):
             return False
         self.client_port, self.peer_port = free_port(), free_port()
         return True
@@ -199,6 +221,7 @@ class EtcdProcess:
                         break  # retry on new ports
                     raise EtcdStartError(self._died_message(f"exited with code {self.returncode}"))
                 if await _healthy_async(self.client_port):
+                    self._served = True
                     return
                 if time.monotonic() > deadline:
                     await self.stop()
@@ -218,6 +241,7 @@ class EtcdProcess:
                         break
                     raise EtcdStartError(self._died_message(f"exited with code {self.returncode}"))
                 if _healthy_blocking(self.client_port):
+                    self._served = True
                     return
                 if time.monotonic() > deadline:
                     self.stop_blocking()

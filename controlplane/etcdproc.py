@@ -7,7 +7,8 @@ default"), by `pkctl lab`, and by the test fixtures. Standard library only.
   127.0.0.1 when 0 is passed, and then kept, so stop() + start() brings the
   same member back on the same endpoint and data (what a restart test needs).
 - Data lives in <data_dir>/member (etcd's own layout); etcd's log goes to
-  <data_dir>/etcd.log (appended, so a restart keeps the earlier log).
+  <data_dir>.log beside it (etcd warns about foreign files in its data
+  dir), appended, so a restart keeps the earlier runs' log.
 - start() returns once etcd answers /health, or raises EtcdStartError with
   the log's tail if etcd exits or the deadline passes. stop() sends SIGTERM
   to the child's PID, then SIGKILL after a grace period, and reaps it.
@@ -34,7 +35,6 @@ import time
 from typing import IO
 
 ETCD_BINARY = "/usr/bin/etcd"
-LOG_NAME = "etcd.log"
 _RUN_MARKER = "--- pocketkube: starting"
 
 
@@ -74,8 +74,10 @@ class EtcdProcess:
         binary: str = ETCD_BINARY,
         auto_compaction_retention: str = "1h",
         extra_args: list[str] | None = None,
+        log_path: str = "",
     ) -> None:
         self.data_dir = os.path.abspath(data_dir)
+        self.log_path = os.path.abspath(log_path) if log_path else self.data_dir.rstrip("/") + ".log"
         self.name = name
         self.binary = binary
         self.auto_compaction_retention = auto_compaction_retention
@@ -95,10 +97,6 @@ class EtcdProcess:
     def endpoint(self) -> str:
         """The client URL, "http://127.0.0.1:PORT"."""
         return f"http://127.0.0.1:{self.client_port}"
-
-    @property
-    def log_path(self) -> str:
-        return os.path.join(self.data_dir, LOG_NAME)
 
     @property
     def pid(self) -> int | None:
@@ -166,6 +164,7 @@ class EtcdProcess:
             raise RuntimeError(f"etcd already running (pid {self.pid})")
         os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
         os.chmod(self.data_dir, 0o700)  # etcd warns about (and 3.5 rejects) wider modes
+        os.makedirs(os.path.dirname(self.log_path), exist_ok=True)
         if not os.access(self.binary, os.X_OK):
             raise EtcdStartError(f"etcd binary {self.binary} not found or not executable "
                                  "(Debian/Ubuntu: apt-get install etcd-server)")

@@ -1,0 +1,100 @@
+"""pkctl apply -f FILE|DIR|- : create or update objects from manifests.
+
+Documents are read and parsed first (a file that does not parse changes
+nothing), then sent one at a time in file order, as kubectl does, so a
+Namespace listed before the objects in it exists when they arrive. A
+document the server refuses is reported and the rest still go; the exit
+code is 1 if any failed. The manifest travels as JSON text so the server
+decodes it strictly (unknown and duplicate fields are errors).
+"""
+
+from __future__ import annotations
+
+import click
+from google.protobuf.message import Message
+
+from cli import util
+from pkapi import meta
+from pkapi.client.cluster import ClusterClient, ServerUnreachable
+from pkapi.errors import ApiError
+
+DRY_RUN_CHOICES = ("none", "server", "client")
+
+
+def dry_run_option() -> click.Option:
+    return click.Option(
+        ["--dry-run"], type=click.Choice(DRY_RUN_CHOICES), default="none", show_default=True,
+        help="server: the server validates and defaults but stores nothing; client: only print what would be sent.")
+
+
+def filename_options(f: click.decorators.FC) -> click.decorators.FC:
+    f = click.option("-R", "--recursive", is_flag=True, help="Read directories given to -f recursively.")(f)
+    f = click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-", required=True,
+                     help="Manifest file, directory of .yaml/.yml/.json files, or - for stdin. Repeatable.")(f)
+    return f
+
+
+def send_error_text(e: ApiError, verb: str, source: str) -> str:
+    """kubectl's wording: `Error from server (AlreadyExists): error when creating "f.yaml": ...`;
+    validation errors bare."""
+    if e.reason == "Invalid":
+        return e.message
+    return f'Error from server ({e.reason}): error when {verb} "{source}": {e.message}'
+
+
+async def send_all(ctx: click.Context, docs: list[util.Document], create: bool, dry_run: str,
+                   output: str | None = None) -> bool:
+    """Create (`create -f`) or apply each document; True if all succeeded."""
+    s = util.settings(ctx)
+    ok = True
+    suffix = {"server": " (server dry run)", "client": " (dry run)"}.get(dry_run, "")
+    async with util.client(ctx) as c:
+        for doc in docs:
+            try:
+                util.check_namespace(doc, s)
+                kind = doc.resolve_kind()
+            except util.CliError as e:
+                util.err(f"error: {e}")
+                ok = False
+                continue
+            ns = s.namespace if kind.namespaced else ""
+            if dry_run == "client":
+                click.echo(f"{kind.lower}/{doc.name} {'created' if create else 'configured'}{suffix}")
+                continue
+            try:
+                obj, result = await _send(c, doc, create, dry_run == "server", ns)
+            except ApiError as e:
+                util.err(send_error_text(e, "creating" if create else "applying", doc.source))
+                ok = False
+                continue
+            except ServerUnreachable:
+                raise
+            name = obj.metadata.name  # type: ignore[attr-defined]
+            if output == "name":
+                click.echo(f"{meta.kind_of(obj).lower}/{name}")
+            else:
+                click.echo(f"{meta.kind_of(obj).lower}/{name} {result}{suffix}")
+    return ok
+
+
+async def _send(c: ClusterClient, doc: util.Document, create: bool, dry_run: bool, ns: str) -> tuple[Message, str]:
+    if create:
+        obj: Message = await c.create(doc.json(), dry_run=dry_run, default_namespace=ns)
+        return obj, "created"
+    return await c.apply(doc.json(), dry_run=dry_run, default_namespace=ns)
+
+
+@click.command("apply", help="Create or update objects from manifest files (kubectl apply).")
+@filename_options
+@click.option("-o", "--output", type=click.Choice(["name"]), default=None, help="name: print only TYPE/NAME.")
+@click.pass_context
+def command(ctx: click.Context, filenames: tuple[str, ...], recursive: bool, dry_run: str, output: str | None) -> None:
+    async def main() -> bool:
+        docs = util.read_manifests(filenames, recursive)
+        return await send_all(ctx, docs, create=False, dry_run=dry_run, output=output)
+
+    if not util.run(main()):
+        ctx.exit(1)
+
+
+command.params.append(dry_run_option())

@@ -1,0 +1,132 @@
+"""pkctl: PocketKube's kubectl-shaped command line.
+
+Every verb lives in its own module under cli/ and exports one click
+command (or group) named in COMMANDS below.
+
+To add a command: write cli/<verb>.py with a click command, e.g.
+
+    @click.command("scale", help="Set a new size for a Deployment or ReplicaSet.")
+    @click.argument("args", nargs=-1)
+    @click.pass_context
+    def command(ctx, args): ...
+
+and add one line `"cli.<verb>:command",` to COMMANDS. A module that is
+missing (another helper's work not landed yet) is skipped, so the list may
+name commands ahead of time. Every command automatically accepts the global
+flags (--server, -n/--namespace, -A/--all-namespaces, --request-timeout);
+read them with `cli.util.settings(ctx)`, get a client with
+`cli.util.client(ctx)`, run the command's coroutine with `cli.util.run`,
+and report user mistakes with `cli.util.fail(msg)` (exit 1, no traceback).
+
+Exit codes follow kubectl: 0 on success, 1 on any error including usage
+errors (click's default would be 2), the remote command's code for exec.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+from cli import util
+
+# "module:attribute" of each command, in `pkctl --help` order.
+COMMANDS: list[str] = [
+    "cli.create:command",
+    "cli.apply:command",
+    "cli.get:command",
+    "cli.describe:command",
+    "cli.delete:command",
+    "cli.logs:command",
+    "cli.exec:command",
+    "cli.expose:command",
+    "cli.rollout:command",
+    "cli.scale:command",
+    "cli.nodes:cordon",
+    "cli.nodes:uncordon",
+    "cli.nodes:drain",
+    "cli.api_resources:command",
+    "cli.version:command",
+    "cli.lab:command",
+]
+
+
+def _usage_message(e: click.UsageError) -> str:
+    msg = e.format_message()
+    if isinstance(e, click.NoSuchOption):
+        msg = f"unknown flag: {e.option_name}"
+        if e.possibilities:
+            msg += f" (did you mean {' or '.join(sorted(e.possibilities))}?)"
+    elif msg.startswith("No such command "):
+        name = msg[len("No such command "):].split(".")[0].strip("'\"")
+        msg = f'unknown command "{name}" for "pkctl"'
+    return msg
+
+
+class PkctlGroup(click.Group):
+    """The root group: kubectl's exit codes and usage-error wording."""
+
+    def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        try:
+            rv = super().main(args, prog_name or "pkctl", complete_var, standalone_mode=False, **extra)
+        except click.UsageError as e:
+            click.echo(f"error: {_usage_message(e)}", err=True)
+            path = e.ctx.command_path if e.ctx is not None else "pkctl"
+            click.echo(f"See '{path} --help' for usage.", err=True)
+            rv = 1
+        except click.ClickException as e:
+            click.echo(f"error: {e.format_message()}", err=True)
+            rv = 1
+        except click.Abort:
+            rv = 130  # Ctrl-C: quietly, as a shell reports SIGINT
+        except BrokenPipeError:
+            # `pkctl get pods | head -1`: the reader went away; not an error.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            rv = 0
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+@click.group(cls=PkctlGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def cli(ctx: click.Context) -> None:
+    """pkctl controls a PocketKube cluster, as kubectl controls Kubernetes.
+
+    The control plane's address comes from --server, else $PKCTL_SERVER,
+    else the config file ($PKCTL_CONFIG or ~/.pocketkube/config, written by
+    `pkctl lab up`), else 127.0.0.1:6443.
+    """
+    ctx.ensure_object(util.Settings)
+
+
+def _load(spec: str) -> click.Command | None:
+    module, _, attr = spec.partition(":")
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name == module:  # not written yet; a broken import elsewhere still fails loudly
+            return None
+        raise
+    cmd = getattr(mod, attr, None)
+    return cmd if isinstance(cmd, click.Command) else None
+
+
+for _spec in COMMANDS:
+    _cmd = _load(_spec)
+    if _cmd is not None:
+        cli.add_command(_cmd)
+util.add_global_options(cli)
+
+
+def main() -> None:
+    cli.main(prog_name="pkctl")
+
+
+if __name__ == "__main__":
+    main()

@@ -297,7 +297,10 @@ class Registry:
         else:
             nmd.ClearField("deletion_grace_period_seconds")
         if _has(new, "status"):
-            new.status.CopyFrom(old.status)  # type: ignore[attr-defined]
+            if old.HasField("status"):
+                new.status.CopyFrom(old.status)  # type: ignore[attr-defined]
+            else:
+                new.ClearField("status")
         defaults.apply(new)
         if _has(new, "spec") and new.spec != old.spec:  # type: ignore[attr-defined]
             nmd.generation = omd.generation + 1

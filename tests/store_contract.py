@@ -346,3 +346,19 @@ class StoreContract:
         with pytest.raises(StoreError):
             await store.create(prefix + "x", b"v", lease=0x7777_7777)
         assert await store.get(prefix + "x") is None
+
+    # -- close ---------------------------------------------------------------
+
+    async def test_close_ends_watches_with_a_store_error(self, store: Store, prefix: str) -> None:
+        rev = await store.create(prefix + "a", b"1")
+        watch = Collector(store, prefix, rev)
+        await watch.wait_until(rev)
+        await store.close()
+        async with asyncio.timeout(5):
+            while watch.error is None:
+                await watch._changed.wait()
+                watch._changed.clear()
+        assert isinstance(watch.error, StoreError) and "closed" in str(watch.error)
+        with pytest.raises(StoreError):
+            await store.get(prefix + "a")
+        await watch.close()

@@ -184,6 +184,9 @@ class EtcdStore:
             remaining = deadline - loop.time()
             try:
                 return await attempt(max(0.05, min(self.op_timeout, remaining)))
+            except asyncio.CancelledError:
+                self._raise_if_closed_under_us()
+                raise
             except grpc.aio.AioRpcError as e:
                 if self._closed:
                     raise StoreError("store is closed") from e
@@ -207,6 +210,14 @@ class EtcdStore:
     async def _txn(self, what: str, compare: list[Any], success: list[Any], failure: list[Any]) -> Any:
         req = rpc.TxnRequest(compare=compare, success=success, failure=failure)
         return await self._unary(what, "Txn", "_kv_stub", req)
+
+    def _raise_if_closed_under_us(self) -> None:
+        """close() cancels the channel's calls, which surfaces in their
+        callers as CancelledError; turn that (and only that: not a
+        cancellation of the caller's own task) into StoreError."""
+        task = asyncio.current_task()
+        if self._closed and (task is None or task.cancelling() == 0):
+            raise StoreError("store is closed") from None
 
     @staticmethod
     def _store_error(e: grpc.aio.AioRpcError, what: str) -> StoreError:
@@ -360,6 +371,9 @@ class EtcdStore:
                         # resumable after compaction passes its last event.
                         next_rev = max(next_rev, resp.header.revision + 1)
                     resp = await call.read()
+            except asyncio.CancelledError:
+                self._raise_if_closed_under_us()
+                raise
             except (grpc.aio.AioRpcError, _StreamBroken) as e:
                 if self._closed:
                     raise StoreError("store is closed") from e

@@ -1,0 +1,700 @@
+"""The one-machine lab: bring up, inspect, break and remove a PocketKube
+cluster whose nodes are network namespaces of this machine.
+
+    host namespace: etcd (127.0.0.1), pk-controlplane (10.231.K.1:6443)
+    node namespace pklabK-node-i: dockerd, pk-agent
+
+Where things live (K = the lab's index, see plan.py):
+  /var/lib/pocketkube/lab/<name>/     lab.json, logs, etcd data, each node's
+                                      engine data-root   ($PK_LAB_STATE_ROOT)
+  /run/pocketkube/lab/<name>/         PID files, sockets, exec-roots
+                                      ($PK_LAB_RUN_ROOT)
+
+Ordering guarantees of `up`: the record is written first (so `down` can
+always clean up), then the containment routes (net.py) before any interface
+or process exists, then the network, then etcd and the control plane, the
+node engines (in parallel, one thread per node), images, agents last. Every
+step checks what exists and only adds what is missing, so `up` resumes a
+half-built lab and a second `up` of a running lab changes nothing.
+
+`down` removes in reverse, by PID, namespace, link, route and mount, and
+reports whatever it could not remove (exit 1), so a test can assert that
+nothing is left.
+
+Single-threaded apart from the per-node worker threads of `up` and `down`;
+concurrent pkctl processes changing the same lab are not supported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import psutil
+
+from cli.lab import engine, flags, mounts, net, procs, state
+from cli.lab.plan import LabPlan, NodePlan, PlanError, free_index, make_plan
+
+Say = Callable[[str], None]
+
+
+class LabError(RuntimeError):
+    """A user-facing failure; str() is the message (pkctl prints `error: …`)."""
+
+
+REQUIRED_TOOLS = {
+    "ip": "iproute2",
+    "nsenter": "util-linux",
+    "dockerd": "docker.io",
+    "etcd": "etcd-server",
+    "umount": "mount",
+}
+
+
+def require_root(verb: str) -> None:
+    if os.geteuid() != 0:
+        raise LabError(
+            f"`pkctl lab {verb}` must run as root: it creates network namespaces, a bridge, veth links "
+            "and routes, and runs a dockerd per node. Run it as root, e.g. `sudo pkctl lab "
+            f"{verb}` (with the virtualenv's pkctl: `sudo .venv/bin/pkctl lab {verb}`)."
+        )
+
+
+def require_tools() -> None:
+    missing = [f"{tool} (Debian package {pkg})" for tool, pkg in REQUIRED_TOOLS.items() if not _which(tool)]
+    if missing:
+        raise LabError(f"missing programs: {', '.join(missing)}; install them with `make setup` (as root)")
+
+
+def _which(name: str) -> str | None:
+    # the virtualenv's own scripts first (pkctl may run as .venv/bin/pkctl without activation)
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin")
+
+
+def binary(name: str) -> str:
+    path = _which(name)
+    if not path:
+        raise LabError(f"{name} not found; install PocketKube into this environment (`make setup`)")
+    return path
+
+
+def default_images_dir() -> str:
+    """$PK_LAB_IMAGES, else the checkout's images/out (where `make images`
+    writes), found beside this package or above the working directory."""
+    if os.environ.get("PK_LAB_IMAGES"):
+        return os.environ["PK_LAB_IMAGES"]
+    candidates = [Path(__file__).resolve().parents[2] / "images" / "out"]
+    cwd = Path.cwd().resolve()
+    candidates += [d / "images" / "out" for d in (cwd, *cwd.parents)]
+    for c in candidates:
+        if c.is_dir():
+            return str(c)
+    return str(candidates[0])
+
+
+# ------------------------------------------------------------ components
+
+
+def etcd_pidfile(plan: LabPlan) -> str:
+    return f"{plan.run_dir}/etcd.pid"
+
+
+def controlplane_pidfile(plan: LabPlan) -> str:
+    return f"{plan.run_dir}/controlplane.pid"
+
+
+def agent_pidfile(node: NodePlan) -> str:
+    return f"{node.run_dir}/agent.pid"
+
+
+def log_path(plan: LabPlan, component: str) -> str:
+    """controlplane | etcd | NODE | NODE/agent | NODE/dockerd -> its log file."""
+    if component in ("controlplane", "etcd"):
+        return f"{plan.state_dir}/logs/{component}.log"
+    node_name, _, what = component.partition("/")
+    node = plan.node(node_name)
+    what = what or "agent"
+    if what == "agent":
+        return f"{node.state_dir}/agent.log"
+    if what == "dockerd":
+        return engine.dockerd_log(node)
+    raise PlanError(f'unknown component "{component}": use controlplane, etcd, NODE/agent or NODE/dockerd')
+
+
+def components(plan: LabPlan) -> list[str]:
+    out = ["controlplane", "etcd"]
+    for n in plan.nodes:
+        out += [f"{n.name}/agent", f"{n.name}/dockerd"]
+    return out
+
+
+def etcd_argv(plan: LabPlan, rec: state.LabRecord) -> list[str]:
+    client = f"http://127.0.0.1:{rec.etcd_client_port}"
+    peer = f"http://127.0.0.1:{rec.etcd_peer_port}"
+    member = f"pklab-{plan.name}"
+    return [
+        binary("etcd"),
+        f"--name={member}",
+        f"--data-dir={plan.etcd_dir}",
+        f"--listen-client-urls={client}",
+        f"--advertise-client-urls={client}",
+        f"--listen-peer-urls={peer}",
+        f"--initial-advertise-peer-urls={peer}",
+        f"--initial-cluster={member}={peer}",
+        "--auto-compaction-retention=1h",
+        "--log-level=warn",
+    ]
+
+
+def controlplane_values(plan: LabPlan, rec: state.LabRecord) -> dict[str, str]:
+    return {
+        "listen": plan.server,
+        "etcd_servers": f"http://127.0.0.1:{rec.etcd_client_port}",
+        "data_dir": plan.controlplane_dir,
+        "service_cidr": plan.service_cidr,
+        "lb_pool": plan.lb_pool,
+        "preset": plan.preset,
+    }
+
+
+def agent_values(plan: LabPlan, node: NodePlan) -> dict[str, str]:
+    return {
+        "node_name": node.name,
+        "node_ip": node.ip,
+        "docker_host": node.docker_host,
+        "server": plan.server,
+        "preset": plan.preset,
+    }
+
+
+def controlplane_argv(plan: LabPlan, rec: state.LabRecord) -> list[str]:
+    return [binary("pk-controlplane"), *flags.argv(flags.CONTROLPLANE_FLAGS, controlplane_values(plan, rec))]
+
+
+def agent_argv(plan: LabPlan, node: NodePlan) -> list[str]:
+    return [binary("pk-agent"), *flags.argv(flags.AGENT_FLAGS, agent_values(plan, node))]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------------ waits
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.1,
+             failed: Callable[[], str | None] | None = None) -> None:
+    """Poll check() until true; raise LabError naming what was awaited at the
+    deadline, or at once when failed() returns a reason."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return
+        if failed is not None:
+            reason = failed()
+            if reason:
+                raise LabError(f"{what}: {reason}")
+        if time.monotonic() > deadline:
+            raise LabError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def etcd_healthy(rec: state.LabRecord) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{rec.etcd_client_port}/health", timeout=1) as r:
+            return b'"true"' in r.read()
+    except OSError:
+        return False
+
+
+async def _api_version(server: str) -> bool:
+    from pkapi.client.cluster import ClusterClient
+
+    async with ClusterClient(server, timeout=1.0) as c:
+        try:
+            await c.version()
+            return True
+        except Exception:  # noqa: BLE001 - not answering yet
+            return False
+
+
+def api_ready(server: str) -> bool:
+    return asyncio.run(_api_version(server))
+
+
+async def _node_conditions(server: str) -> dict[str, str]:
+    from pkapi.client.cluster import ClusterClient
+
+    async with ClusterClient(server, timeout=2.0) as c:
+        nodes, _ = await c.list("nodes")
+    out = {}
+    for n in nodes:
+        ready = "Unknown"
+        for cond in n.status.conditions:  # type: ignore[attr-defined]
+            if cond.type == "Ready":
+                ready = "Ready" if cond.status == "True" else "NotReady"
+        out[n.metadata.name] = ready  # type: ignore[attr-defined]
+    return out
+
+
+def node_conditions(server: str) -> dict[str, str] | None:
+    """Node name -> Ready/NotReady/Unknown, or None if the API does not answer."""
+    try:
+        return asyncio.run(_node_conditions(server))
+    except Exception:  # noqa: BLE001 - the API may be down: status still reports the rest
+        return None
+
+
+# --------------------------------------------------------------------- up
+
+
+@dataclass
+class UpOptions:
+    name: str = "lab"
+    nodes: int | None = None
+    preset: str = "lab"
+    service_cidr: str = "10.96.0.0/16"
+    lb_pool: str | None = None
+    images_dir: str | None = None
+    write_config: bool = True
+    # infrastructure only (network, engines, images): for the lab's own tests
+    cluster: bool = True
+    timeout: float = 90.0
+
+
+def _record_for_up(opts: UpOptions) -> tuple[state.LabRecord, bool]:
+    rec = state.load(opts.name)
+    if rec is not None:
+        if opts.nodes is not None and opts.nodes != rec.nodes:
+            raise LabError(
+                f'lab "{opts.name}" exists with {rec.nodes} nodes; remove it first (`pkctl lab down --name {opts.name}`) '
+                f"to bring it up with {opts.nodes}"
+            )
+        return rec, False
+    used = {r.index for r in state.all_labs()}
+    # an interface of that name that no lab of ours records (another tool's, or
+    # a lab whose state was deleted by hand): skip its index
+    used |= {i for i in range(8) if net.link_exists(f"pklab{i}")}
+    index = free_index(used)
+    etcd_ports_file = Path(state.state_root()) / opts.name / "etcd" / "pk-ports"
+    client_port = peer_port = 0
+    if etcd_ports_file.exists():  # data kept by `down --keep-data`: same member, same ports
+        try:
+            client_port, peer_port = (int(x) for x in etcd_ports_file.read_text().split())
+        except ValueError:
+            pass
+    rec = state.LabRecord(
+        name=opts.name,
+        index=index,
+        nodes=opts.nodes or 3,
+        preset=opts.preset,
+        service_cidr=opts.service_cidr,
+        lb_pool="" if opts.lb_pool is None else opts.lb_pool,
+        etcd_client_port=client_port or _free_port(),
+        etcd_peer_port=peer_port or _free_port(),
+        state_root=state.state_root(),
+        run_root=state.run_root(),
+        created=time.time(),
+    )
+    # validate everything before anything is written
+    plan = make_plan(rec.name, rec.index, rec.nodes, rec.preset, rec.service_cidr, opts.lb_pool, rec.state_root, rec.run_root)
+    rec.lb_pool = plan.lb_pool
+    return rec, True
+
+
+def is_up(plan: LabPlan, cluster: bool = True) -> bool:
+    if not net.link_exists(plan.uplink):
+        return False
+    for n in plan.nodes:
+        if not net.netns_exists(n.netns) or not procs.alive(engine.dockerd_pidfile(n)):
+            return False
+        if cluster and not procs.alive(agent_pidfile(n)):
+            return False
+    if cluster and not (procs.alive(etcd_pidfile(plan)) and procs.alive(controlplane_pidfile(plan))):
+        return False
+    return True
+
+
+def up(opts: UpOptions, say: Say = print) -> LabPlan:
+    require_root("up")
+    require_tools()
+    t0 = time.monotonic()
+    rec, new = _record_for_up(opts)
+    plan = rec.plan()
+    if not new and is_up(plan, opts.cluster):
+        say(f'lab "{plan.name}" is already up ({len(plan.nodes)} nodes, control plane at {plan.server}); '
+            f"`pkctl lab status` shows it, `pkctl lab down` removes it")
+        return plan
+    images_dir = opts.images_dir or default_images_dir()
+    tars = engine.image_tars(images_dir)
+    if not tars:
+        raise LabError(f"no images in {images_dir}: build them first with `make images` (or set PK_LAB_IMAGES)")
+    if opts.cluster:
+        for name in ("pk-controlplane", "pk-agent"):
+            binary(name)
+    state.save(rec)
+    Path(plan.state_dir, "logs").mkdir(parents=True, exist_ok=True)
+    Path(plan.run_dir).mkdir(parents=True, exist_ok=True)
+    verb = "creating" if new else "resuming"
+    say(f'{verb} lab "{plan.name}": {len(plan.nodes)} nodes on {plan.subnet}, preset {plan.preset}')
+
+    step = _Steps(say, t0)
+    # 1. containment before anything can send a packet
+    net.install_containment(plan)
+    net.create_switch(plan)
+    for n in plan.nodes:
+        net.create_node(plan, n)
+    step.done(f"network: {plan.uplink} {plan.gateway}/{plan.prefixlen}, "
+              f"{len(plan.nodes)} node namespaces; {plan.service_cidr} and {plan.lb_pool} kept on this machine")
+
+    # 2. etcd and the control plane (host namespace), engines (node namespaces)
+    if opts.cluster and not procs.alive(etcd_pidfile(plan)):
+        Path(plan.etcd_dir).mkdir(parents=True, exist_ok=True)
+        Path(plan.etcd_dir, "pk-ports").write_text(f"{rec.etcd_client_port} {rec.etcd_peer_port}\n")
+        procs.start(etcd_argv(plan, rec), log_path(plan, "etcd"), etcd_pidfile(plan))
+    for n in plan.nodes:
+        if not procs.alive(engine.dockerd_pidfile(n)):
+            engine.start(n)
+    if opts.cluster:
+        wait_for("etcd to answer /health", lambda: etcd_healthy(rec), 30,
+                 failed=lambda: None if procs.alive(etcd_pidfile(plan)) else
+                 f"etcd exited; see `pkctl lab logs etcd`:\n{engine.tail(log_path(plan, 'etcd'))}")
+        if not procs.alive(controlplane_pidfile(plan)):
+            Path(plan.controlplane_dir).mkdir(parents=True, exist_ok=True)
+            procs.start(controlplane_argv(plan, rec), log_path(plan, "controlplane"), controlplane_pidfile(plan))
+        step.done(f"etcd on 127.0.0.1:{rec.etcd_client_port}, control plane starting on {plan.server}")
+
+    with ThreadPoolExecutor(max_workers=len(plan.nodes)) as pool:
+        list(pool.map(lambda n: engine.wait_ready(n, timeout=60), plan.nodes))
+        step.done(f"{len(plan.nodes)} Docker Engines answering")
+        loaded = list(pool.map(lambda n: engine.load_images(n, tars), plan.nodes))
+    tags = sorted({t for lst in loaded for t in lst})
+    step.done(f"images loaded into every node: {', '.join(tags) if tags else 'already there'}")
+
+    if opts.cluster:
+        wait_for(f"the control plane to answer at {plan.server}", lambda: api_ready(plan.server), 30,
+                 failed=lambda: None if procs.alive(controlplane_pidfile(plan)) else
+                 f"pk-controlplane exited; see `pkctl lab logs controlplane`:\n"
+                 f"{engine.tail(log_path(plan, 'controlplane'))}")
+        for n in plan.nodes:
+            if not procs.alive(agent_pidfile(n)):
+                procs.start(agent_argv(plan, n), log_path(plan, f"{n.name}/agent"), agent_pidfile(n), netns=n.netns)
+        if opts.write_config:
+            write_pkctl_config(plan)
+        _wait_nodes_ready(plan, opts.timeout, say)
+        step.done(f"{len(plan.nodes)} nodes Ready")
+    say(summary(plan, time.monotonic() - t0, opts.cluster))
+    return plan
+
+
+class _Steps:
+    def __init__(self, say: Say, t0: float) -> None:
+        self.say = say
+        self.t0 = t0
+
+    def done(self, text: str) -> None:
+        self.say(f"  [{time.monotonic() - self.t0:5.1f}s] {text}")
+
+
+def _wait_nodes_ready(plan: LabPlan, timeout: float, say: Say) -> None:
+    want = [n.name for n in plan.nodes]
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        conds = node_conditions(plan.server) or {}
+        ready = [n for n in want if conds.get(n) == "Ready"]
+        line = f"  waiting for nodes: {len(ready)}/{len(want)} Ready"
+        if line != last:
+            say(line)
+            last = line
+        if len(ready) == len(want):
+            return
+        dead = [n.name for n in plan.nodes if not procs.alive(agent_pidfile(n))]
+        if dead:
+            node = plan.node(dead[0])
+            raise LabError(
+                f"pk-agent of {', '.join(dead)} exited; see `pkctl lab logs {dead[0]}/agent`:\n"
+                f"{engine.tail(log_path(plan, node.name + '/agent'))}"
+            )
+        if time.monotonic() > deadline:
+            missing = [n for n in want if n not in ready]
+            raise LabError(
+                f"timed out after {timeout:.0f} s waiting for nodes {', '.join(missing)} to be Ready "
+                f"(seen: {conds or 'no answer from the API'}); see `pkctl lab logs NODE/agent`"
+            )
+        time.sleep(0.25)
+
+
+def write_pkctl_config(plan: LabPlan) -> str:
+    from cli.config import config_path, write_config
+
+    path = config_path()
+    write_config(path, plan.server)
+    return str(path)
+
+
+def summary(plan: LabPlan, took: float, cluster: bool = True) -> str:
+    from cli.config import config_path
+
+    width = max(len(n.name) for n in plan.nodes)
+    nodes = "\n".join(f"    {n.name:<{width}}  {n.ip:<13}  netns {n.netns}, engine {n.docker_host}" for n in plan.nodes)
+    lines = [
+        f'lab "{plan.name}" is up in {took:.1f} s',
+        f"  control plane  {plan.server}" + (f"  (pkctl config: {config_path()})" if cluster else "  (not started)"),
+        f"  nodes ({len(plan.nodes)}):",
+        nodes,
+        f"  services       ClusterIPs from {plan.service_cidr} (reachable inside the nodes), "
+        f"LoadBalancer IPs from {plan.lb_pool}",
+        f"  state          {plan.state_dir}   logs: pkctl lab logs controlplane|etcd|NODE/agent|NODE/dockerd",
+        "try:",
+        "  pkctl get nodes -o wide",
+        "  pkctl apply -f examples/web.yaml && pkctl rollout status deployment/my-web-app-deployment",
+        "  pkctl lab exec node-1 -- curl -s http://my-web-app-service.default.svc.cluster.local  (DNS: inside the node)",
+        f"  pkctl lab kill-node {plan.nodes[-1].name} --hard; pkctl get pods -o wide -w",
+        "  pkctl lab down",
+    ]
+    if plan.name != "lab":
+        lines = [_with_name(ln, plan.name) for ln in lines]
+    return "\n".join(lines)
+
+
+def _with_name(line: str, name: str) -> str:
+    """`  pkctl lab VERB ARGS` -> `  pkctl lab VERB --name NAME ARGS`."""
+    if not line.startswith("  pkctl lab "):
+        return line
+    words = line.strip().split(" ")
+    return "  " + " ".join(words[:3] + ["--name", name] + words[3:])
+
+
+# ------------------------------------------------------------------- down
+
+
+def down(name: str = "lab", keep_data: bool = False, say: Say = print) -> list[str]:
+    """Remove the lab; returns what could not be removed (empty: nothing left)."""
+    require_root("down")
+    rec = state.load(name)
+    if rec is None:
+        say(f'no lab named "{name}" (nothing to remove)')
+        return []
+    plan = rec.plan()
+    t0 = time.monotonic()
+    # agents first (a dying engine must not be seen as pods failing), then the
+    # control plane and etcd, then the engines with their containers
+    for n in plan.nodes:
+        procs.stop(agent_pidfile(n), hard=True)
+    procs.stop(controlplane_pidfile(plan), grace=5)
+    procs.stop(etcd_pidfile(plan), grace=10)
+    with ThreadPoolExecutor(max_workers=len(plan.nodes)) as pool:
+        list(pool.map(engine.hard_kill, plan.nodes))
+    strays = stray_processes(plan)
+    procs.kill_all(strays)
+
+    left_mounts = mounts.unmount_all(plan.run_dir) + mounts.unmount_all(plan.state_dir)
+    for n in plan.nodes:
+        net.remove_node(plan, n)
+    net.remove_switch(plan)
+    shared = any(r.name != rec.name and r.service_cidr == rec.service_cidr for r in state.all_labs(rec.state_root))
+    net.remove_containment(plan, service_cidr_shared=shared)
+    left = net.wait_gone(plan)
+    left += [f"mount {m}" for m in left_mounts]
+    left += [f"process {p.pid} ({' '.join(_cmd(p))[:80]})" for p in stray_processes(plan)]
+
+    if not left_mounts:
+        try:
+            mounts.safe_rmtree(plan.run_dir)
+            if keep_data:
+                for child in Path(plan.state_dir).iterdir():
+                    if child.name != "etcd":
+                        mounts.safe_rmtree(str(child)) if child.is_dir() and not child.is_symlink() else child.unlink()
+            else:
+                mounts.safe_rmtree(plan.state_dir)
+        except (OSError, RuntimeError) as err:
+            left.append(f"directory: {err}")
+    _forget_config(plan)
+    for d in (rec.run_root, rec.state_root):
+        _rmdir_empty(d, levels=2)
+    if not left:
+        kept = f" (etcd data kept in {plan.etcd_dir})" if keep_data else ""
+        say(f'lab "{name}" removed in {time.monotonic() - t0:.1f} s: processes, namespaces, links, routes, '
+            f"mounts and files{kept}")
+    else:
+        state.save(rec)  # keep the record: a later `down` retries
+        say(f'lab "{name}" removed, but these remain:\n  ' + "\n  ".join(left))
+    return left
+
+
+def _rmdir_empty(path: str, levels: int) -> None:
+    """Remove path and up to levels-1 of its parents while they are empty
+    (/run/pocketkube/lab, /run/pocketkube): made by the lab, shared by labs."""
+    p = Path(path)
+    for _ in range(levels):
+        try:
+            p.rmdir()
+        except OSError:
+            return
+        p = p.parent
+
+
+def _cmd(p: psutil.Process) -> list[str]:
+    try:
+        return p.cmdline()
+    except psutil.Error:
+        return []
+
+
+def stray_processes(plan: LabPlan) -> list[psutil.Process]:
+    """Processes whose command line names one of the lab's own directories
+    (a shim or docker-proxy whose parent died, an agent started by hand):
+    the lab made them, so `down` ends them."""
+    markers = (plan.run_dir + "/", plan.state_dir + "/")
+    me = os.getpid()
+    found = []
+    for p in psutil.process_iter(["cmdline"]):
+        if p.pid == me:
+            continue
+        try:
+            cmdline = p.info["cmdline"] or []
+        except psutil.NoSuchProcess:
+            continue
+        if any(m in arg or arg == m[:-1] or arg.endswith("=" + m[:-1]) for arg in cmdline for m in markers):
+            if procs.is_live(p):
+                found.append(p)
+    return found
+
+
+def _forget_config(plan: LabPlan) -> None:
+    from cli.config import config_path, read_config
+
+    path = config_path()
+    try:
+        if read_config(path).server == plan.server:
+            path.unlink()
+    except Exception:  # noqa: BLE001 - an unreadable config is not ours to fix
+        pass
+
+
+# ------------------------------------------------------- status, breakage
+
+
+def load_plan(name: str) -> tuple[state.LabRecord, LabPlan]:
+    rec = state.load(name)
+    if rec is None:
+        raise LabError(f'no lab named "{name}": bring one up with `pkctl lab up`' +
+                       ("" if name == "lab" else f" --name {name}"))
+    return rec, rec.plan()
+
+
+def _pid(pidfile: str) -> str:
+    p = procs.read(pidfile)
+    return f"running (pid {p.pid})" if p else "stopped"
+
+
+def status(name: str = "lab", say: Say = print) -> bool:
+    """Print the lab's state; True if every part is running."""
+    rec, plan = load_plan(name)
+    conds = node_conditions(plan.server) if procs.alive(controlplane_pidfile(plan)) else None
+    say(f'lab "{plan.name}"  preset {plan.preset}  network {plan.subnet} ({plan.uplink})  state {plan.state_dir}')
+    rows: list[tuple[str, ...]] = [("COMPONENT", "ADDRESS", "PROCESS")]
+    rows.append(("etcd", f"127.0.0.1:{rec.etcd_client_port}", _pid(etcd_pidfile(plan))))
+    rows.append(("controlplane", plan.server, _pid(controlplane_pidfile(plan))))
+    say(_table(rows))
+    say("")
+    rows = [("NODE", "IP", "LINK", "DOCKERD", "AGENT", "STATUS")]
+    healthy = procs.alive(etcd_pidfile(plan)) and procs.alive(controlplane_pidfile(plan))
+    for n in plan.nodes:
+        if not net.netns_exists(n.netns):
+            link = "missing"
+        elif net.is_partitioned(plan, n):
+            link = "partitioned"
+        else:
+            link = "up"
+        node_status = "-" if conds is None else conds.get(n.name, "not registered")
+        rows.append((n.name, n.ip, link, _pid(engine.dockerd_pidfile(n)), _pid(agent_pidfile(n)), node_status))
+        healthy = healthy and link == "up" and procs.alive(engine.dockerd_pidfile(n)) and procs.alive(agent_pidfile(n))
+    say(_table(rows))
+    if conds is None and procs.alive(controlplane_pidfile(plan)):
+        say("(the control plane does not answer: node status unknown)")
+    return bool(healthy)
+
+
+def _table(rows: Iterable[tuple[str, ...]]) -> str:
+    rows = list(rows)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+
+
+def kill_node(name: str, node_name: str, hard: bool = False, say: Say = print) -> None:
+    require_root("kill-node")
+    _, plan = load_plan(name)
+    node = plan.node(node_name)
+    agent = procs.stop(agent_pidfile(node), hard=True)
+    if not hard:
+        say(f"{node.name}: pk-agent " + ("killed" if agent else "was not running") +
+            "; its containers keep running (as when a kubelet dies)")
+        return
+    n = engine.hard_kill(node)
+    say(f"{node.name}: killed pk-agent, dockerd and every container ({n + int(agent)} processes): the node is gone")
+
+
+def start_node(name: str, node_name: str, say: Say = print) -> None:
+    require_root("start-node")
+    _, plan = load_plan(name)
+    node = plan.node(node_name)
+    if not net.netns_exists(node.netns):
+        net.create_node(plan, node)
+    started = []
+    if not procs.alive(engine.dockerd_pidfile(node)):
+        engine.start(node)
+        engine.wait_ready(node)
+        started.append("dockerd")
+    if not procs.alive(agent_pidfile(node)):
+        procs.start(agent_argv(plan, node), log_path(plan, f"{node.name}/agent"), agent_pidfile(node), netns=node.netns)
+        started.append("pk-agent")
+    say(f"{node.name}: started {' and '.join(started)}" if started else f"{node.name}: already running")
+
+
+def partition(name: str, node_name: str, cut: bool, say: Say = print) -> None:
+    require_root("partition" if cut else "heal")
+    _, plan = load_plan(name)
+    node = plan.node(node_name)
+    net.set_partitioned(plan, node, cut)
+    say(f"{node.name}: link cut (partitioned from the lab network)" if cut else f"{node.name}: link restored")
+
+
+def exec_argv(name: str, node_name: str, cmd: list[str]) -> list[str]:
+    _, plan = load_plan(name)
+    node = plan.node(node_name)
+    if not cmd:
+        cmd = [os.environ.get("SHELL", "/bin/sh")]
+    env_docker = f"DOCKER_HOST={node.docker_host}"
+    return ["nsenter", f"--net={node.netns_path}", "--", "env", env_docker, *cmd]
+
+
+def follow(path: str, lines: int, say: Callable[[str], None]) -> None:
+    """Print the last lines of path, then follow it until interrupted."""
+    with open(path, "rb") as f:
+        say(engine.tail(path, lines))
+        f.seek(0, os.SEEK_END)
+        while True:
+            chunk = f.readline()
+            if chunk:
+                sys.stdout.write(chunk.decode(errors="replace"))
+                sys.stdout.flush()
+            else:
+                time.sleep(0.2)
+

@@ -1,0 +1,74 @@
+"""Extension points of the agent for node-level services (helper "services":
+agent/proxy, agent/dns).
+
+    NodeContext   what an extra gets: config, client, runtime, hooks
+    PodHooks      how pod containers are shaped by node services:
+                    env_providers  fn(pod) -> {NAME: value}, e.g. the
+                                   Kubernetes <SVC>_SERVICE_HOST/_PORT vars
+                    cluster_dns    set True once the node's DNS server runs:
+                                   containers of dnsPolicy ClusterFirst then
+                                   get nameserver = node IP and the search
+                                   path <ns>.svc.cluster.local svc.cluster.local
+                                   cluster.local
+
+agent.main starts every coroutine in `agent.main.node_extras(ctx)` in the
+agent's TaskGroup. Providers run on the event loop while a container is being
+created: they must be quick and must not raise (an exception is logged and the
+provider skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pkapi.v1 import core_pb2
+
+log = logging.getLogger(__name__)
+
+EnvProvider = Callable[[core_pb2.Pod], dict[str, str]]
+CLUSTER_DOMAIN = "cluster.local"
+
+
+@dataclass
+class PodHooks:
+    node_ip: str = ""
+    env_providers: list[EnvProvider] = field(default_factory=list)
+    cluster_dns: bool = False
+    cluster_domain: str = CLUSTER_DOMAIN
+
+    def extra_env(self, pod: core_pb2.Pod) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if pod.spec.HasField("enable_service_links") and not pod.spec.enable_service_links:
+            return out
+        for fn in self.env_providers:
+            try:
+                out.update(fn(pod))
+            except Exception:  # noqa: BLE001 - a broken provider must not block pods
+                log.exception("env provider %r failed", fn)
+        return out
+
+    def dns(self, pod: core_pb2.Pod) -> tuple[list[str], list[str]]:
+        """(nameservers, search path) for the pod's containers; ([], []) =
+        the engine's default (the host's resolv.conf)."""
+        servers: list[str] = []
+        search: list[str] = []
+        policy = pod.spec.dns_policy or "ClusterFirst"
+        if policy == "ClusterFirst" and self.cluster_dns and self.node_ip:
+            ns = pod.metadata.namespace or "default"
+            d = self.cluster_domain
+            servers = [self.node_ip]
+            search = [f"{ns}.svc.{d}", f"svc.{d}", d]
+        if pod.spec.HasField("dns_config"):
+            servers += [s for s in pod.spec.dns_config.nameservers if s not in servers]
+            search += [s for s in pod.spec.dns_config.searches if s not in search]
+        return servers, search
+
+
+@dataclass
+class NodeContext:
+    config: Any  # AgentConfig
+    client: Any  # ClusterClient
+    runtime: Any  # Runtime
+    hooks: PodHooks

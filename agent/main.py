@@ -1,0 +1,193 @@
+"""pk-agent: flags -> AgentConfig -> run(config).
+
+run() wires the parts in one TaskGroup on one event loop:
+
+    NodeRegistrar   register the Node, heartbeat (node.py)
+    PodManager      watch this node's pods, one PodWorker each (pods/)
+    AgentService    logs/exec for pkctl, via the control plane (service.py)
+    node extras     node-level services (proxy, DNS): node_extras() below
+
+Stopping the agent (SIGTERM/SIGINT) leaves the pods' containers running, as
+a kubelet does: a restarted agent adopts them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from agent import __version__
+from agent.config import PRESETS, AgentConfig
+from agent.hooks import NodeContext, PodHooks
+from agent.node import NodeRegistrar
+from agent.pods.manager import PodManager
+from agent.runtime.base import Runtime
+from agent.service import AgentServicer, serve
+from pkapi.client.cluster import ClusterClient
+from pkapi.client.events import EventRecorder
+
+log = logging.getLogger("pk-agent")
+
+
+def node_extras(ctx: NodeContext) -> list[Coroutine[Any, Any, None]]:
+    """Node-level services started in the agent's TaskGroup, each a coroutine
+    that runs until cancelled. Helper "services" adds the service proxy and
+    cluster DNS here (agent/proxy, agent/dns); a DNS server sets
+    ctx.hooks.cluster_dns = True once it listens, and service env vars are
+    added with ctx.hooks.env_providers.append(fn)."""
+    extras: list[Coroutine[Any, Any, None]] = []
+    return extras
+
+
+class UsageError(Exception):
+    pass
+
+
+def _parse_labels(s: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in s.split(","))):
+        k, eq, v = part.partition("=")
+        if not eq or not k:
+            raise UsageError(f'invalid value "{s}" for --labels: "{part}" is not of the form key=value')
+        out[k] = v
+    return out
+
+
+def _parse_range(s: str) -> tuple[int, int]:
+    a, dash, b = s.partition("-")
+    try:
+        first, last = int(a), int(b if dash else a)
+    except ValueError:
+        raise UsageError(f'invalid value "{s}" for --host-port-range: must be FIRST-LAST, e.g. 40000-44999') from None
+    if not (1 <= first <= last <= 65535):
+        raise UsageError(f'invalid value "{s}" for --host-port-range: must be 1 <= FIRST <= LAST <= 65535')
+    return first, last
+
+
+def parse_args(argv: list[str] | None = None) -> AgentConfig:
+    p = argparse.ArgumentParser(prog="pk-agent", description="PocketKube node agent (kubelet)")
+    p.add_argument("--server", default="127.0.0.1:6443", help="control plane address host:port")
+    p.add_argument("--node-name", default=socket.gethostname(), help="this node's name (default: hostname)")
+    p.add_argument("--node-ip", default="127.0.0.1", help="address pods' ports are published on")
+    p.add_argument("--docker-host", default="unix:///var/run/docker.sock", help="Docker Engine address")
+    p.add_argument("--preset", choices=sorted(PRESETS), default="lab", help="timing defaults (lab or kubernetes)")
+    p.add_argument("--heartbeat-interval", type=float, default=None, help="seconds between heartbeats")
+    p.add_argument("--labels", default="", help="node labels k=v,k2=v2")
+    p.add_argument("--data-dir", default="/var/lib/pocketkube/agent")
+    p.add_argument("--host-port-range", default="40000-44999", help="host ports for containerPorts")
+    p.add_argument("--max-pods", type=int, default=110)
+    p.add_argument("--agent-port", type=int, default=10250, help="AgentService port on the node IP (0: any free)")
+    p.add_argument("--resync-interval", type=float, default=10.0)
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--version", action="version", version=f"pk-agent {__version__}")
+
+    def error(message: str) -> None:  # argparse exits 2; PocketKube's programs exit 1
+        raise UsageError(message)
+
+    p.error = error  # type: ignore[method-assign,assignment]
+    a = p.parse_args(argv)
+    cfg = AgentConfig(
+        server=a.server,
+        node_name=a.node_name,
+        node_ip=a.node_ip,
+        docker_host=a.docker_host,
+        labels=_parse_labels(a.labels),
+        data_dir=a.data_dir,
+        host_port_range=_parse_range(a.host_port_range),
+        max_pods=a.max_pods,
+        agent_port=a.agent_port,
+        resync_interval=a.resync_interval,
+        log_level=a.log_level,
+    )
+    cfg.apply_preset(a.preset)
+    if a.heartbeat_interval is not None:
+        if a.heartbeat_interval <= 0:
+            raise UsageError(f'invalid value "{a.heartbeat_interval}" for --heartbeat-interval: must be > 0')
+        cfg.heartbeat_interval = a.heartbeat_interval
+    if cfg.max_pods < 1:
+        raise UsageError(f'invalid value "{cfg.max_pods}" for --max-pods: must be >= 1')
+    try:
+        socket.inet_aton(cfg.node_ip)
+    except OSError:
+        raise UsageError(f'invalid value "{cfg.node_ip}" for --node-ip: must be an IPv4 address') from None
+    return cfg
+
+
+async def run(config: AgentConfig, runtime: Runtime | None = None, check_port_bind: bool = True) -> None:
+    """Run the agent until cancelled. `runtime` defaults to a DockerRuntime on
+    config.docker_host (hollow agents pass a FakeRuntime)."""
+    if runtime is None:
+        from agent.runtime.docker_runtime import DockerRuntime
+
+        runtime = DockerRuntime(config.docker_host)
+    client = ClusterClient(config.server, timeout=30.0)
+    hooks = PodHooks(node_ip=config.node_ip)
+    recorder = EventRecorder(client, "kubelet", host=config.node_name)
+    pods = PodManager(config, client, runtime, hooks, recorder, check_port_bind=check_port_bind)
+    server, port = await serve(f"{config.node_ip}:{config.agent_port}", AgentServicer(config.node_name, runtime, pods))
+    log.info("pk-agent %s: node %s (%s), AgentService on %s:%d, engine %s", __version__, config.node_name,
+             config.node_ip, config.node_ip, port, config.docker_host)
+    registrar = NodeRegistrar(config, client, runtime, port)
+    ctx = NodeContext(config, client, runtime, hooks)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(registrar.run(), name="node-heartbeat")
+            tg.create_task(pods.run(), name="pods")
+            for coro in node_extras(ctx):
+                tg.create_task(coro)
+    finally:
+        await server.stop(1.0)
+        await client.close()
+        await runtime.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        config = parse_args(argv)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    logging.basicConfig(
+        level=getattr(logging, config.log_level.upper()),
+        format=f"%(asctime)s %(levelname)s {config.node_name} %(name)s: %(message)s",
+    )
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+
+    async def _main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        # Docker SDK calls run in threads; the default pool (cores + 4) is too
+        # small for many pods starting at once.
+        from concurrent.futures import ThreadPoolExecutor
+
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=64, thread_name_prefix="docker"))
+        try:
+            await run(config)
+        except asyncio.CancelledError:
+            log.info("stopping (containers keep running)")
+
+    try:
+        asyncio.run(_main())
+    except KeyboardInterrupt:
+        pass
+    except OSError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

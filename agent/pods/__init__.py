@@ -1,0 +1,1 @@
+"""Pod sync: the agent's pods as containers (manager, worker, probes, status)."""

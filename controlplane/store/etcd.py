@@ -148,8 +148,16 @@ def _event(ev: Any) -> Event:
 class EtcdStore:
     """The Store protocol on etcd (see the module docstring)."""
 
-    def __init__(self, endpoints: str | list[str], *, retry_timeout: float = 10.0, op_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        endpoints: str | list[str],
+        *,
+        retry_timeout: float = 10.0,
+        op_timeout: float = 5.0,
+        list_page_size: int = _LIST_PAGE,
+    ) -> None:
         self.endpoints = parse_endpoints(endpoints)
+        self.list_page_size = list_page_size
         self._target = _grpc_target(self.endpoints)
         self.retry_timeout = retry_timeout
         self.op_timeout = op_timeout
@@ -240,7 +248,7 @@ class EtcdStore:
             start = key
             try:
                 while True:
-                    req = rpc.RangeRequest(key=start, range_end=end, limit=_LIST_PAGE, revision=revision)
+                    req = rpc.RangeRequest(key=start, range_end=end, limit=self.list_page_size, revision=revision)
                     resp = await self._unary(f"list {prefix}", "Range", "_kv_stub", req)
                     if not revision:
                         revision = resp.header.revision

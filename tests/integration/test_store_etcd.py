@@ -8,6 +8,7 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,42 @@ def prefix() -> str:
 
 class TestEtcdStore(StoreContract):
     pass
+
+
+async def test_paged_list_is_one_snapshot(store_etcd: EtcdProcess) -> None:
+    """A list read in several pages reads every page at the first page's
+    revision, even when writes land between the pages."""
+    prefix = f"/registry/paged-{time.monotonic_ns()}/"
+    writer = EtcdStore(store_etcd.endpoint)
+    revs = {f"k{i:02}": await writer.create(prefix + f"k{i:02}", b"old") for i in range(10)}
+
+    class Interleaving(EtcdStore):
+        pages = 0
+
+        async def _unary(self, what: str, method_name: str, stub: str, request: Any) -> Any:
+            resp = await super()._unary(what, method_name, stub, request)
+            if what.startswith("list"):
+                self.pages += 1
+                if self.pages == 1:
+                    # After the first page: change a key on a later page, add one, delete one.
+                    await writer.update(prefix + "k08", b"new", revs["k08"])
+                    await writer.create(prefix + "k10", b"new")
+                    await writer.delete(prefix + "k09")
+            return resp
+
+    store = Interleaving(store_etcd.endpoint, list_page_size=3)
+    try:
+        items, rev = await store.list(prefix)
+        assert store.pages == 4
+        assert [kv.key for kv in items] == [prefix + f"k{i:02}" for i in range(10)]
+        assert {kv.value for kv in items} == {b"old"}
+        assert rev == max(revs.values())
+        items2, rev2 = await store.list(prefix)
+        assert rev2 == rev + 3
+        assert [kv.key.rsplit("/", 1)[1] for kv in items2] == [f"k{i:02}" for i in range(9)] + ["k10"]
+    finally:
+        await store.close()
+        await writer.close()
 
 
 async def test_watch_survives_an_etcd_restart(etcd_process: EtcdProcess) -> None:

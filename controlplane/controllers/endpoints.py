@@ -27,9 +27,8 @@ import asyncio
 import logging
 from typing import Any, Iterable
 
+from controlplane.controllers.base import Controller, SharedInformers
 from pkapi import intstr, meta
-from pkapi.client.informer import Informer
-from pkapi.client.workqueue import ShutDown, WorkQueue
 from pkapi.errors import ApiError
 from pkapi.v1 import core_pb2, meta_pb2
 
@@ -150,23 +149,25 @@ def _strip_rv(subsets: Iterable[core_pb2.EndpointSubset]) -> list[bytes]:
 # ----------------------------------------------------------- controller
 
 
-class EndpointsController:
+class EndpointsController(Controller):
     name = "endpoints"
+    workers = 2
 
-    def __init__(self, client: Any, workers: int = 2) -> None:
+    def __init__(self, client: Any, config: Any = None, informers: SharedInformers | None = None) -> None:
+        super().__init__()
         self.client = client
-        self.workers = workers
-        self.services = Informer(client, "services")
-        self.pods = Informer(client, "pods")
-        self.endpoints = Informer(client, "endpoints")
-        self.queue = WorkQueue(name="endpoints")
+        self._own_informers = informers is None
+        shared = informers or SharedInformers(client)
+        self._shared = shared
+        self.services = shared.informer("services")
+        self.pods = shared.informer("pods")
+        self.endpoints = shared.informer("endpoints")
+        self.informers = [self.services, self.pods, self.endpoints]
         self.services.add_handler(
             on_add=self._enqueue_obj, on_update=lambda o, n: self._enqueue_obj(n), on_delete=self._enqueue_obj
         )
         self.pods.add_handler(on_add=self._pod_changed, on_update=self._pod_updated, on_delete=self._pod_changed)
-        self.endpoints.add_handler(
-            on_update=lambda o, n: self._enqueue_obj(n), on_delete=self._enqueue_obj
-        )
+        self.endpoints.add_handler(on_update=lambda o, n: self._enqueue_obj(n), on_delete=self._enqueue_obj)
 
     # Handlers only enqueue.
     def _enqueue_obj(self, obj: Any) -> None:
@@ -181,38 +182,22 @@ class EndpointsController:
         self._pod_changed(old)
         self._pod_changed(new)
 
-    async def run(self) -> None:
-        async with asyncio.TaskGroup() as tg:
-            for inf in (self.services, self.pods, self.endpoints):
-                tg.create_task(inf.run())
-            for inf in (self.services, self.pods, self.endpoints):
-                await inf.wait_synced(None)
-            # Endpoints whose Service is gone (deleted while we were down).
-            for ep in self.endpoints.list():
-                if ep.metadata.labels.get(MANAGED_BY) == MANAGER:
-                    self.queue.add(meta.ns_name(ep))
-            for svc in self.services.list():
-                self.queue.add(meta.ns_name(svc))
-            for _ in range(self.workers):
-                tg.create_task(self._worker())
+    async def started(self) -> None:
+        # Endpoints whose Service is gone (deleted while no leader ran).
+        for ep in self.endpoints.list():
+            if ep.metadata.labels.get(MANAGED_BY) == MANAGER:
+                self.queue.add(meta.ns_name(ep))
+        for svc in self.services.list():
+            self.queue.add(meta.ns_name(svc))
 
-    async def _worker(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except ShutDown:
-                return
-            try:
-                await self.sync(str(key))
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # noqa: BLE001 - every failure is requeued
-                log.info("endpoints %s: %s; requeued", key, err)
-                self.queue.add_rate_limited(key)
-            else:
-                self.queue.forget(key)
-            finally:
-                self.queue.done(key)
+    async def run(self) -> None:
+        if not self._own_informers:
+            await super().run()
+            return
+        # Standalone (tests): run our own informers too.
+        async with asyncio.TaskGroup() as tg:
+            self._shared.start(tg)
+            tg.create_task(super().run())
 
     async def sync(self, key: str) -> None:
         ns, name = meta.split_key(key)
@@ -253,8 +238,3 @@ class EndpointsController:
             if err.reason != "AlreadyExists":
                 raise
             raise RuntimeError("Endpoints appeared meanwhile; resync") from err
-
-
-def new(client: Any, config: Any = None) -> EndpointsController:
-    """Factory for the controller manager."""
-    return EndpointsController(client)

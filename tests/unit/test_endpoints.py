@@ -85,3 +85,12 @@ def test_empty_selector_matches_nothing():
     s = svc([{"port": 80}], selector={})
     s.spec.selector.clear()
     assert compute_subsets(s, [pod("a", mappings=[("", 80, "TCP", 30500)])]) == []
+
+
+def test_lb_choose_holder():
+    from controlplane.controllers.loadbalancer import choose_holder
+
+    assert choose_holder("n2", ["n1", "n2"], {"n2": 5}) == "n2"  # a Ready holder keeps it
+    assert choose_holder("n3", ["n1", "n2"], {"n1": 2, "n2": 1}) == "n2"  # least loaded
+    assert choose_holder("", ["n2", "n1"], {}) == "n1"  # ties by name
+    assert choose_holder("n1", [], {}) == ""

@@ -301,6 +301,10 @@ class Registry:
                 new.status.CopyFrom(old.status)  # type: ignore[attr-defined]
             else:
                 new.ClearField("status")
+        if k.kind == "Service":
+            # An update that omits clusterIP/nodePorts keeps the allocated
+            # ones (Kubernetes' patchAllocatedValues).
+            _keep_service_allocations(old, new)
         defaults.apply(new)
         if _has(new, "spec") and new.spec != old.spec:  # type: ignore[attr-defined]
             nmd.generation = omd.generation + 1

@@ -41,7 +41,9 @@ def node_extras(ctx: NodeContext) -> list[Coroutine[Any, Any, None]]:
     cluster DNS here (agent/proxy, agent/dns); a DNS server sets
     ctx.hooks.cluster_dns = True once it listens, and service env vars are
     added with ctx.hooks.env_providers.append(fn)."""
-    extras: list[Coroutine[Any, Any, None]] = []
+    from agent.proxy.extras import node_services
+
+    extras: list[Coroutine[Any, Any, None]] = node_services(ctx)
     return extras
 
 

@@ -1,0 +1,106 @@
+"""Wiring of the service proxy and cluster DNS into pk-agent (called from
+agent.main.node_extras).
+
+node_services(ctx) returns the coroutines the agent runs in its TaskGroup:
+  - the proxy (run_proxy) for ctx.config.node_name / node_ip;
+  - cluster DNS on the node IP, port 53 (PK_DNS_PORT overrides). When the
+    node IP is a loopback address (several agents on one machine, as in the
+    integration tests) a container cannot reach it — its own loopback is a
+    different one — so DNS also listens on the container bridge's gateway
+    (docker0) and pods get that address as their nameserver;
+  - once DNS listens: ctx.hooks.cluster_dns = True (ClusterFirst pods then
+    get it and the search path), and a provider of the Kubernetes service
+    environment variables is added to ctx.hooks.env_providers.
+Both share one pair of Service/Endpoints informers (watch.shared).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+from collections.abc import Coroutine
+from typing import Any
+
+from agent.dns.resolve import service_env
+from agent.dns.server import ClusterDNS, run_dns
+from agent.proxy.proxier import run_proxy
+from agent.proxy.watch import shared
+
+log = logging.getLogger(__name__)
+
+
+async def _bridge_gateway(dev: str = "docker0") -> str:
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "ip", "-o", "-4", "addr", "show", "dev", dev,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        return ""
+    out, _ = await proc.communicate()
+    for line in out.decode().splitlines():
+        parts = line.split()
+        if "inet" in parts:
+            return parts[parts.index("inet") + 1].split("/")[0]
+    return ""
+
+
+def node_services(ctx: Any) -> list[Coroutine[Any, Any, None]]:
+    cfg = ctx.config
+    # Hollow agents (FakeRuntime, many per process) run no node services;
+    # PK_NODE_SERVICES=0 turns them off explicitly.
+    if os.environ.get("PK_NODE_SERVICES", "1") == "0" or type(ctx.runtime).__name__ == "FakeRuntime":
+        return []
+    watch = shared(ctx.client)
+
+    def env(pod: Any) -> dict[str, str]:
+        ns = pod.metadata.namespace or "default"
+        return service_env(watch.services.list(ns), ns)
+
+    ctx.hooks.env_providers.append(env)
+
+    async def dns() -> None:
+        port = int(os.environ.get("PK_DNS_PORT", "53"))
+        listen = [cfg.node_ip]
+        nameserver = cfg.node_ip
+        try:
+            loopback = ipaddress.ip_address(cfg.node_ip).is_loopback
+        except ValueError:
+            loopback = False
+        if loopback:
+            gw = await _bridge_gateway(os.environ.get("PK_DNS_BRIDGE", "docker0"))
+            if gw:
+                listen.append(gw)
+                nameserver = gw
+        started: asyncio.Future[ClusterDNS] = asyncio.get_running_loop().create_future()
+
+        def on_started(_f: Any) -> None:
+            if not started.cancelled() and started.exception() is None:
+                ctx.hooks.node_ip = nameserver
+                ctx.hooks.cluster_dns = port == 53
+                log.info("cluster DNS on %s port %d", ",".join(listen), port)
+
+        started.add_done_callback(on_started)
+        try:
+            await run_dns(ctx.client, listen, port, watch=watch, started=started)
+        except OSError as err:
+            # No DNS is not a reason to stop the node; pods keep the
+            # engine's default resolver.
+            log.error("cluster DNS cannot listen on %s port %d: %s", listen, port, err)
+            await asyncio.Event().wait()
+
+    return [_guard("proxy", run_proxy(ctx.client, cfg.node_name, cfg.node_ip, watch=watch)), _guard("dns", dns())]
+
+
+async def _guard(what: str, coro: Coroutine[Any, Any, None]) -> None:
+    """A failure of a node service is logged, never fatal to the agent (its
+    pods keep running) (it is not restarted: a bug, reported in the log)."""
+    try:
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # noqa: BLE001
+        log.exception("node service %s failed; not restarted", what)
+        await asyncio.Event().wait()

@@ -76,8 +76,8 @@ class Result:
     named: bool  # fetched by name (not a list)
 
 
-def no_resources(kind: Kind | None, s: util.Settings) -> str:
-    if kind is not None and kind.namespaced and not s.all_namespaces:
+def no_resources(kinds: list[Kind], s: util.Settings) -> str:
+    if kinds and all(k.namespaced for k in kinds) and not s.all_namespaces:
         return f"No resources found in {s.namespace} namespace."
     return "No resources found"
 
@@ -225,13 +225,13 @@ async def get_once(ctx: click.Context, targets: list[util.Target], printer: Prin
             printer.table(g.kind, g.objs)
             first = False
         if total == 0 and not errors and not ignore_not_found:
-            util.err(no_resources(targets[0].kind if len(targets) == 1 else None, s))
+            util.err(no_resources([t.kind for t in targets], s))
     elif fmt == "name":
         for g in groups:
             for o in g.objs:
                 click.echo(printers.name_of(o))
         if total == 0 and not errors and not ignore_not_found:
-            util.err(no_resources(targets[0].kind if len(targets) == 1 else None, s))
+            util.err(no_resources([t.kind for t in targets], s))
     else:
         single = len(targets) == 1 and targets[0].name is not None
         if single and total == 1:
@@ -263,7 +263,7 @@ async def watch(ctx: click.Context, target: util.Target, printer: Printer, selec
                     for o in items:
                         printer.one(o, "ADDED")
             elif printer.out.tabular:
-                util.err(no_resources(target.kind, s))
+                util.err(no_resources([target.kind], s))
 
         async def stream() -> None:
             nonlocal rv

@@ -40,7 +40,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Coroutine, NoReturn, TypeVar
+from typing import Any, BinaryIO, Coroutine, NoReturn, TypeVar
 
 import click
 import grpc
@@ -231,6 +231,12 @@ def convert_rpc_error(e: grpc.aio.AioRpcError, address: str) -> Exception:
     if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not details.startswith("["):
         return ServerUnreachable(address, details or e.code().name.lower())
     return ApiError.from_wire(e.code(), details)
+
+
+def binary_stream(name: str) -> BinaryIO:
+    """stdin/stdout/stderr as bytes (also under click's CliRunner)."""
+    stream: BinaryIO = click.get_binary_stream(name)  # type: ignore[operator]
+    return stream
 
 
 def now() -> _dt.datetime:

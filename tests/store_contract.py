@@ -362,3 +362,49 @@ class StoreContract:
         with pytest.raises(StoreError):
             await store.get(prefix + "a")
         await watch.close()
+
+    # -- more edges ----------------------------------------------------------
+
+    async def test_revoking_a_lease_deletes_its_keys_in_one_revision(self, store: Store, prefix: str) -> None:
+        lease = await store.grant_lease(30)
+        r1 = await store.create(prefix + "x", b"1", lease=lease)
+        await store.create(prefix + "y", b"2", lease=lease)
+        watch_all = Collector(store, prefix, r1)
+        await store.revoke(lease)
+        rev = await store.current_revision()
+        # A watch starting at the revoke's revision gets both deletes, not half.
+        watch_rev = Collector(store, prefix, rev)
+        try:
+            marker = await store.create(prefix + "z", b"3")
+            for watch in (watch_all, watch_rev):
+                got = [e for e in await watch.wait_until(marker) if e.mod_revision >= rev]
+                assert sorted((e.type, e.key, e.mod_revision, e.prev_value) for e in got) == [
+                    ("DELETE", prefix + "x", rev, b"1"),
+                    ("DELETE", prefix + "y", rev, b"2"),
+                    ("PUT", prefix + "z", marker, None),
+                ]
+        finally:
+            await watch_all.close()
+            await watch_rev.close()
+
+    async def test_watch_from_zero_starts_at_the_next_write(self, store: Store, prefix: str) -> None:
+        await store.create(prefix + "old", b"1")
+        stream = store.watch(prefix, 0)
+        first = asyncio.ensure_future(anext(stream))  # type: ignore[arg-type]
+        revs = []
+        try:
+            async with asyncio.timeout(10):
+                # The watch starts inside the first anext(), at some point
+                # among these writes; it must deliver one of them, never "old".
+                while not first.done():
+                    revs.append(await store.create(prefix + f"new{len(revs)}", b"2"))
+                    await asyncio.sleep(0.01)
+                ev = await first
+        finally:
+            if not first.done():
+                first.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await first
+            await stream.aclose()  # type: ignore[attr-defined]
+        assert ev.key != prefix + "old"
+        assert ev.mod_revision in revs and ev.key == prefix + f"new{revs.index(ev.mod_revision)}"

@@ -105,6 +105,10 @@ class Informer:
         return len(self._cache)
 
     def add_index(self, name: str, fn: IndexFunc) -> None:
+        """Add an index (idempotent by name: controllers sharing an informer
+        may each ask for the same one)."""
+        if name in self._indexers:
+            return
         self._indexers[name] = fn
         idx: dict[str, dict[tuple[str, str], Any]] = {}
         for k, obj in self._cache.items():

@@ -1,0 +1,176 @@
+"""Deployment controller: rolls a Deployment's pod template out through
+ReplicaSets named <deployment>-<pod-template-hash>.
+
+One file per phase, as Kubernetes' own controller:
+  __init__.py  the controller: informers, handlers, claim, dispatch
+  sync.py      ReplicaSet lookup/creation, revisions, scaling (incl.
+               proportional scaling mid-rollout), clean-up, status
+  rolling.py   RollingUpdate: surge the new ReplicaSet, shrink old ones,
+               never beyond maxSurge / maxUnavailable
+  recreate.py  Recreate: old pods all gone before any new pod exists
+  progress.py  Progressing/Available conditions, progressDeadlineSeconds
+The arithmetic (how many to surge, proportional shares, hashes) lives in
+pkapi.rollout and is unit-tested there.
+
+Rollback (`pkctl rollout undo`) is done by the client, as kubectl does
+since Kubernetes 1.18: it copies an old ReplicaSet's template into the
+Deployment; this controller then simply rolls to it, and the ReplicaSet
+that already had that template becomes the new one with a new revision.
+
+Concurrency: each Deployment key is synced by one worker at a time;
+ReplicaSet and Pod changes only enqueue their owning Deployment. All
+writes are CAS on the cached resourceVersion; a Conflict requeues.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from controlplane.controllers.base import Controller, SharedInformers, copy, owner_uid_index
+from controlplane.controllers.deployment import progress, recreate, rolling, sync
+from pkapi import meta, selectors
+from pkapi.client.events import EventRecorder
+from pkapi.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+
+class DeploymentController(Controller):
+    name = "deployment"
+    workers = 4
+
+    def __init__(self, client: Any, config: Any, informers: SharedInformers) -> None:
+        super().__init__()
+        self.client = client
+        self.deployments = informers.informer("deployments")
+        self.rss = informers.informer("replicasets")
+        self.pods = informers.informer("pods")
+        self.rss.add_index("owner", owner_uid_index)
+        self.pods.add_index("owner", owner_uid_index)
+        self.informers = [self.deployments, self.rss, self.pods]
+        self.recorder = EventRecorder(client, "deployment-controller")
+        # Condition changes decided mid-sync, written with the sync's status.
+        self.pending: dict[str, tuple[str, str, str, str]] = {}
+        self.deployments.add_handler(on_add=self._enqueue, on_update=lambda o, n: self._enqueue(n),
+                                     on_delete=self._enqueue)
+        self.rss.add_handler(on_add=self._rs_changed, on_update=self._rs_updated, on_delete=self._rs_changed)
+        self.pods.add_handler(on_delete=self._pod_deleted)
+
+    def _enqueue(self, d: Any) -> None:
+        self.queue.add(meta.ns_name(d))
+
+    def _owner_key(self, obj: Any, kind: str, informer: Any) -> str | None:
+        ref = meta.controller_of(obj)
+        if ref is None or ref.kind != kind:
+            return None
+        owner = informer.get(obj.metadata.namespace, ref.name)
+        if owner is None or owner.metadata.uid != ref.uid:
+            return None
+        return meta.ns_name(owner)
+
+    def _rs_changed(self, rs: Any) -> None:
+        key = self._owner_key(rs, "Deployment", self.deployments)
+        if key is not None:
+            self.queue.add(key)
+        elif meta.controller_of(rs) is None:
+            for d in self.deployments.list(rs.metadata.namespace):
+                try:
+                    if selectors.from_label_selector(d.spec.selector).matches(rs.metadata.labels):
+                        self._enqueue(d)
+                except selectors.SelectorError:
+                    continue
+
+    def _rs_updated(self, old: Any, new: Any) -> None:
+        if old.metadata.resource_version == new.metadata.resource_version:
+            return
+        okey = self._owner_key(old, "Deployment", self.deployments)
+        nkey = self._owner_key(new, "Deployment", self.deployments)
+        if okey is not None and okey != nkey:
+            self.queue.add(okey)
+        self._rs_changed(new)
+
+    def _pod_deleted(self, pod: Any) -> None:
+        # Recreate waits for old pods to be gone: their deletion is news.
+        rs_key = self._owner_key(pod, "ReplicaSet", self.rss)
+        if rs_key is None:
+            return
+        rs = self.rss.get(*meta.split_key(rs_key))
+        if rs is None:
+            return
+        d_key = self._owner_key(rs, "Deployment", self.deployments)
+        if d_key is not None:
+            self.queue.add(d_key)
+
+    # ---------------------------------------------------------------- claim
+
+    async def claim_replicasets(self, d: Any, selector: Any) -> list[Any]:
+        out: list[Any] = []
+        deleting = d.metadata.HasField("deletion_timestamp")
+        for rs in self.rss.by_index("owner", d.metadata.uid):
+            if selector.matches(rs.metadata.labels):
+                out.append(rs)
+            elif not deleting:
+                new = copy(rs)
+                refs = [r for r in new.metadata.owner_references if r.uid != d.metadata.uid]
+                del new.metadata.owner_references[:]
+                new.metadata.owner_references.extend(refs)
+                await self._write_ignoring_races(new)
+        if not deleting:
+            for rs in self.rss.by_index("owner", f"orphan/{d.metadata.namespace}"):
+                if rs.metadata.HasField("deletion_timestamp") or not selector.matches(rs.metadata.labels):
+                    continue
+                new = copy(rs)
+                new.metadata.owner_references.append(sync.controller_ref(d))
+                got = await self._write_ignoring_races(new)
+                if got is not None:
+                    out.append(got)
+        return out
+
+    async def _write_ignoring_races(self, obj: Any) -> Any | None:
+        try:
+            return await self.client.update(obj)
+        except ApiError as err:
+            if err.reason in ("Conflict", "NotFound"):
+                return None
+            raise
+
+    def pods_by_rs(self, rss: list[Any]) -> dict[str, list[Any]]:
+        return {rs.metadata.uid: self.pods.by_index("owner", rs.metadata.uid) for rs in rss}
+
+    # ----------------------------------------------------------------- sync
+
+    async def sync(self, key: Any) -> None:
+        ns, name = meta.split_key(str(key))
+        cached = self.deployments.get(ns, name)
+        if cached is None:
+            return
+        d = cached
+        try:
+            selector = selectors.from_label_selector(d.spec.selector)
+        except selectors.SelectorError as err:
+            log.warning("deployment %s: bad selector: %s", key, err)
+            return
+        if not d.spec.selector.match_labels and not d.spec.selector.match_expressions:
+            # An empty selector would match every pod: Kubernetes refuses too.
+            return
+        self.pending.pop(str(key), None)
+        rss = await self.claim_replicasets(d, selector)
+        if d.metadata.HasField("deletion_timestamp"):
+            await sync.sync_status_only(self, d, rss)
+            return
+        if d.spec.paused:
+            await progress.check_paused_conditions(self, d)
+            await sync.sync_scale_only(self, d, rss)
+            return
+        if await sync.is_scaling_event(self, d, rss):
+            await sync.sync_scale_only(self, d, rss)
+            return
+        if d.spec.strategy.type == "Recreate":
+            await recreate.rollout(self, d, rss)
+        else:
+            await rolling.rollout(self, d, rss)
+
+
+def new(client: Any, config: Any, informers: SharedInformers) -> DeploymentController:
+    return DeploymentController(client, config, informers)

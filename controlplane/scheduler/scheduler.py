@@ -1,0 +1,259 @@
+"""The scheduler loop: binds every unscheduled pod to a node.
+
+    pods informer ──(unbound pod)──▶ queue ──▶ filter ─▶ score ─▶ assume ─▶ bind (CAS)
+    nodes informer ─▶ node snapshot (NodeInfo: requested cpu/mem, ports, owners)
+
+One decision at a time (as kube-scheduler), so each decision sees every
+earlier one: a chosen node is charged for the pod at once ("assumed")
+before the bind write returns. Binds run concurrently in the background;
+a failed bind (Conflict: the pod changed, NotFound: it is gone) forgets the
+assumption and requeues the pod. The decision itself is the pure
+pkapi.scheduling.schedule() over the snapshot.
+
+Unschedulable pods get PodScheduled=False/Unschedulable with
+kube-scheduler's message and a FailedScheduling event, and wait in an
+"unschedulable" set that is flushed back into the queue whenever a node is
+added or changes, or a bound pod goes away (so capacity may have freed),
+and at least every 30 s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from pkapi import meta, scheduling
+from pkapi.client.events import EventRecorder
+from pkapi.client.informer import Informer
+from pkapi.client.workqueue import ShutDown, WorkQueue
+from pkapi.errors import ApiError
+from pkapi.scheduling import NodeInfo, PodInfo
+from pkapi.v1 import core_pb2
+
+log = logging.getLogger(__name__)
+
+SCHEDULER_NAME = "default-scheduler"
+FLUSH_INTERVAL = 30.0
+MAX_INFLIGHT_BINDS = 64
+
+
+def _responsible(pod: Any) -> bool:
+    return pod.spec.scheduler_name in ("", SCHEDULER_NAME)
+
+
+def needs_scheduling(pod: Any) -> bool:
+    return (not pod.spec.node_name and _responsible(pod)
+            and not pod.metadata.HasField("deletion_timestamp")
+            and pod.status.phase not in ("Succeeded", "Failed"))
+
+
+def _counts(pod: Any) -> bool:
+    """Does a bound pod use its node's resources?"""
+    return bool(pod.spec.node_name) and pod.status.phase not in ("Succeeded", "Failed")
+
+
+class Scheduler:
+    name = "scheduler"
+
+    def __init__(self, client: Any, pods: Informer, nodes: Informer) -> None:
+        self.client = client
+        self.pods = pods
+        self.nodes = nodes
+        self.queue = WorkQueue(name="scheduler", base_delay=0.05, max_delay=10.0)
+        self.recorder = EventRecorder(client, SCHEDULER_NAME)
+        self.snapshot: dict[str, NodeInfo] = {}
+        self.node_order: list[str] = []
+        # pod key -> (node, PodInfo) charged to that node (bound or assumed)
+        self.charged: dict[str, tuple[str, PodInfo]] = {}
+        self.by_node: dict[str, dict[str, PodInfo]] = {}
+        self.assumed: set[str] = set()
+        self.unschedulable: set[str] = set()
+        self.next_start = 0
+        self.bound = 0
+        self._binds: set[asyncio.Task[None]] = set()
+        self._bind_slots = asyncio.Semaphore(MAX_INFLIGHT_BINDS)
+        pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
+        nodes.add_handler(on_add=self._node_changed, on_update=lambda o, n: self._node_changed(n),
+                          on_delete=self._node_deleted)
+
+    # -------------------------------------------------------------- cache
+
+    def _node_changed(self, node: Any) -> None:
+        name = node.metadata.name
+        fresh = scheduling.node_info(node)
+        for info in self.by_node.get(name, {}).values():
+            fresh.add(info)
+        if name not in self.snapshot:
+            self.node_order.append(name)
+        self.snapshot[name] = fresh
+        self._flush_unschedulable()
+
+    def _node_deleted(self, node: Any) -> None:
+        name = node.metadata.name
+        self.snapshot.pop(name, None)
+        if name in self.node_order:
+            self.node_order.remove(name)
+
+    def _charge(self, key: str, node: str, info: PodInfo) -> None:
+        self._uncharge(key)
+        self.charged[key] = (node, info)
+        self.by_node.setdefault(node, {})[key] = info
+        ni = self.snapshot.get(node)
+        if ni is not None:
+            ni.add(info)
+
+    def _uncharge(self, key: str) -> None:
+        prev = self.charged.pop(key, None)
+        if prev is not None:
+            self.by_node.get(prev[0], {}).pop(key, None)
+            ni = self.snapshot.get(prev[0])
+            if ni is not None:
+                ni.remove(prev[1])
+
+    def _pod_added(self, pod: Any) -> None:
+        key = meta.ns_name(pod)
+        if _counts(pod):
+            self.assumed.discard(key)
+            if self.charged.get(key, ("",))[0] != pod.spec.node_name:
+                self._charge(key, pod.spec.node_name, scheduling.pod_info(pod))
+        elif needs_scheduling(pod):
+            self.queue.add(key)
+
+    def _pod_updated(self, old: Any, new: Any) -> None:
+        key = meta.ns_name(new)
+        if _counts(new):
+            self.assumed.discard(key)
+            self.unschedulable.discard(key)
+            if self.charged.get(key, ("",))[0] != new.spec.node_name:
+                self._charge(key, new.spec.node_name, scheduling.pod_info(new))
+        else:
+            if key in self.charged and key not in self.assumed:
+                self._uncharge(key)
+                self._flush_unschedulable()
+            if needs_scheduling(new) and key not in self.unschedulable:
+                self.queue.add(key)
+
+    def _pod_deleted(self, pod: Any) -> None:
+        key = meta.ns_name(pod)
+        self.unschedulable.discard(key)
+        self.assumed.discard(key)
+        if key in self.charged:
+            self._uncharge(key)
+            self._flush_unschedulable()
+
+    def _flush_unschedulable(self) -> None:
+        for key in self.unschedulable:
+            self.queue.add_after(key, 0.05)
+        self.unschedulable.clear()
+
+    # ---------------------------------------------------------------- run
+
+    async def run(self) -> None:
+        await self.pods.wait_synced(None)
+        await self.nodes.wait_synced(None)
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._loop(), name="scheduler-loop")
+                tg.create_task(self._periodic_flush(), name="scheduler-flush")
+        finally:
+            self.queue.shutdown()
+            for t in list(self._binds):
+                t.cancel()
+
+    async def _periodic_flush(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL)
+            self._flush_unschedulable()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            try:
+                await self.schedule_one(str(key))
+                self.queue.forget(key)
+            except asyncio.CancelledError:
+                self.queue.done(key)
+                raise
+            except Exception as err:
+                log.info("scheduling %s: %s; retrying", key, err)
+                self.queue.add_rate_limited(key)
+            self.queue.done(key)
+
+    async def schedule_one(self, key: str) -> None:
+        ns, name = meta.split_key(key)
+        pod = self.pods.get(ns, name)
+        if pod is None or not needs_scheduling(pod) or key in self.assumed:
+            return
+        info = scheduling.pod_info(pod)
+        nodes = [self.snapshot[n] for n in self.node_order]
+        d = scheduling.schedule(info, nodes, self.next_start)
+        self.next_start = d.next_start
+        if d.node is None:
+            self.unschedulable.add(key)
+            await self._mark_unschedulable(pod, d.message)
+            return
+        self.assumed.add(key)
+        self._charge(key, d.node, info)
+        await self._bind_slots.acquire()
+        task = asyncio.get_running_loop().create_task(self._bind(pod, key, d.node))
+        self._binds.add(task)
+        task.add_done_callback(self._binds.discard)
+
+    async def _bind(self, pod: Any, key: str, node: str) -> None:
+        try:
+            new = core_pb2.Pod()
+            new.CopyFrom(pod)
+            new.spec.node_name = node
+            try:
+                await self.client.update(new)  # CAS on the pod's resourceVersion
+            except Exception as err:
+                # The pod changed or vanished, or the API is unreachable:
+                # undo the assumption and decide again from fresh state.
+                if key in self.assumed:
+                    self.assumed.discard(key)
+                    self._uncharge(key)
+                if not (isinstance(err, ApiError) and err.reason == "NotFound"):
+                    log.info("binding %s to %s: %s; retrying", key, node, err)
+                    self.queue.add_rate_limited(key)
+                return
+            self.bound += 1
+            self.recorder.event(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
+            cond = meta.condition(pod.status.conditions, "PodScheduled")
+            if cond is not None and cond.status != "True":
+                await self._set_scheduled_condition(key, "True", "", "")
+        finally:
+            self._bind_slots.release()
+
+    async def _set_scheduled_condition(self, key: str, status: str, reason: str, message: str) -> None:
+        ns, name = meta.split_key(key)
+        try:
+            cur = await self.client.get("pods", ns, name)
+        except ApiError:
+            return
+        new = core_pb2.Pod()
+        new.CopyFrom(cur)
+        cond = meta.condition(new.status.conditions, "PodScheduled")
+        if cond is None:
+            cond = new.status.conditions.add(type="PodScheduled")
+        if (cond.status, cond.reason, cond.message) == (status, reason, message):
+            return
+        if cond.status != status:
+            cond.last_transition_time.seconds = int(time.time())
+        cond.status, cond.reason, cond.message = status, reason, message
+        try:
+            await self.client.update_status(new)
+        except ApiError as err:
+            log.debug("pod %s condition: %s", key, err)
+
+    async def _mark_unschedulable(self, pod: Any, message: str) -> None:
+        key = meta.ns_name(pod)
+        self.recorder.event(pod, "Warning", "FailedScheduling", message)
+        cond = meta.condition(pod.status.conditions, "PodScheduled")
+        if cond is not None and (cond.status, cond.reason, cond.message) == ("False", "Unschedulable", message):
+            return
+        await self._set_scheduled_condition(key, "False", "Unschedulable", message)

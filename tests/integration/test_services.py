@@ -1,0 +1,241 @@
+"""Services end to end on real parts: etcd, pk-controlplane, real pk-agent
+processes (each with its own loopback node IP) running Docker containers,
+the agents' userspace proxies and cluster DNS.
+
+The Endpoints and LoadBalancer controllers run in the test process (they
+talk to the control plane over gRPC exactly as in the controller manager),
+so these tests do not depend on the rest of the controllers.
+
+Traffic goes only to 127.0.0.0/8 and to ClusterIPs, and to a ClusterIP only
+after it is on this machine's loopback device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from typing import Any
+
+import docker
+import pytest
+
+from controlplane.controllers.endpoints import EndpointsController
+from controlplane.controllers.loadbalancer import LoadBalancerController
+from pkapi import meta
+from pkapi.client.cluster import ClusterClient
+from pkapi.errors import ApiError
+from pkapi.v1 import core_pb2
+
+pytestmark = pytest.mark.integration
+
+IMAGE = "pocketkube/hello:1"
+
+
+# ------------------------------------------------------------------ helpers
+
+
+async def poll(what: str, fn: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Call fn() (sync or async) until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = fn()
+            if asyncio.iscoroutine(last):
+                last = await last
+            if last:
+                return last
+        except (OSError, ApiError, asyncio.IncompleteReadError) as e:
+            last = e
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+async def http_get(host: str, port: int, timeout: float = 3.0) -> str:
+    async def go() -> str:
+        r, w = await asyncio.open_connection(host, port)
+        try:
+            w.write(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            data = await r.read()
+        finally:
+            w.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.") or b" 200 " not in head.split(b"\r\n")[0]:
+            raise OSError(f"bad answer {data[:80]!r}")
+        return body.decode().strip()
+
+    return await asyncio.wait_for(go(), timeout)
+
+
+async def _eq(aw: Any, v: int) -> bool:
+    return bool(await aw == v)
+
+
+async def _gt(aw: Any, v: int) -> bool:
+    return bool(await aw > v)
+
+
+def on_lo(ip: str) -> bool:
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show", "dev", "lo"], capture_output=True, text=True).stdout
+    return f" {ip}/32 " in out
+
+
+def pod(name: str, node: str, labels: dict[str, str], containers: list[dict] | None = None, **spec: Any) -> core_pb2.Pod:
+    containers = containers or [{"name": "web", "image": IMAGE, "ports": [{"name": "http", "containerPort": 8080}]}]
+    return meta.from_dict(
+        {"metadata": {"name": name, "namespace": "default", "labels": labels},
+         "spec": {"nodeName": node, "containers": containers, "terminationGracePeriodSeconds": 0, **spec}},
+        core_pb2.Pod,
+    )  # type: ignore[return-value]
+
+
+def service(name: str, selector: dict[str, str] | None, ports: list[dict], **spec: Any) -> core_pb2.Service:
+    s: dict[str, Any] = {"ports": ports, **spec}
+    if selector:
+        s["selector"] = selector
+    return meta.from_dict({"metadata": {"name": name, "namespace": "default"}, "spec": s}, core_pb2.Service)  # type: ignore[return-value]
+
+
+def ready_ips(ep: Any) -> list[str]:
+    return sorted(a.ip for s in ep.subsets for a in s.addresses)
+
+
+async def endpoints_with(client: ClusterClient, name: str, n_ready: int, n_not_ready: int | None = 0) -> Any:
+    async def check() -> Any:
+        ep = await client.get("endpoints", "default", name)
+        ready = sum(len(s.addresses) for s in ep.subsets)
+        nr = sum(len(s.not_ready_addresses) for s in ep.subsets)
+        return ep if ready == n_ready and (n_not_ready is None or nr == n_not_ready) else None
+
+    return await poll(f"endpoints {name} with {n_ready} ready / {n_not_ready} not ready addresses", check, 30)
+
+
+@contextlib.asynccontextmanager
+async def controllers(client: ClusterClient, lb: bool = False) -> Any:
+    ctrls: list[Any] = [EndpointsController(client)]
+    if lb:
+        ctrls.append(LoadBalancerController(client))
+    tasks = [asyncio.create_task(c.run()) for c in ctrls]
+    try:
+        yield ctrls
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@pytest.fixture
+async def cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    # Agents inherit this: their DNS never forwards off the machine.
+    monkeypatch.setenv("PK_DNS_UPSTREAMS", "none")
+    cp = await start_controlplane(lb_pool="127.77.0.10-127.77.0.11")
+    agents = await asyncio.gather(
+        start_agent(cp, node_ip="127.0.0.21", host_port_range="42000-42199"),
+        start_agent(cp, node_ip="127.0.0.22", host_port_range="42200-42399"),
+    )
+    client = ClusterClient(cp.address)
+    try:
+        yield cp, agents, client
+    finally:
+        for kind in ("services",):
+            with contextlib.suppress(Exception):
+                for s in (await client.list(kind, "default"))[0]:
+                    await client.delete(kind, "default", s.metadata.name)
+        await client.close()
+
+
+# -------------------------------------------------------------------- tests
+
+
+async def test_cluster_ip_nodeport_affinity_endpoints_and_no_failures(cluster: Any) -> None:
+    cp, agents, client = cluster
+    nodes = [a.node_name for a in agents]
+    node_ips = ["127.0.0.21", "127.0.0.22"]
+    async with controllers(client):
+        svc = await client.create(service("web", {"app": "web"}, [{"name": "http", "port": 80, "targetPort": "http",
+                                                                    "nodePort": 30480}], type="NodePort"))
+        cip = svc.spec.cluster_ip
+        assert svc.spec.ports[0].node_port == 30480
+        # conflict and range errors, kubectl's wording
+        with pytest.raises(ApiError) as e:
+            await client.create(service("web2", {"app": "web"}, [{"port": 80, "nodePort": 30480}], type="NodePort"))
+        assert e.value.message == ('The Service "web2" is invalid: spec.ports[0].nodePort: Invalid value: 30480: '
+                                   "provided port is already allocated")
+        with pytest.raises(ApiError) as e:
+            await client.create(service("web3", {"app": "web"}, [{"port": 80, "nodePort": 8080}], type="NodePort"))
+        assert "provided port is not in the valid range. The range of valid ports is 30000-32767" in e.value.message
+        with pytest.raises(ApiError) as e:
+            await client.create(service("web4", {"app": "web"}, [{"port": 80}], cluster_ip=cip))
+        assert f"failed to allocate IP {cip}: provided IP is already allocated" in e.value.message
+
+        for i in range(3):
+            await client.create(pod(f"web-{i}", nodes[i % 2], {"app": "web"}))
+        ep = await endpoints_with(client, "web", 3)
+        assert sorted({a.node_name for s in ep.subsets for a in s.addresses}) == sorted(nodes)
+        await poll(f"ClusterIP {cip} on lo", lambda: on_lo(cip), 10)
+
+        # 50 requests reach every replica
+        seen = [await poll("an answer from the ClusterIP", lambda: http_get(cip, 80), 10)]
+        seen += [await http_get(cip, 80) for _ in range(49)]
+        assert set(seen) == {"web-0", "web-1", "web-2"}, seen
+        # NodePort on every node IP
+        for ip in node_ips:
+            got = {await poll(f"NodePort on {ip}", lambda ip=ip: http_get(ip, 30480), 10) for _ in range(6)}
+            assert got == {"web-0", "web-1", "web-2"}
+
+        # session affinity: ClientIP -> one backend; None -> several; back -> one.
+        # Through one node's NodePort: both test agents share this machine's
+        # loopback and serve the ClusterIP together (SO_REUSEPORT), and each
+        # proxy keeps its own affinity table, as each node does.
+        async def set_affinity(mode: str) -> None:
+            s = await client.get("services", "default", "web")
+            s.spec.session_affinity = mode
+            await client.update(s)
+
+        async def distinct() -> int:
+            return len({await http_get(node_ips[0], 30480) for _ in range(15)})
+
+        await set_affinity("ClientIP")
+        await poll("15 requests in a row on one backend (ClientIP)", lambda: _eq(distinct(), 1), 5, 0)
+        await set_affinity("None")
+        await poll("several backends (affinity None)", lambda: _gt(distinct(), 1), 5, 0)
+        await set_affinity("ClientIP")
+        await poll("15 requests on one backend again", lambda: _eq(distinct(), 1), 5, 0)
+        await set_affinity("None")
+
+        # a pod removed leaves the endpoints, a new one joins
+        await client.delete("pods", "default", "web-2", grace_period_seconds=0)
+        await endpoints_with(client, "web", 2)
+        await client.create(pod("web-3", nodes[1], {"app": "web"}))
+        await endpoints_with(client, "web", 3)
+        await poll("web-3 answering through the ClusterIP",
+                   lambda: asyncio.gather(*(http_get(cip, 80) for _ in range(9))), 10)
+
+        # a backend container killed abruptly during 200 requests: 0 failures
+        dc = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+        victim = [c for c in dc.containers.list(filters={"label": "io.pocketkube.pod.name=web-0"})]
+        assert victim, "container of web-0 not found"
+        failures = 0
+        answers = []
+        for i in range(200):
+            if i == 50:
+                await asyncio.to_thread(victim[0].kill)
+            try:
+                answers.append(await http_get(cip, 80))
+            except (OSError, TimeoutError) as err:
+                failures += 1
+                answers.append(repr(err))
+        dc.close()
+        assert failures == 0, [a for a in answers if a.startswith(("Connection", "Timeout", "OSError"))][:5]
+        assert "web-0" in answers[:50]
+
+        # no endpoints: refused within a second
+        await client.create(service("empty", {"app": "nothing"}, [{"port": 80}]))
+        empty = await client.get("services", "default", "empty")
+        await poll("ClusterIP of empty on lo", lambda: on_lo(empty.spec.cluster_ip), 10)
+        t0 = time.monotonic()
+        with pytest.raises((ConnectionRefusedError, ConnectionResetError)):
+            await http_get(empty.spec.cluster_ip, 80)
+        assert time.monotonic() - t0 < 1.0

@@ -15,6 +15,7 @@ AGENT_FLAGS: tuple[tuple[str, str], ...] = (
     ("--node-ip", "node_ip"),
     ("--docker-host", "docker_host"),
     ("--server", "server"),
+    ("--data-dir", "data_dir"),
     ("--preset", "preset"),
 )
 

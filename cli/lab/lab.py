@@ -174,6 +174,7 @@ def agent_values(plan: LabPlan, node: NodePlan) -> dict[str, str]:
         "node_ip": node.ip,
         "docker_host": node.docker_host,
         "server": plan.server,
+        "data_dir": f"{node.state_dir}/agent",
         "preset": plan.preset,
     }
 
@@ -184,6 +185,13 @@ def controlplane_argv(plan: LabPlan, rec: state.LabRecord) -> list[str]:
 
 def agent_argv(plan: LabPlan, node: NodePlan) -> list[str]:
     return [binary("pk-agent"), *flags.argv(flags.AGENT_FLAGS, agent_values(plan, node))]
+
+
+def start_agent(plan: LabPlan, node: NodePlan) -> None:
+    # The node's cluster DNS answers cluster names only: the lab forwards no
+    # query anywhere (nothing may leave this machine).
+    env = {**os.environ, "PK_DNS_UPSTREAMS": "none"}
+    procs.start(agent_argv(plan, node), log_path(plan, f"{node.name}/agent"), agent_pidfile(node), netns=node.netns, env=env)
 
 
 def _free_port() -> int:
@@ -393,7 +401,7 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
                  f"{engine.tail(log_path(plan, 'controlplane'))}")
         for n in plan.nodes:
             if not procs.alive(agent_pidfile(n)):
-                procs.start(agent_argv(plan, n), log_path(plan, f"{n.name}/agent"), agent_pidfile(n), netns=n.netns)
+                start_agent(plan, n)
         if opts.write_config:
             write_pkctl_config(plan)
         _wait_nodes_ready(plan, opts.timeout, say)
@@ -663,7 +671,7 @@ def start_node(name: str, node_name: str, say: Say = print) -> None:
         engine.wait_ready(node)
         started.append("dockerd")
     if not procs.alive(agent_pidfile(node)):
-        procs.start(agent_argv(plan, node), log_path(plan, f"{node.name}/agent"), agent_pidfile(node), netns=node.netns)
+        start_agent(plan, node)
         started.append("pk-agent")
     say(f"{node.name}: started {' and '.join(started)}" if started else f"{node.name}: already running")
 

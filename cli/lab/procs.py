@@ -118,10 +118,20 @@ def kill_all(procs: list[psutil.Process], sig: int = signal.SIGKILL, timeout: fl
                 p.send_signal(signal.SIGCONT)
         except psutil.NoSuchProcess:
             pass
-    _, still = psutil.wait_procs(live, timeout=timeout)
-    for p in live:
-        _reap(p.pid)
-    return still
+    return wait_dead(live, timeout)
+
+
+def wait_dead(procs: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until none of procs is live; a zombie counts as dead (its parent,
+    often init, reaps it when it gets to it). Returns those still live."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for p in procs:
+            _reap(p.pid)
+        still = [p for p in procs if is_live(p)]
+        if not still or time.monotonic() > deadline:
+            return still
+        time.sleep(0.02)
 
 
 def stop(pid_path: str, grace: float = 5.0, hard: bool = False) -> bool:
@@ -140,8 +150,7 @@ def stop(pid_path: str, grace: float = 5.0, hard: bool = False) -> bool:
                 proc.send_signal(signal.SIGTERM)
             except psutil.NoSuchProcess:
                 pass
-            psutil.wait_procs([proc], timeout=grace)
-            _reap(proc.pid)
+            wait_dead([proc], grace)
             kill_all([p for p in group if is_live(p)])
     try:
         os.unlink(pid_path)

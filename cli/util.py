@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import importlib
 import json
 import re
 import sys
@@ -44,10 +43,9 @@ from typing import Any, BinaryIO, Coroutine, NoReturn, TypeVar
 
 import click
 import grpc
-import yaml
 
 from cli import config
-from pkapi import meta
+from pkapi import manifest, meta
 from pkapi.client.cluster import ClusterClient, ServerUnreachable
 from pkapi.errors import ApiError
 from pkapi.meta import Kind
@@ -235,7 +233,7 @@ def convert_rpc_error(e: grpc.aio.AioRpcError, address: str) -> Exception:
 
 def binary_stream(name: str) -> BinaryIO:
     """stdin/stdout/stderr as bytes (also under click's CliRunner)."""
-    stream: BinaryIO = click.get_binary_stream(name)  # type: ignore[operator]
+    stream: BinaryIO = getattr(sys, name).buffer
     return stream
 
 
@@ -370,68 +368,26 @@ def _files(path: str, recursive: bool) -> list[Path]:
 
 
 def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
-    """Every non-empty document of a YAML or JSON stream; `kind: List`
-    is expanded into its items. CliError when it does not parse."""
+    """Every non-empty document of a YAML or JSON stream, each checked to
+    have apiVersion and kind; `kind: List` is expanded into its items.
+    CliError (kubectl's wording) when it does not parse or check."""
     try:
-        docs = _load_all(text)
-    except ValueError as e:
+        docs = manifest.load_all(text)
+    except manifest.ManifestError as e:
         fail(f"error parsing {source}: {e}")
     out: list[dict[str, Any]] = []
-    for d in docs:
-        if d is None:
-            continue
-        if not isinstance(d, dict):
-            fail(f"error parsing {source}: a document must be a mapping (an object), not {type(d).__name__}")
-        if d.get("kind") == "List" and isinstance(d.get("items"), list):
-            for item in d["items"]:
-                if not isinstance(item, dict):
-                    fail(f"error parsing {source}: a List's items must be objects")
-                out.append(item)
-        else:
-            out.append(d)
-    return out
-
-
-def _load_all(text: str) -> list[Any]:
     try:
-        manifest = importlib.import_module("pkapi.manifest")  # helper "apiserver"'s strict loader
-    except ImportError:
-        manifest = None
-    if manifest is not None and hasattr(manifest, "load_all"):
-        return list(manifest.load_all(text))
-    return _fallback_load_all(text)
-
-
-class _StrictLoader(yaml.SafeLoader):
-    """Rejects duplicate keys and keeps timestamps as strings (the server
-    parses RFC 3339 itself)."""
-
-
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-    loader.flatten_mapping(node)
-    out: dict[Any, Any] = {}
-    for k_node, v_node in node.value:
-        k = loader.construct_object(k_node, deep=deep)  # type: ignore[no-untyped-call]
-        if k in out:
-            raise yaml.constructor.ConstructorError(
-                None, None, f'duplicate field "{k}"', k_node.start_mark)
-        out[k] = loader.construct_object(v_node, deep=deep)  # type: ignore[no-untyped-call]
+        for d in docs:
+            if d is None:
+                continue
+            d = manifest.check(d, source)
+            if d.get("kind") == "List" and isinstance(d.get("items"), list):
+                out.extend(manifest.check(item, source) for item in d["items"])
+            else:
+                out.append(d)
+    except manifest.ManifestError as e:
+        fail(str(e))
     return out
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-def _construct_str(loader: _StrictLoader, node: yaml.ScalarNode) -> str:
-    return str(loader.construct_scalar(node))
-
-
-_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_str)
-
-
-def _fallback_load_all(text: str) -> list[Any]:
-    try:
-        return list(yaml.load_all(text, Loader=_StrictLoader))  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as e:
-        raise ValueError(str(e).replace("\n", " ")) from None
 
 
 def read_manifests(paths: tuple[str, ...] | list[str], recursive: bool = False) -> list[Document]:

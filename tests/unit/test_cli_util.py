@@ -1,0 +1,253 @@
+"""pkctl's shared helpers and command-line behaviour that needs no server:
+argument parsing, manifests, config resolution, usage errors, exit codes."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from cli import config, delete, util
+from cli.main import cli
+from pkapi import meta
+
+
+def kinds(targets: list[util.Target]) -> list[tuple[str, str | None]]:
+    return [(t.kind.kind, t.name) for t in targets]
+
+
+# ------------------------------------------------------------------ targets
+
+
+@pytest.mark.parametrize("name,kind", [
+    ("po", "Pod"), ("pods", "Pod"), ("pod", "Pod"), ("Pod", "Pod"),
+    ("deploy", "Deployment"), ("deployments.apps", "Deployment"), ("deployment.apps", "Deployment"),
+    ("rs", "ReplicaSet"), ("svc", "Service"), ("no", "Node"), ("ep", "Endpoints"), ("ns", "Namespace"),
+    ("ev", "Event"), ("leases", "Lease"),
+])
+def test_kind_names(name: str, kind: str) -> None:
+    assert util.lookup_kind(name).kind == kind
+
+
+def test_parse_targets_forms() -> None:
+    assert kinds(util.parse_targets(["deploy"])) == [("Deployment", None)]
+    assert kinds(util.parse_targets(["deploy,svc"])) == [("Deployment", None), ("Service", None)]
+    assert kinds(util.parse_targets(["po", "a", "b"])) == [("Pod", "a"), ("Pod", "b")]
+    assert kinds(util.parse_targets(["deploy/web", "svc/web"])) == [("Deployment", "web"), ("Service", "web")]
+    assert [k for k, _ in kinds(util.parse_targets(["all"]))] == ["Pod", "Service", "Deployment", "ReplicaSet"]
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["foo"], 'the server doesn\'t have a resource type "foo"'),
+    (["deploy,foo"], 'the server doesn\'t have a resource type "foo"'),
+    (["deploy/web", "web2"], "there is no need to specify a resource type"),
+    (["deploy", "svc/web"], "there is no need to specify a resource type"),
+    (["deploy,svc", "web"], "you must specify only one resource type"),
+    (["StatefulSet/x"], 'doesn\'t have a resource type "StatefulSet"'),
+])
+def test_parse_targets_errors(args: list[str], msg: str) -> None:
+    with pytest.raises(util.CliError, match=msg):
+        util.parse_targets(args)
+
+
+@pytest.mark.parametrize("text,seconds", [("0", 0), ("30", 30), ("500ms", 0.5), ("5s", 5), ("2m", 120),
+                                          ("1h", 3600), ("1.5s", 1.5)])
+def test_parse_duration(text: str, seconds: float) -> None:
+    assert util.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "abc", "5x", "-1s"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        util.parse_duration(text)
+
+
+# ---------------------------------------------------------------- manifests
+
+
+def test_documents_multi_yaml_json_and_list() -> None:
+    text = "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Service\n" \
+           "metadata: {name: b}\n"
+    assert [d["metadata"]["name"] for d in util.parse_documents(text, "f.yaml")] == ["a", "b"]
+    js = '{"apiVersion": "v1", "kind": "List", "items": [{"apiVersion": "v1", "kind": "Service"}]}'
+    assert util.parse_documents(js, "f.json") == [{"apiVersion": "v1", "kind": "Service"}]
+
+
+def test_documents_keep_timestamps_as_strings() -> None:
+    (d,) = util.parse_documents("apiVersion: v1\nkind: Pod\nmetadata:\n  creationTimestamp: 2026-11-28T12:00:00Z\n",
+                                "f")
+    assert d["metadata"]["creationTimestamp"] == "2026-11-28T12:00:00Z"
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("a: 1\na: 2\n", '(?s)error parsing f.yaml: .*line 2: mapping key "a" already defined at line 1'),
+    ("a: [1, 2\n", "error parsing f.yaml: error converting YAML to JSON"),
+    ("- 1\n- 2\n", 'error validating "f.yaml".*must be a mapping'),
+    ("just text", "must be a mapping"),
+    ("metadata: {name: x}\n", r'error validating "f.yaml": error validating data: \[apiVersion not set, kind not set\]'),
+    ("apiVersion: v1\nkind: List\nitems:\n- metadata: {}\n", "apiVersion not set"),
+])
+def test_documents_errors(text: str, msg: str) -> None:
+    with pytest.raises(util.CliError, match=msg):
+        util.parse_documents(text, "f.yaml")
+
+
+def test_document_kind_resolution_errors() -> None:
+    ss = util.Document("f.yaml", {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "x"}})
+    with pytest.raises(util.CliError) as e:
+        ss.resolve_kind()
+    assert str(e.value) == ('resource mapping not found for name: "x" namespace: "" from "f.yaml": no matches for '
+                            'kind "StatefulSet" in version "apps/v1"\nensure CRDs are installed first')
+    old = util.Document("f.yaml", {"apiVersion": "extensions/v1beta1", "kind": "Deployment"})
+    with pytest.raises(util.CliError, match='no matches for kind "Deployment" in version "extensions/v1beta1"'):
+        old.resolve_kind()
+    bare = util.Document("f.yaml", {"metadata": {"name": "x"}})
+    with pytest.raises(util.CliError, match=r"\[apiVersion not set, kind not set\]"):
+        bare.resolve_kind()
+    ok = util.Document("f.yaml", {"apiVersion": "apps/v1", "kind": "Deployment"})
+    assert ok.resolve_kind() is meta.kind_by_name("Deployment")
+
+
+def test_read_manifests_directory_and_missing(tmp_path: Path) -> None:
+    (tmp_path / "b.yaml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: b}\n")
+    (tmp_path / "a.json").write_text('{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}}')
+    (tmp_path / "notes.txt").write_text("ignored")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "c.yml").write_text("apiVersion: v1\nkind: Service\nmetadata: {name: c}\n")
+    assert [d.name for d in util.read_manifests([str(tmp_path)])] == ["a", "b"]
+    assert [d.name for d in util.read_manifests([str(tmp_path)], recursive=True)] == ["a", "b", "c"]
+    with pytest.raises(util.CliError, match='the path ".*nope.yaml" does not exist'):
+        util.read_manifests([str(tmp_path / "nope.yaml")])
+
+
+# ------------------------------------------------------------------- config
+
+
+def test_server_resolution_order(tmp_path: Path) -> None:
+    cfg = tmp_path / "config"
+    env = {"PKCTL_CONFIG": str(cfg)}
+    assert config.resolve_server(None, env) == "127.0.0.1:6443"
+    config.write_config(cfg, "10.0.0.1:7000", namespace="lab")
+    assert config.resolve_server(None, env) == "10.0.0.1:7000"
+    assert config.resolve_namespace(None, env) == "lab"
+    env["PKCTL_SERVER"] = "http://10.0.0.2:8000/"
+    assert config.resolve_server(None, env) == "10.0.0.2:8000"
+    assert config.resolve_server("grpc://10.0.0.3:9000", env) == "10.0.0.3:9000"
+    assert config.resolve_namespace("x", env) == "x"
+
+
+def test_bad_config_file(tmp_path: Path) -> None:
+    cfg = tmp_path / "config"
+    cfg.write_text("server: [1, 2\n")
+    with pytest.raises(config.ConfigError, match="not valid YAML"):
+        config.resolve_server(None, {"PKCTL_CONFIG": str(cfg)})
+    cfg.write_text("- a\n")
+    with pytest.raises(config.ConfigError, match="expected a mapping"):
+        config.resolve_server(None, {"PKCTL_CONFIG": str(cfg)})
+
+
+# ------------------------------------------------------------- delete rules
+
+
+def test_grace_period_rules() -> None:
+    assert delete.grace_seconds(-1, False, False) is None
+    assert delete.grace_seconds(-1, True, False) == 0
+    assert delete.grace_seconds(0, False, False) == 1
+    assert delete.grace_seconds(0, True, False) == 0
+    assert delete.grace_seconds(-1, False, True) == 1
+    assert delete.grace_seconds(30, False, False) == 30
+    with pytest.raises(util.CliError):
+        delete.grace_seconds(5, False, True)
+
+
+def test_cascade_values() -> None:
+    assert delete.propagation("foreground") == "Foreground"
+    assert delete.propagation("Orphan") == "Orphan"
+    assert delete.propagation("background") == "Background"
+    with pytest.raises(util.CliError, match=r'invalid cascade value \(sometimes\)'):
+        delete.propagation("sometimes")
+
+
+# ------------------------------------------------------ the command line
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PKCTL_CONFIG", str(tmp_path / "no-config"))
+    monkeypatch.delenv("PKCTL_SERVER", raising=False)
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):
+        r = runner.invoke(cli, list(args), input=input, prog_name="pkctl")
+        assert "Traceback" not in r.output, r.output
+        assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+        return r
+
+    return invoke
+
+
+@pytest.mark.parametrize("args,code,stderr", [
+    (["get", "--bogus"], 1, "error: unknown flag: --bogus\nSee 'pkctl get --help' for usage.\n"),
+    (["frobnicate"], 1, 'error: unknown command "frobnicate" for "pkctl"\n'),
+    (["get"], 1, "error: Required resource not specified."),
+    (["get", "foo"], 1, 'error: the server doesn\'t have a resource type "foo"\n'),
+    (["get", "po", "-o", "bogus"], 1, 'unable to match a printer suitable for the output format "bogus"'),
+    (["get", "po", "-o", "jsonpath={.a"], 1, "error parsing jsonpath"),
+    (["get", "po", "x", "-l", "a=b"], 1, "name cannot be provided when a selector is specified"),
+    (["get", "po", "x", "-A"], 1, "a resource cannot be retrieved by name across all namespaces"),
+    (["get", "po", "--request-timeout", "soon"], 1, "invalid timeout value"),
+    (["delete", "deploy"], 1, "resource(s) were provided, but no name was specified"),
+    (["delete"], 1, "You must provide one or more resources"),
+    (["delete", "deploy", "x", "--cascade=sometimes"], 1, "invalid cascade value (sometimes)"),
+    (["apply"], 1, "Missing option '-f'"),
+    (["apply", "-f", "/nonexistent/x.yaml"], 1, 'the path "/nonexistent/x.yaml" does not exist'),
+    (["describe"], 1, "Required resource not specified."),
+    (["exec", "web"], 1, "you must specify at least one command for the container"),
+])
+def test_user_errors_exit_1_without_traceback(run, args: list[str], code: int, stderr: str) -> None:
+    r = run(*args)
+    assert r.exit_code == code, r.output
+    assert stderr in r.stderr
+    assert r.stdout == ""
+
+
+def test_unreachable_server(run) -> None:
+    addr = f"127.0.0.1:{free_port()}"
+    for args in (["get", "pods"], ["apply", "-f", "-"], ["delete", "pod", "x"], ["describe", "po", "x"],
+                 ["version"], ["logs", "x"]):
+        r = run("--server", addr, *args, input="apiVersion: v1\nkind: Service\nmetadata: {name: x}\n")
+        assert r.exit_code == 1
+        assert r.stderr.startswith(f"error: cannot reach the control plane at {addr}: connection refused"), r.stderr
+
+
+def test_server_from_env_and_flag_after_verb(run, monkeypatch: pytest.MonkeyPatch) -> None:
+    addr = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("PKCTL_SERVER", addr)
+    assert f"at {addr}:" in run("get", "pods").stderr
+    other = f"127.0.0.1:{free_port()}"
+    assert f"at {other}:" in run("get", "pods", "-s", other).stderr
+    assert f"at {other}:" in run("--server", other, "get", "pods").stderr
+
+
+def test_help_and_static_commands(run) -> None:
+    r = run("--help")
+    assert r.exit_code == 0
+    for verb in ("apply", "create", "get", "describe", "delete", "logs", "exec", "version", "api-resources"):
+        assert f"  {verb}" in r.stdout
+    r = run("api-resources")
+    assert r.exit_code == 0
+    assert r.stdout.splitlines()[0].split() == ["NAME", "SHORTNAMES", "APIVERSION", "NAMESPACED", "KIND"]
+    assert any(line.split() == ["deployments", "deploy", "apps/v1", "true", "Deployment"]
+               for line in r.stdout.splitlines())
+    assert run("api-resources", "-o", "name").stdout.splitlines()[0] == "deployments.apps"
+    r = run("version", "--client")
+    assert r.exit_code == 0 and r.stdout.startswith("Client Version: v")

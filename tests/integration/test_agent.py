@@ -13,7 +13,7 @@ import pytest
 
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient
-from pkapi.v1 import core_pb2
+from pkapi.v1 import api_pb2, core_pb2
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -131,3 +131,389 @@ async def test_pod_runs_and_answers_on_host_port(node: Any, docker_client: Any) 
     assert c.labels["io.pocketkube.pod.uid"] == pod.metadata.uid
     assert c.labels["io.pocketkube.container.name"] == "web"
     assert elapsed < 10
+
+
+# ------------------------------------------------------------------ helpers
+
+
+async def pod_logs(client: ClusterClient, name: str, timeout: float = 10.0, **kw: Any) -> bytes:
+    call = client.resources.PodLogs(api_pb2.LogsRequest(namespace="default", pod=name, **kw), timeout=timeout)
+    return b"".join([chunk.data async for chunk in call])
+
+
+async def pod_exec(
+    client: ClusterClient, name: str, command: list[str], stdin: bytes | None = None, container: str = ""
+) -> tuple[int, bytes, bytes]:
+    call = client.resources.PodExec(timeout=15)
+    start = api_pb2.ExecStart(namespace="default", pod=name, container=container, command=command, stdin=stdin is not None)
+    await call.write(api_pb2.ExecRequest(start=start))
+    if stdin is not None:
+        await call.write(api_pb2.ExecRequest(stdin=stdin))
+        await call.write(api_pb2.ExecRequest(stdin_close=True))
+    await call.done_writing()
+    out, err, code = b"", b"", None
+    async for r in call:
+        kind = r.WhichOneof("msg")
+        if kind == "stdout":
+            out += r.stdout
+        elif kind == "stderr":
+            err += r.stderr
+        elif kind == "exit_code":
+            code = r.exit_code
+    assert code is not None, "exec stream ended without an exit code"
+    return code, out, err
+
+
+async def events_of(client: ClusterClient, name: str) -> list[tuple[str, str, str]]:
+    evs, _ = await client.list("events", "default")
+    return [(e.type, e.reason, e.message) for e in evs if e.involved_object.name == name]  # type: ignore[attr-defined]
+
+
+async def poll(what: str, fn: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = await fn()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def sh(script: str) -> dict[str, Any]:
+    return {"name": "main", "image": "pocketkube/hello:1", "command": ["sh", "-c", script]}
+
+
+# -------------------------------------------------------------------- tests
+
+
+async def test_env_args_and_workdir_reach_the_process(node: Any) -> None:
+    cp, ag, client = node
+    c = {
+        "name": "main",
+        "image": "pocketkube/hello:1",
+        "command": ["sh", "-c"],
+        "args": ['echo "name=$POD_NAME ns=$POD_NAMESPACE node=$NODE_NAME greet=$GREET app=$APP pwd=$(pwd) arg=$(A)"; sleep 3600'],
+        "workingDir": "/tmp",
+        "env": [
+            {"name": "A", "value": "x1"},
+            {"name": "GREET", "value": "hi-$(A)"},
+            {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+        ],
+        "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}},
+    }
+    await client.create(make_pod(ag.node_name, "envy", [c]))
+    await wait_pod(client, "envy", ready, "Ready")
+    logs = await poll("the env line in the logs", lambda: pod_logs(client, "envy"))
+    line = logs.decode().strip()
+    assert line == f"name=envy ns=default node={ag.node_name} greet=hi-x1 app=t pwd=/tmp arg=x1", line
+
+
+async def test_limits_become_docker_limits(node: Any, docker_client: Any) -> None:
+    cp, ag, client = node
+    c = sh("sleep 3600") | {"resources": {"limits": {"cpu": "250m", "memory": "32Mi"}}}
+    await client.create(make_pod(ag.node_name, "lim", [c]))
+    await wait_pod(client, "lim", ready, "Ready")
+    [ct] = docker_client.containers.list(filters={"label": f"io.pocketkube.node={ag.node_name}"})
+    hc = ct.attrs["HostConfig"]
+    assert hc["NanoCpus"] == 250_000_000 and hc["Memory"] == 32 * 2**20
+
+
+async def test_crash_loop_back_off(node: Any) -> None:
+    cp, ag, client = node
+    c = {"name": "main", "image": "pocketkube/crash:1", "env": [{"name": "CRASH_AFTER", "value": "0"}]}
+    await client.create(make_pod(ag.node_name, "crashy", [c]))
+    seen: dict[int, float] = {}
+    reasons: set[str] = set()
+    deadline = time.monotonic() + 30
+    pod = None
+    while len(seen) < 5 and time.monotonic() < deadline:
+        pod = await client.get("pods", "default", "crashy")
+        cs = cstatus(pod)  # type: ignore[arg-type]
+        if cs is not None:
+            seen.setdefault(cs.restart_count, time.monotonic())
+            if cs.state.HasField("waiting"):
+                reasons.add(cs.state.waiting.reason)
+                assert not ready(pod) and not cs.ready  # type: ignore[arg-type]
+        await asyncio.sleep(0.05)
+    assert len(seen) >= 5, f"restart counts seen: {sorted(seen)}"
+    assert "CrashLoopBackOff" in reasons
+    t = [seen[i] for i in range(1, 5)]
+    gaps = [b - a for a, b in zip(t, t[1:], strict=False)]  # ~1 s, 2 s, 4 s (lab back-off)
+    assert gaps[2] > gaps[0] + 1.0, gaps
+    cs = cstatus(pod)  # type: ignore[arg-type]
+    assert cs is not None and cs.last_state.terminated.exit_code == 1
+    assert cs.last_state.terminated.reason == "Error"
+    evs = await events_of(client, "crashy")
+    assert any(r == "BackOff" for _, r, _ in evs), evs
+
+
+async def test_restart_policy_never_and_on_failure(node: Any) -> None:
+    cp, ag, client = node
+    await client.create(make_pod(ag.node_name, "ok-once", [sh("exit 0")], restartPolicy="OnFailure"))
+    await client.create(make_pod(ag.node_name, "fail-once", [sh("exit 3")], restartPolicy="Never"))
+    pod = await wait_pod(client, "ok-once", lambda p: p.status.phase == "Succeeded", "Succeeded")
+    cs = cstatus(pod)
+    assert cs is not None and cs.restart_count == 0 and cs.state.terminated.reason == "Completed"
+    pod = await wait_pod(client, "fail-once", lambda p: p.status.phase == "Failed", "Failed")
+    cs = cstatus(pod)
+    assert cs is not None and cs.restart_count == 0 and cs.state.terminated.exit_code == 3
+
+
+async def test_liveness_failure_restarts_the_container(node: Any) -> None:
+    cp, ag, client = node
+    c = {
+        "name": "main",
+        "image": "pocketkube/flaky:1",
+        "env": [{"name": "HEALTHY_FOR", "value": "1"}],
+        "ports": [{"containerPort": 8080, "name": "http"}],
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1, "failureThreshold": 2},
+    }
+    await client.create(make_pod(ag.node_name, "flaky", [c]))
+    pod = await wait_pod(client, "flaky", lambda p: (cstatus(p) or core_pb2.ContainerStatus()).restart_count >= 1,
+                         "a restart after the liveness probe failed")
+    evs = await events_of(client, "flaky")
+    assert any(r == "Unhealthy" and "Liveness probe failed" in m for _, r, m in evs), evs
+    assert any(r == "Killing" and "failed liveness probe" in m for _, r, m in evs), evs
+    # the same host port after the restart
+    [pm] = pod.status.port_mappings
+    pod = await wait_pod(client, "flaky", ready, "Ready again after the restart")
+    assert pod.status.port_mappings[0].host_port == pm.host_port
+
+
+async def test_readiness_flips_ready_both_ways(node: Any) -> None:
+    cp, ag, client = node
+    c = {
+        "name": "main",
+        "image": "pocketkube/hello:1",
+        "readinessProbe": {"exec": {"command": ["cat", "/tmp/ready"]}, "periodSeconds": 1},
+    }
+    await client.create(make_pod(ag.node_name, "ready", [c]))
+    pod = await wait_pod(client, "ready", lambda p: p.status.phase == "Running", "Running")
+    assert not ready(pod)
+    code, _, _ = await pod_exec(client, "ready", ["touch", "/tmp/ready"])
+    assert code == 0
+    await wait_pod(client, "ready", ready, "Ready after /tmp/ready appeared", timeout=10)
+    code, _, _ = await pod_exec(client, "ready", ["rm", "/tmp/ready"])
+    assert code == 0
+    pod = await wait_pod(client, "ready", lambda p: not ready(p), "not Ready after /tmp/ready vanished", timeout=10)
+    assert meta.condition(pod.status.conditions, "ContainersReady").status == "False"  # type: ignore[union-attr]
+    assert cstatus(pod).restart_count == 0  # type: ignore[union-attr]
+
+
+async def test_startup_probe_holds_back_readiness(node: Any) -> None:
+    cp, ag, client = node
+    c = {
+        "name": "main",
+        "image": "pocketkube/hello:1",
+        "ports": [{"containerPort": 8080}],
+        "startupProbe": {"exec": {"command": ["cat", "/tmp/started"]}, "periodSeconds": 1, "failureThreshold": 30},
+        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1},
+    }
+    await client.create(make_pod(ag.node_name, "slow", [c]))
+    await wait_pod(client, "slow", lambda p: p.status.phase == "Running", "Running")
+    await asyncio.sleep(1.5)  # the tcp readiness probe would pass by now if it ran
+    pod = await client.get("pods", "default", "slow")
+    assert not ready(pod) and not cstatus(pod).started  # type: ignore[arg-type,union-attr]
+    await pod_exec(client, "slow", ["touch", "/tmp/started"])
+    pod = await wait_pod(client, "slow", ready, "Ready once the startup probe passed")
+    assert cstatus(pod).started  # type: ignore[union-attr]
+
+
+async def test_missing_image_shows_pull_errors_and_agent_stays_healthy(node: Any) -> None:
+    cp, ag, client = node
+    # A registry on a closed loopback port: the pull fails fast, nothing leaves the machine.
+    image = "127.0.0.1:1/pocketkube/missing:1"
+    await client.create(make_pod(ag.node_name, "noimg", [{"name": "main", "image": image}]))
+    reasons: dict[str, str] = {}
+
+    async def both() -> bool:
+        pod = await client.get("pods", "default", "noimg")
+        cs = cstatus(pod)  # type: ignore[arg-type]
+        if cs is not None and cs.state.HasField("waiting"):
+            reasons[cs.state.waiting.reason] = cs.state.waiting.message
+        return {"ErrImagePull", "ImagePullBackOff"} <= reasons.keys()
+
+    await poll("ErrImagePull then ImagePullBackOff", both, timeout=20)
+    assert "127.0.0.1:1" in reasons["ErrImagePull"]  # Docker's own message
+    assert reasons["ImagePullBackOff"].startswith(f'Back-off pulling image "{image}"')
+    pod = await client.get("pods", "default", "noimg")
+    assert pod.status.phase == "Pending"  # type: ignore[attr-defined]
+    evs = await events_of(client, "noimg")
+    assert any(r == "Failed" and "ErrImagePull" in m for _, r, m in evs), evs
+    # the agent is alive and still runs other pods
+    assert ag.process.poll() is None
+    await client.create(make_pod(ag.node_name, "fine"))
+    await wait_pod(client, "fine", ready, "Ready next to a pod with a missing image")
+
+
+async def test_image_pull_policy_never(node: Any) -> None:
+    cp, ag, client = node
+    c = {"name": "main", "image": "pocketkube/absent:1", "imagePullPolicy": "Never"}
+    await client.create(make_pod(ag.node_name, "never", [c]))
+    pod = await wait_pod(client, "never", lambda p: waiting_reason(p) == "ErrImageNeverPull", "ErrImageNeverPull")
+    assert "is not present with pull policy of Never" in cstatus(pod).state.waiting.message  # type: ignore[union-attr]
+
+
+async def test_graceful_termination(node: Any, docker_client: Any) -> None:
+    cp, ag, client = node
+    polite = sh('trap "echo got TERM; sleep 1; exit 0" TERM; while true; do sleep 0.1; done')
+    stubborn = sh('trap "" TERM; while true; do sleep 0.1; done')
+    await client.create(make_pod(ag.node_name, "polite", [polite], terminationGracePeriodSeconds=10))
+    await client.create(make_pod(ag.node_name, "stubborn", [stubborn], terminationGracePeriodSeconds=2))
+    await wait_pod(client, "polite", ready, "Ready")
+    await wait_pod(client, "stubborn", ready, "Ready")
+    await client.delete("pods", "default", "polite")
+    await client.delete("pods", "default", "stubborn")
+    # deleting marks the pod; it stays until the agent confirms
+    pod = await client.get("pods", "default", "polite")
+    assert pod.metadata.HasField("deletion_timestamp")  # type: ignore[attr-defined]
+    t_polite, t_stubborn = await asyncio.gather(wait_gone(client, "polite"), wait_gone(client, "stubborn"))
+    assert 0.9 <= t_polite < 5, t_polite  # exited on its own after its 1 s of cleanup
+    assert 1.8 <= t_stubborn < 6, t_stubborn  # killed at the end of its 2 s
+    assert docker_client.containers.list(all=True, filters={"label": f"io.pocketkube.node={ag.node_name}"}) == []
+
+
+async def test_force_delete_skips_the_wait(node: Any) -> None:
+    cp, ag, client = node
+    await client.create(make_pod(ag.node_name, "forced", [sh('trap "" TERM; while true; do sleep 0.1; done')]))
+    await wait_pod(client, "forced", ready, "Ready")
+    await client.delete("pods", "default", "forced", grace_period_seconds=0)
+    assert await wait_gone(client, "forced", timeout=2) < 2
+
+
+async def test_logs_and_exec(node: Any) -> None:
+    cp, ag, client = node
+    script = 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.2; done'
+    await client.create(make_pod(ag.node_name, "talky", [sh(script)]))
+    await wait_pod(client, "talky", ready, "Ready")
+    await poll("3 log lines", lambda: _count_lines(client, "talky", 3))
+    tail = await pod_logs(client, "talky", tail_lines=2)
+    assert len(tail.decode().splitlines()) == 2
+    # follow: new lines keep arriving on one stream
+    call = client.resources.PodLogs(api_pb2.LogsRequest(namespace="default", pod="talky", follow=True, tail_lines=1))
+    got = b""
+    async for chunk in call:
+        got += chunk.data
+        if got.count(b"\n") >= 4:
+            break
+    call.cancel()
+    nums = [int(s.split()[1]) for s in got.decode().splitlines()[:4]]
+    assert nums == list(range(nums[0], nums[0] + 4))
+    # exec: output, stdin and exit codes pass through
+    code, out, err = await pod_exec(client, "talky", ["sh", "-c", "echo out; echo err >&2; exit 7"])
+    assert (code, out, err) == (7, b"out\n", b"err\n")
+    code, out, _ = await pod_exec(client, "talky", ["cat"], stdin=b"hello stdin\n")
+    assert (code, out) == (0, b"hello stdin\n")
+    code, out, err = await pod_exec(client, "talky", ["no-such-command"])
+    assert code != 0
+    # errors in kubectl's words
+    with pytest.raises(Exception) as e:
+        await pod_logs(client, "talky", container="nope")
+    assert "container nope is not valid for pod talky" in str(e.value)
+
+
+async def _count_lines(client: ClusterClient, name: str, n: int) -> bool:
+    return len((await pod_logs(client, name)).splitlines()) >= n
+
+
+async def test_logs_previous(node: Any) -> None:
+    cp, ag, client = node
+    c = sh('echo "run at $(date +%s%N)"; sleep 0.3; exit 1')
+    await client.create(make_pod(ag.node_name, "prev", [c]))
+    await wait_pod(client, "prev", lambda p: (cstatus(p) or core_pb2.ContainerStatus()).restart_count >= 1, "a restart")
+    prev = await pod_logs(client, "prev", previous=True)
+    cur = await poll("current logs", lambda: pod_logs(client, "prev"))
+    assert prev.startswith(b"run at") and cur.startswith(b"run at") and prev != cur
+
+
+async def test_agent_restart_adopts_running_pods(node: Any, docker_client: Any) -> None:
+    cp, ag, client = node
+    await client.create(make_pod(ag.node_name, "keep"))
+    pod = await wait_pod(client, "keep", ready, "Ready")
+    cid = cstatus(pod).container_id  # type: ignore[union-attr]
+    host_port = pod.status.port_mappings[0].host_port
+    await ag.stop()
+    assert docker_client.containers.get(cid.removeprefix("docker://")).status == "running"
+    await ag.start()
+    await asyncio.sleep(1.5)  # a few syncs of the new agent
+    pod = await wait_pod(client, "keep", ready, "Ready")
+    cs = cstatus(pod)
+    assert cs is not None and cs.container_id == cid and cs.restart_count == 0
+    assert pod.status.port_mappings[0].host_port == host_port
+    status, body = await http_get("127.0.0.1", host_port)
+    assert status == 200 and body.strip() == "keep"
+
+
+async def test_pod_deleted_while_agent_down_is_removed_on_return(node: Any, docker_client: Any) -> None:
+    cp, ag, client = node
+    await client.create(make_pod(ag.node_name, "gone"))
+    await client.create(make_pod(ag.node_name, "stays"))
+    await wait_pod(client, "gone", ready, "Ready")
+    await wait_pod(client, "stays", ready, "Ready")
+    await ag.kill()
+    await client.delete("pods", "default", "gone", grace_period_seconds=0)
+    label = f"io.pocketkube.node={ag.node_name}"
+    assert len(docker_client.containers.list(filters={"label": label})) == 2
+    await ag.start()
+
+    async def only_stays() -> bool:
+        names = [c.labels["io.pocketkube.pod.name"] for c in docker_client.containers.list(all=True, filters={"label": label})]
+        return names == ["stays"]
+
+    await poll("the deleted pod's container to be removed", only_stays, timeout=10)
+    assert ready(await client.get("pods", "default", "stays"))  # type: ignore[arg-type]
+
+
+async def test_two_agents_on_one_machine_do_not_touch_each_other(
+    start_controlplane: Any, start_agent: Any, docker_client: Any, docker_host: str, tmp_path: Any
+) -> None:
+    cp = await start_controlplane()
+    # The second agent reaches the engine by another address (--docker-host).
+    alias = tmp_path / "docker.sock"
+    alias.symlink_to(docker_host.removeprefix("unix://"))
+    a = await start_agent(cp, node_ip="127.0.0.1")
+    b = await start_agent(cp, docker_host_=f"unix://{alias}", node_ip="127.0.0.2", host_port_range="40000-40010")
+    client = cp.client()
+    try:
+        await client.create(make_pod(a.node_name, "on-a"))
+        await client.create(make_pod(b.node_name, "on-b"))
+        pa = await wait_pod(client, "on-a", ready, "Ready")
+        pb = await wait_pod(client, "on-b", ready, "Ready")
+        assert pb.status.host_ip == "127.0.0.2" and pb.status.port_mappings[0].host_ip == "127.0.0.2"
+        ida, idb = cstatus(pa).container_id, cstatus(pb).container_id  # type: ignore[union-attr]
+        # A restarts (adopt + garbage-collect) and its pod is deleted: B's container is untouched.
+        await a.restart()
+        await client.delete("pods", "default", "on-a")
+        await wait_gone(client, "on-a")
+        ct = docker_client.containers.get(idb.removeprefix("docker://"))
+        assert ct.status == "running" and ct.labels["io.pocketkube.node"] == b.node_name
+        assert ida != idb
+        status, body = await http_get("127.0.0.2", pb.status.port_mappings[0].host_port)
+        assert status == 200 and body.strip() == "on-b"
+    finally:
+        await client.close()
+
+
+async def test_events_and_node_object(node: Any) -> None:
+    cp, ag, client = node
+    await client.create(make_pod(ag.node_name, "ev"))
+    await wait_pod(client, "ev", ready, "Ready")
+    reasons = await poll("Created and Started events", lambda: _reasons(client, "ev", {"Pulled", "Created", "Started"}))
+    assert reasons
+    n = await client.get("nodes", "", ag.node_name)
+    st = n.status  # type: ignore[attr-defined]
+    assert [(a.type, a.address) for a in st.addresses][0] == ("InternalIP", "127.0.0.1")
+    assert st.daemon_endpoints.kubelet_endpoint.port > 0
+    assert st.node_info.container_runtime_version.startswith("docker://")
+    assert st.node_info.kubelet_version.startswith("pk-agent/")
+    for k in ("cpu", "memory", "pods"):
+        assert st.capacity[k].string_value and st.allocatable[k].string_value
+    # registering again (a restarted agent) is idempotent
+    await ag.restart()
+    n2 = await client.get("nodes", "", ag.node_name)
+    assert n2.metadata.uid == n.metadata.uid  # type: ignore[attr-defined]
+
+
+async def _reasons(client: ClusterClient, name: str, want: set[str]) -> bool:
+    return want <= {r for _, r, _ in await events_of(client, name)}

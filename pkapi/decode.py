@@ -134,7 +134,7 @@ class _Walker:
         out: dict[str, Any] = {}
         for k in getattr(obj, "dups", []):
             self.strict.append(f'duplicate field "{_join(path, k)}"')
-        by_json = {f.json_name: f for f in desc.fields}
+        by_json = _names(desc)
         for k, v in obj.items():
             f = by_json.get(k)
             if f is None:
@@ -142,7 +142,7 @@ class _Walker:
                 continue
             if v is None:
                 continue
-            out[k] = self.field(v, f, desc, _join(path, k), _join(gopath, k))
+            out[f.json_name] = self.field(v, f, desc, _join(path, k), _join(gopath, k))
         return out
 
     def field(self, v: Any, f: FieldDescriptor, owner: Descriptor, path: str, gopath: str) -> Any:
@@ -209,6 +209,30 @@ class _Walker:
         if not isinstance(v, str):
             self.type_error(v, owner, gopath, f, element)
         return v
+
+
+# Kubernetes spells initialisms in capitals (clusterIP, podCIDR, machineID);
+# protobuf's JSON names do not (clusterIp) unless the .proto sets json_name.
+_INITIALISMS = {"ip": "IP", "ips": "IPs", "cidr": "CIDR", "id": "ID"}
+_NAMES: dict[str, dict[str, FieldDescriptor]] = {}
+
+
+def kubernetes_name(f: FieldDescriptor) -> str:
+    head, *rest = f.name.split("_")
+    return head + "".join(_INITIALISMS.get(w, w.capitalize()) for w in rest)
+
+
+def _names(desc: Any) -> dict[str, FieldDescriptor]:
+    """JSON name -> field: Kubernetes' spelling, and protobuf's json_name
+    (what MessageToDict prints) for round trips."""
+    names = _NAMES.get(desc.full_name)
+    if names is None:
+        names = {}
+        for f in desc.fields:
+            names[f.json_name] = f
+            names[kubernetes_name(f)] = f
+        _NAMES[desc.full_name] = names
+    return names
 
 
 def _plain(v: Any) -> Any:

@@ -216,17 +216,17 @@ def _int_or_port_name(path: str, v: Any) -> list[str]:
 
 def validate_meta(kind: str, md: Any, namespaced: bool) -> list[str]:
     out: list[str] = []
+    rule = NAME_RULES.get(kind, dns1123_subdomain)
     if not md.name and not md.generate_name:
         out.append(field_required("metadata.name", "name or generateName is required"))
-    elif md.name:
-        rule = NAME_RULES.get(kind, dns1123_subdomain)
+    if md.generate_name:
+        # A prefix: a trailing '-' is fine (Kubernetes masks it).
+        g = md.generate_name[:-1] + "a" if md.generate_name.endswith("-") else md.generate_name
+        for m in rule(g):
+            out.append(field_invalid("metadata.generateName", md.generate_name, m))
+    if md.name:
         for m in rule(md.name):
             out.append(field_invalid("metadata.name", md.name, m))
-    elif md.generate_name:
-        rule = NAME_RULES.get(kind, dns1123_subdomain)
-        # generateName gets a suffix: check it as if it had one.
-        for m in rule(md.generate_name + "x"):
-            out.append(field_invalid("metadata.generateName", md.generate_name, m))
     if namespaced and md.namespace:
         for m in dns1123_label(md.namespace):
             out.append(field_invalid("metadata.namespace", md.namespace, m))

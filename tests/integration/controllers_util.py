@@ -1,0 +1,114 @@
+"""Helpers for the controller integration tests: in-process hollow nodes
+(real pk-agent code on a FakeRuntime, stoppable and restartable), object
+factories and polling with deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Any, Awaitable, Callable
+
+from agent.config import AgentConfig
+from agent.runtime.fake import FakeRuntime
+from pkapi import meta
+from pkapi.v1 import apps_pb2
+
+
+class HollowNode:
+    """pk-agent's run() on a FakeRuntime in this process. stop() is an
+    agent crash as far as the control plane can tell (no more heartbeats);
+    start() again is the agent returning with its containers intact."""
+
+    def __init__(self, server: str, name: str, **cfg: Any) -> None:
+        self.server = server
+        self.name = name
+        self.runtime = FakeRuntime()
+        self.cfg = cfg
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        from agent.main import run
+
+        config = AgentConfig(server=self.server, node_name=self.name, node_ip="127.0.0.1", agent_port=0,
+                             **self.cfg)
+        self.task = asyncio.create_task(run(config, runtime=self.runtime, check_port_bind=False))
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+            self.task = None
+
+
+async def start_nodes(server: str, n: int, prefix: str = "") -> list[HollowNode]:
+    prefix = prefix or f"n{uuid.uuid4().hex[:4]}-"
+    nodes = [HollowNode(server, f"{prefix}{i}") for i in range(n)]
+    for node in nodes:
+        node.start()
+    return nodes
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 20.0,
+                     interval: float = 0.1) -> Any:
+    """Poll check() until it returns a truthy value; fail saying what was
+    awaited and what was last seen."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = await check()
+            if last:
+                return last
+        except AssertionError as err:
+            last = err
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        await asyncio.sleep(interval)
+
+
+def deployment(name: str, replicas: int = 3, image: str = "pocketkube/hello:1", strategy: str = "RollingUpdate",
+               max_surge: Any = None, max_unavailable: Any = None, ns: str = "default",
+               **spec: Any) -> apps_pb2.Deployment:
+    d: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "main", "image": image}]},
+            },
+            "strategy": {"type": strategy},
+            **spec,
+        },
+    }
+    if strategy == "RollingUpdate" and (max_surge is not None or max_unavailable is not None):
+        ru: dict[str, Any] = {}
+        if max_surge is not None:
+            ru["maxSurge"] = max_surge
+        if max_unavailable is not None:
+            ru["maxUnavailable"] = max_unavailable
+        d["spec"]["strategy"]["rollingUpdate"] = ru
+    return meta.from_dict(d, apps_pb2.Deployment)  # type: ignore[return-value]
+
+
+def ready(pod: Any) -> bool:
+    c = meta.condition(pod.status.conditions, "Ready")
+    return c is not None and c.status == "True"
+
+
+async def pods_of(client: Any, app: str, ns: str = "default") -> list[Any]:
+    items, _ = await client.list("pods", ns, label_selector=f"app={app}")
+    return items
+
+
+async def wait_nodes_ready(client: Any, names: list[str], timeout: float = 15.0) -> None:
+    async def check() -> bool:
+        items, _ = await client.list("nodes")
+        ok = {n.metadata.name for n in items
+              if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)}
+        return set(names) <= ok
+    await eventually(check, f"nodes {names} Ready", timeout)

@@ -1,0 +1,169 @@
+"""Pod startup latency: `apply` of a pod -> Ready, on one real node.
+
+Brings up a real etcd, pk-controlplane (controllers and scheduler on) and one
+pk-agent on the local Docker Engine, then, per run, applies N pods one after
+another (image present: pocketkube/hello:1, one containerPort, no probes) and
+times each from the Apply call to the moment a watch sees Ready=True. The
+baseline, measured in the same run, is the engine alone: `docker run -d -p`
+of the same image until its port answers HTTP.
+
+    .venv/bin/python bench/pod_startup.py [--pods 30] [--runs 3]
+
+Prints p50/p99 per run, the medians over runs and the ratio to the baseline.
+Target: p99 <= 2 s (Kubernetes' SLO is 5 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+
+import docker
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from controlplane.etcdproc import EtcdProcess  # noqa: E402
+from pkapi import meta  # noqa: E402
+from pkapi.client.cluster import ClusterClient  # noqa: E402
+from pkapi.v1 import core_pb2  # noqa: E402
+from tests.fixtures.agent import AgentProcess  # noqa: E402
+from tests.fixtures.controlplane import ControlPlane  # noqa: E402
+from tests.fixtures.docker import ensure_images, remove_containers  # noqa: E402
+
+IMAGE = "pocketkube/hello:1"
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
+    return s[k]
+
+
+def pod(name: str, ns: str) -> core_pb2.Pod:
+    d = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "labels": {"bench": "startup"}},
+        "spec": {"containers": [{"name": "web", "image": IMAGE, "ports": [{"containerPort": 8080}]}]},
+    }
+    p = meta.from_dict(d, core_pb2.Pod)
+    assert isinstance(p, core_pb2.Pod)
+    return p
+
+
+async def one_run(client: ClusterClient, n: int, run: int) -> list[float]:
+    ready_at: dict[str, float] = {}
+    events: dict[str, asyncio.Event] = {}
+    _, rv = await client.list("pods", "default")
+
+    async def watch() -> None:
+        async for _typ, obj in client.watch("pods", "default", resource_version=rv):
+            c = meta.condition(obj.status.conditions, "Ready")  # type: ignore[attr-defined]
+            name = obj.metadata.name  # type: ignore[attr-defined]
+            if c is not None and c.status == "True" and name not in ready_at:
+                ready_at[name] = time.monotonic()
+                if name in events:
+                    events[name].set()
+
+    w = asyncio.create_task(watch())
+    lat: list[float] = []
+    try:
+        for i in range(n):
+            name = f"bench-{run}-{i}"
+            events[name] = asyncio.Event()
+            t0 = time.monotonic()
+            await client.apply(pod(name, "default"))
+            await asyncio.wait_for(events[name].wait(), 30)
+            lat.append(ready_at[name] - t0)
+    finally:
+        w.cancel()
+    for i in range(n):
+        await client.delete("pods", "default", f"bench-{run}-{i}", grace_period_seconds=0)
+    return lat
+
+
+def baseline(host: str, n: int) -> list[float]:
+    """The engine alone: docker run -d -p of the image until HTTP answers."""
+    c = docker.DockerClient(base_url=host, timeout=60)
+    out = []
+    try:
+        for _ in range(n):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = s.getsockname()[1]
+            t0 = time.monotonic()
+            ct = c.containers.run(
+                IMAGE, detach=True, ports={"8080/tcp": ("127.0.0.1", port)}, labels={"io.pocketkube.bench": "baseline"}
+            )
+            deadline = t0 + 10
+            while time.monotonic() < deadline:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                        if s.recv(16).startswith(b"HTTP/"):
+                            break
+                except OSError:
+                    pass
+                time.sleep(0.005)
+            out.append(time.monotonic() - t0)
+            ct.remove(force=True)
+    finally:
+        remove_containers(c, "io.pocketkube.bench=baseline")
+        c.close()
+    return out
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pods", type=int, default=30)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--docker-host", default=os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+    args = ap.parse_args()
+    ensure_images(args.docker_host)
+    tmp = tempfile.mkdtemp(prefix="pk-bench-")
+    etcd = EtcdProcess(os.path.join(tmp, "etcd"), auto_compaction_retention="")
+    await etcd.start()
+    cp = ControlPlane(tmp, etcd.endpoint, True, {})
+    node = f"bench-{uuid.uuid4().hex[:6]}"
+    agent = AgentProcess(tmp, cp.address, args.docker_host, node, {})
+    rows = []
+    try:
+        await cp.start()
+        await agent.start()
+        client = ClusterClient(cp.address)
+        await one_run(client, 3, -1)  # warm-up (first image inspect, connections)
+        for r in range(args.runs):
+            lat = await one_run(client, args.pods, r)
+            base = await asyncio.to_thread(baseline, args.docker_host, args.pods)
+            rows.append((pct(lat, 50), pct(lat, 99), pct(base, 50), pct(base, 99)))
+        await client.close()
+    finally:
+        await agent.stop()
+        await cp.stop()
+        await etcd.stop()
+        c = docker.DockerClient(base_url=args.docker_host)
+        remove_containers(c, f"io.pocketkube.node={node}")
+        c.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\npod startup (apply -> Ready), {args.pods} pods one after another on one node, {args.runs} runs\n")
+    print(f"{'run':>4} {'p50 s':>8} {'p99 s':>8} {'docker p50':>11} {'docker p99':>11}")
+    for i, (p50, p99, b50, b99) in enumerate(rows):
+        print(f"{i:>4} {p50:>8.3f} {p99:>8.3f} {b50:>11.3f} {b99:>11.3f}")
+    m = [statistics.median(col) for col in zip(*rows, strict=True)]
+    print(f"{'med':>4} {m[0]:>8.3f} {m[1]:>8.3f} {m[2]:>11.3f} {m[3]:>11.3f}")
+    print(f"\nratio to the engine alone (docker run -> HTTP answers): p50 x{m[0] / m[2]:.2f}, p99 x{m[1] / m[3]:.2f}")
+    print(f"target p99 <= 2 s: {'met' if m[1] <= 2.0 else 'NOT met'}")
+    print("\nreproduce: make bench-pod-startup   (or .venv/bin/python bench/pod_startup.py --pods 30 --runs 3)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

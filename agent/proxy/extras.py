@@ -6,8 +6,11 @@ node_services(ctx) returns the coroutines the agent runs in its TaskGroup:
   - cluster DNS on the node IP, port 53 (PK_DNS_PORT overrides). When the
     node IP is a loopback address (several agents on one machine, as in the
     integration tests) a container cannot reach it — its own loopback is a
-    different one — so DNS also listens on the container bridge's gateway
-    (docker0) and pods get that address as their nameserver;
+    different one. With PK_DNS_BRIDGE=docker0, DNS then also listens on that
+    bridge's gateway address (shared with SO_REUSEPORT by the agents of one
+    test cluster) and pods get it as their nameserver. Opt-in, because the
+    agents of two unrelated clusters on one machine would share it; without
+    it such pods keep the engine's default resolver;
   - once DNS listens: ctx.hooks.cluster_dns = True (ClusterFirst pods then
     get it and the search path), and a provider of the Kubernetes service
     environment variables is added to ctx.hooks.env_providers.
@@ -69,8 +72,9 @@ def node_services(ctx: Any) -> list[Coroutine[Any, Any, None]]:
             loopback = ipaddress.ip_address(cfg.node_ip).is_loopback
         except ValueError:
             loopback = False
-        if loopback:
-            gw = await _bridge_gateway(os.environ.get("PK_DNS_BRIDGE", "docker0"))
+        bridge = os.environ.get("PK_DNS_BRIDGE", "")
+        if loopback and bridge:
+            gw = await _bridge_gateway(bridge)
             if gw:
                 listen.append(gw)
                 nameserver = gw

@@ -21,6 +21,7 @@ from typing import Any
 import docker
 import pytest
 
+from agent.proxy import remove_addresses
 from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.loadbalancer import LoadBalancerController
 from pkapi import meta
@@ -31,6 +32,7 @@ from pkapi.v1 import core_pb2
 pytestmark = pytest.mark.integration
 
 IMAGE = "pocketkube/hello:1"
+SERVICE_CIDR = "10.97.0.0/16"
 
 
 # ------------------------------------------------------------------ helpers
@@ -75,6 +77,26 @@ async def _eq(aw: Any, v: int) -> bool:
 
 async def _gt(aw: Any, v: int) -> bool:
     return bool(await aw > v)
+
+
+async def dns_a(server: str, name: str) -> list[str]:
+    from dnslib import DNSRecord
+
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[bytes] = loop.create_future()
+
+    class P(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: Any) -> None:
+            if not fut.done():
+                fut.set_result(data)
+
+    t, _ = await loop.create_datagram_endpoint(P, remote_addr=(server, 53))
+    try:
+        t.sendto(DNSRecord.question(name).pack())
+        r = DNSRecord.parse(await asyncio.wait_for(fut, 2))
+    finally:
+        t.close()
+    return [str(x.rdata) for x in r.rr]
 
 
 def on_lo(ip: str) -> bool:
@@ -126,11 +148,40 @@ async def controllers(client: ClusterClient, lb: bool = False) -> Any:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+class FakeUpstream(asyncio.DatagramProtocol):
+    """The nodes' "upstream resolver", on loopback: example.org and
+    db.example.com are 192.0.2.1, every other name NXDOMAIN."""
+
+    def connection_made(self, t: Any) -> None:
+        self.t = t
+        self.seen: list[str] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+
+        q = DNSRecord.parse(data)
+        self.seen.append(str(q.q.qname))
+        r = q.reply()
+        if str(q.q.qname) in ("example.org.", "db.example.com.") and q.q.qtype == QTYPE.A:
+            r.add_answer(RR(q.q.qname, QTYPE.A, ttl=60, rdata=A("192.0.2.1")))
+        elif str(q.q.qname) in ("example.org.", "db.example.com."):
+            pass  # exists, no data
+        else:
+            r.header.rcode = RCODE.NXDOMAIN
+        self.t.sendto(r.pack(), addr)
+
+
 @pytest.fixture
 async def cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    # Agents inherit this: their DNS never forwards off the machine.
-    monkeypatch.setenv("PK_DNS_UPSTREAMS", "none")
-    cp = await start_controlplane(lb_pool="127.77.0.10-127.77.0.11")
+    # Agents inherit this: their DNS forwards only to the fake upstream here.
+    loop = asyncio.get_running_loop()
+    up_t, up = await loop.create_datagram_endpoint(FakeUpstream, local_addr=("127.0.0.1", 0))
+    monkeypatch.setenv("PK_DNS_UPSTREAMS", "127.0.0.1:%d" % up_t.get_extra_info("sockname")[1])
+    # Pods reach the nodes' DNS on the bridge gateway (node IPs are loopback).
+    monkeypatch.setenv("PK_DNS_BRIDGE", "docker0")
+    # A service range of our own: other clusters on this machine (other
+    # tests' agents) put their 10.96.x ClusterIPs on the same lo.
+    cp = await start_controlplane(lb_pool="127.77.0.10-127.77.0.11", service_cidr=SERVICE_CIDR)
     agents = await asyncio.gather(
         start_agent(cp, node_ip="127.0.0.21", host_port_range="42000-42199"),
         start_agent(cp, node_ip="127.0.0.22", host_port_range="42200-42399"),
@@ -144,6 +195,12 @@ async def cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest
                 for s in (await client.list(kind, "default"))[0]:
                     await client.delete(kind, "default", s.metadata.name)
         await client.close()
+        for a in agents:
+            await a.stop()
+        # Addresses a killed agent could not take away (ClusterIPs on lo,
+        # LoadBalancer addresses).
+        await remove_addresses()
+        up_t.close()
 
 
 # -------------------------------------------------------------------- tests
@@ -239,3 +296,68 @@ async def test_cluster_ip_nodeport_affinity_endpoints_and_no_failures(cluster: A
         with pytest.raises((ConnectionRefusedError, ConnectionResetError)):
             await http_get(empty.spec.cluster_ip, 80)
         assert time.monotonic() - t0 < 1.0
+
+
+async def test_multiport_named_target_ports_dns_from_a_pod(cluster: Any) -> None:
+    cp, agents, client = cluster
+    node = agents[0].node_name
+    async with controllers(client):
+        svc = await client.create(service("multi", {"app": "multi"}, [
+            {"name": "http", "port": 80, "targetPort": "web"},
+            {"name": "metrics", "port": 9100, "targetPort": "metrics"},
+        ]))
+        await client.create(service("head", {"app": "multi"}, [{"name": "http", "port": 80, "targetPort": "web"}],
+                                    cluster_ip="None"))
+        await client.create(service("ext", None, [], type="ExternalName", external_name="db.example.com"))
+        # The node's DNS knows the Service (so its agent's informer does):
+        # the pod created now gets the Service environment variables.
+        await poll("multi in node DNS", lambda: dns_a("127.0.0.21", "multi.default.svc.cluster.local"), 10)
+        # one pod, two containers, each a named port; the Service maps both
+        await client.create(pod("multi", node, {"app": "multi"}, containers=[
+            {"name": "web", "image": IMAGE, "ports": [{"name": "web", "containerPort": 8080}]},
+            {"name": "metrics", "image": IMAGE, "env": [{"name": "PORT", "value": "9100"}],
+             "ports": [{"name": "metrics", "containerPort": 9100}]},
+        ]))
+        ep = await endpoints_with(client, "multi", 1)
+        assert sorted((p.name, p.protocol) for s in ep.subsets for p in s.ports) == [("http", "TCP"), ("metrics", "TCP")]
+        cip = svc.spec.cluster_ip
+        await poll(f"ClusterIP {cip} on lo", lambda: on_lo(cip), 10)
+        assert await poll("multi:80", lambda: http_get(cip, 80), 10) == "multi"
+        assert await poll("multi:9100", lambda: http_get(cip, 9100), 10) == "multi"
+
+        # from inside a pod: the node's DNS is its resolver, with the search path
+        dc = docker.DockerClient(base_url="unix:///var/run/docker.sock")
+        try:
+            c = dc.containers.list(filters={"label": "io.pocketkube.pod.name=multi"})[0]
+            resolv = c.exec_run(["cat", "/etc/resolv.conf"]).output.decode()
+            assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv, resolv
+
+            def run(*cmd: str) -> tuple[int, str]:
+                r = c.exec_run(list(cmd))
+                return r.exit_code, r.output.decode(errors="replace")
+
+            code, out = await asyncio.to_thread(run, "nslookup", "multi.default.svc.cluster.local")
+            assert code == 0 and cip in out, out
+            code, out = await asyncio.to_thread(run, "nslookup", "ext.default.svc.cluster.local")
+            assert "canonical name = db.example.com" in out, out
+            code, out = await asyncio.to_thread(run, "nslookup", "head.default.svc.cluster.local")
+            assert "127.0.0.21" in out, out
+            code, out = await asyncio.to_thread(run, "nslookup", "nothere.default.svc.cluster.local")
+            assert code != 0 and "NXDOMAIN" in out, out
+            # short names through the search path, then answered through the
+            # ClusterIP. (The test image's static busybox crashes in glibc's
+            # getaddrinfo, so wget is given the address nslookup found.)
+            for name in ("multi", "multi.default.svc.cluster.local"):  # busybox searches dotless names only
+                # (busybox nslookup tries every search domain and exits 1 if
+                # any of them is NXDOMAIN, so only the answer is checked)
+                code, out = await asyncio.to_thread(run, "nslookup", name)
+                assert f"Name:\tmulti.default.svc.cluster.local\nAddress: {cip}" in out, (name, out)
+            code, out = await asyncio.to_thread(run, "wget", "-q", "-O-", f"http://{cip}/")  # (-T crashes this busybox)
+            assert code == 0 and out.strip() == "multi", out
+            code, out = await asyncio.to_thread(run, "env")
+            assert f"MULTI_SERVICE_HOST={cip}\n" in out and "MULTI_SERVICE_PORT_METRICS=9100\n" in out, out
+            # other names go to the node's upstream resolver
+            code, out = await asyncio.to_thread(run, "nslookup", "example.org")
+            assert "192.0.2.1" in out, out
+        finally:
+            dc.close()

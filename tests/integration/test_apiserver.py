@@ -341,3 +341,149 @@ async def test_embedded_etcd_starts_and_stops_with_the_control_plane(start_contr
     await cp.start()
     async with cp.client() as c:
         assert (await c.get("pods", "default", "p")).metadata.name == "p"
+
+
+SEED_SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "my-web-app-service"},
+    "spec": {
+        "selector": {"app": "my-web-app"},
+        "ports": [{"protocol": "TCP", "port": 80, "targetPort": 80}],
+        "type": "ClusterIP",
+    },
+}
+
+
+async def test_seed_service_allocation_survives_reapply(client):
+    import json
+
+    svc, result = await client.apply(json.dumps(SEED_SERVICE))
+    assert result == "created" and svc.spec.cluster_ip.startswith("10.96.")
+    _, result = await client.apply(json.dumps(SEED_SERVICE))
+    assert result == "unchanged"
+    got = await client.get("services", "default", "my-web-app-service")
+    _, result = await client.apply(json.dumps(meta.to_dict(got)))
+    assert result == "unchanged"
+    # NodePort: the allocated port is kept by a re-apply that omits it
+    np = json.loads(json.dumps(SEED_SERVICE))
+    np["spec"]["type"] = "NodePort"
+    out, result = await client.apply(json.dumps(np))
+    assert result == "configured" and 30000 <= out.spec.ports[0].node_port <= 32767
+    again, result = await client.apply(json.dumps(np))
+    assert result == "unchanged" and again.spec.ports[0].node_port == out.spec.ports[0].node_port
+    # changing the clusterIP is refused
+    changed = json.loads(json.dumps(np))
+    changed["spec"]["clusterIP"] = "10.96.99.99"
+    with pytest.raises(ApiError, match='spec.clusterIP: Invalid value: "10.96.99.99": field is immutable'):
+        await client.apply(json.dumps(changed))
+
+
+async def test_watch_too_old_after_compaction_then_relist(start_controlplane, etcd_process):
+    from controlplane.store.etcd import EtcdStore
+
+    cp = await start_controlplane(etcd=etcd_process)
+    async with cp.client() as c:
+        _, old_rv = await c.list("pods")
+        for i in range(5):
+            await c.create(pod(f"p{i}"))
+        store = EtcdStore(etcd_process.endpoint)
+        try:
+            await store.compact(await store.current_revision())
+        finally:
+            await store.close()
+        # the cache's history reaches back only to its start, so an old
+        # revision goes to etcd, which has compacted it
+        w = c.watch("pods", resource_version="1")
+        with pytest.raises(ApiError) as e:
+            await next_event(w)
+        assert e.value.reason == "Expired" and "too old resource version" in e.value.message
+        # relist, then watch from the list's revision: works
+        items, rv = await c.list("pods")
+        assert len(items) == 5
+        w2 = c.watch("pods", resource_version=rv)
+        fut = asyncio.ensure_future(next_event(w2))
+        await c.create(pod("after"))
+        t, obj = await fut
+        assert (t, obj.metadata.name) == ("ADDED", "after")
+        await w2.aclose()
+        assert old_rv
+
+
+async def test_watch_survives_etcd_restart(start_controlplane, etcd_process):
+    cp = await start_controlplane(etcd=etcd_process)
+    async with cp.client() as c:
+        _, rv = await c.list("pods")
+        w = c.watch("pods", resource_version=rv)
+        await c.create(pod("before"))
+        assert (await next_event(w))[1].metadata.name == "before"
+        await etcd_process.stop()
+        await etcd_process.start()
+
+        async def create_after():
+            try:
+                await c.create(pod("after"))
+                return True
+            except ApiError as e:
+                if e.reason in ("ServiceUnavailable", "AlreadyExists"):
+                    return e.reason == "AlreadyExists"
+                raise
+
+        await wait_for(create_after, 15, "a create to succeed after the etcd restart")
+        t, obj = await next_event(w, 15)
+        assert (t, obj.metadata.name) == ("ADDED", "after")
+        await w.aclose()
+
+
+async def test_pod_logs_and_exec_are_proxied_to_the_agent(client):
+    """A stand-in AgentService (this test's own gRPC server on loopback)
+    plays the node's agent; the API server must find it through the Node and
+    relay both streams."""
+    import grpc
+
+    from pkapi.v1 import api_pb2, api_pb2_grpc
+
+    class Agent(api_pb2_grpc.AgentServiceServicer):
+        async def Logs(self, request, context):
+            yield api_pb2.LogChunk(data=f"{request.namespace}/{request.pod}/{request.container}\n".encode())
+            yield api_pb2.LogChunk(data=b"line 2\n")
+
+        async def Exec(self, request_iterator, context):
+            start = await request_iterator.__anext__()
+            assert start.start.command == ["cat"]
+            async for r in request_iterator:
+                if r.WhichOneof("msg") == "stdin":
+                    yield api_pb2.ExecResponse(stdout=r.stdin.upper())
+                elif r.WhichOneof("msg") == "stdin_close":
+                    break
+            yield api_pb2.ExecResponse(exit_code=3)
+
+    server = grpc.aio.server()
+    api_pb2_grpc.add_AgentServiceServicer_to_server(Agent(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        n = core_pb2.Node()
+        n.metadata.name = "n1"
+        n.status.addresses.add(type="InternalIP", address="127.0.0.1")
+        n.status.daemon_endpoints.kubelet_endpoint.port = port
+        await client.register_node(n)
+        await client.create(pod("p", node="n1"))
+        chunks = [c.data async for c in client.resources.PodLogs(api_pb2.LogsRequest(namespace="default", pod="p", container="c"))]
+        assert b"".join(chunks) == b"default/p/c\nline 2\n"
+
+        async def requests():
+            yield api_pb2.ExecRequest(start=api_pb2.ExecStart(namespace="default", pod="p", command=["cat"], stdin=True))
+            yield api_pb2.ExecRequest(stdin=b"hello")
+            yield api_pb2.ExecRequest(stdin_close=True)
+
+        out = [r async for r in client.resources.PodExec(requests())]
+        assert out[0].stdout == b"HELLO" and out[-1].exit_code == 3
+        # an unbound pod has no node to ask
+        await client.create(pod("unbound"))
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            async for _ in client.resources.PodLogs(api_pb2.LogsRequest(namespace="default", pod="unbound")):
+                pass
+        assert "does not have a host assigned" in e.value.details()
+    finally:
+        await server.stop(0)

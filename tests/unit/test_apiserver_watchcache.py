@@ -1,0 +1,117 @@
+"""The watch cache's fan-out over a MemoryStore (a fake store: unit test)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from controlplane.apiserver.registry import Registry
+from controlplane.apiserver.watchcache import Filter, WatchCache
+from controlplane.store import MemoryStore
+from pkapi import meta, selectors
+from pkapi.errors import ApiError
+from pkapi.v1 import core_pb2
+
+PODS = meta.kind_by_resource("pods")
+
+
+def pod(name: str, **labels: str) -> core_pb2.Pod:
+    p = core_pb2.Pod()
+    p.metadata.name = name
+    p.metadata.labels.update(labels)
+    p.spec.containers.add(name="c", image="i:1")
+    return p
+
+
+@pytest.fixture
+async def env():
+    store = MemoryStore()
+    reg = Registry(store)
+    await reg.ensure_system_namespaces()
+    cache = WatchCache(store, PODS, history=50, queue_limit=10, bookmark_interval=3600)
+    await cache.start()
+    yield reg, cache
+    await cache.stop()
+    await reg.close()
+
+
+async def drain(w, n, timeout=5.0):
+    out = []
+    for _ in range(n):
+        ev = await asyncio.wait_for(w.next(), timeout)
+        out.append((ev.type, meta.unwrap(ev.object).metadata.name))
+    return out
+
+
+async def until(cond, timeout=5.0, what="condition"):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not cond():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.005)
+
+
+async def test_slow_watcher_is_cut_off_without_stalling_others(env):
+    reg, cache = env
+    fast = cache.subscribe(Filter(), cache.revision, False)
+    slow = cache.subscribe(Filter(), cache.revision, False)
+    got: list[str] = []
+
+    async def consume():
+        while len(got) < 50:
+            ev = await fast.next()
+            got.append(meta.unwrap(ev.object).metadata.name)
+
+    task = asyncio.ensure_future(consume())
+    for i in range(50):
+        await reg.create(pod(f"p{i}"))
+    await asyncio.wait_for(task, 5)
+    assert got == [f"p{i}" for i in range(50)]
+    with pytest.raises(ApiError) as e:
+        while True:
+            await asyncio.wait_for(slow.next(), 1)
+    assert e.value.reason == "Expired" and "too slow" in e.value.message
+    assert slow not in cache.watchers and fast in cache.watchers
+
+
+async def test_selector_transitions_and_replay(env):
+    reg, cache = env
+    start = cache.revision
+    flt = Filter("default", selectors.parse_label_selector("app=web"), selectors.FieldSelectorExpr())
+    w = cache.subscribe(flt, start, False)
+    await reg.create(pod("a", app="web"))
+    await reg.create(pod("b", app="db"))
+    a = await reg.get("pods", "default", "a")
+    a.metadata.labels["app"] = "api"
+    await reg.update(a)
+    b = await reg.get("pods", "default", "b")
+    b.metadata.labels["app"] = "web"
+    await reg.update(b)
+    await reg.delete("pods", "default", "b")
+    want = [("ADDED", "a"), ("DELETED", "a"), ("ADDED", "b"), ("DELETED", "b")]
+    assert await drain(w, 4) == want
+    await until(lambda: cache.revision >= int(b.metadata.resource_version) + 1, what="cache to catch up")
+    # a late watcher from the same revision replays the same history
+    late = cache.subscribe(flt, start, False)
+    assert await drain(late, 4) == want
+    # from "now" (None): ADDED for current objects only
+    await reg.create(pod("c", app="web"))
+    await until(lambda: "/registry/pods/default/c" in cache.objects, what="c in the cache")
+    now = cache.subscribe(flt, None, False)
+    assert await drain(now, 1) == [("ADDED", "c")]
+
+
+async def test_horizon(env):
+    reg, cache = env
+    first = cache.revision
+    for i in range(60):
+        await reg.create(pod(f"p{i}"))
+    await until(lambda: len(cache.objects) == 60, what="60 pods in the cache")
+    assert not cache.can_serve(first)
+    assert cache.can_serve(cache.revision - 10)
+    # an old revision is served by a direct store watch
+    gen = cache.direct(Filter(), first)
+    ev = await asyncio.wait_for(gen.__anext__(), 5)
+    assert (ev.type, meta.unwrap(ev.object).metadata.name) == ("ADDED", "p0")
+    await gen.aclose()

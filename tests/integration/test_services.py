@@ -176,7 +176,7 @@ async def cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest
     # Agents inherit this: their DNS forwards only to the fake upstream here.
     loop = asyncio.get_running_loop()
     up_t, up = await loop.create_datagram_endpoint(FakeUpstream, local_addr=("127.0.0.1", 0))
-    monkeypatch.setenv("PK_DNS_UPSTREAMS", "127.0.0.1:%d" % up_t.get_extra_info("sockname")[1])
+    monkeypatch.setenv("PK_DNS_UPSTREAMS", f"127.0.0.1:{up_t.get_extra_info('sockname')[1]}")
     # Pods reach the nodes' DNS on the bridge gateway (node IPs are loopback).
     monkeypatch.setenv("PK_DNS_BRIDGE", "docker0")
     # A service range of our own: other clusters on this machine (other

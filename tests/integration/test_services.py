@@ -23,7 +23,7 @@ import pytest
 
 from agent.proxy import remove_addresses
 from controlplane.controllers.endpoints import EndpointsController
-from controlplane.controllers.loadbalancer import LoadBalancerController
+from controlplane.controllers.loadbalancer import LB_NODE, LoadBalancerController
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient
 from pkapi.errors import ApiError
@@ -33,6 +33,7 @@ pytestmark = pytest.mark.integration
 
 IMAGE = "pocketkube/hello:1"
 SERVICE_CIDR = "10.97.0.0/16"
+LB_POOL = "127.77.0.10/32"
 
 
 # ------------------------------------------------------------------ helpers
@@ -171,8 +172,9 @@ class FakeUpstream(asyncio.DatagramProtocol):
         self.t.sendto(r.pack(), addr)
 
 
-@pytest.fixture
-async def cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+@contextlib.asynccontextmanager
+async def make_cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch,
+                       with_controllers: bool = False) -> Any:
     # Agents inherit this: their DNS forwards only to the fake upstream here.
     loop = asyncio.get_running_loop()
     up_t, up = await loop.create_datagram_endpoint(FakeUpstream, local_addr=("127.0.0.1", 0))
@@ -181,7 +183,7 @@ async def cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest
     monkeypatch.setenv("PK_DNS_BRIDGE", "docker0")
     # A service range of our own: other clusters on this machine (other
     # tests' agents) put their 10.96.x ClusterIPs on the same lo.
-    cp = await start_controlplane(lb_pool="127.77.0.10-127.77.0.11", service_cidr=SERVICE_CIDR)
+    cp = await start_controlplane(controllers=with_controllers, lb_pool=LB_POOL, service_cidr=SERVICE_CIDR)
     agents = await asyncio.gather(
         start_agent(cp, node_ip="127.0.0.21", host_port_range="42000-42199"),
         start_agent(cp, node_ip="127.0.0.22", host_port_range="42200-42399"),
@@ -190,10 +192,9 @@ async def cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest
     try:
         yield cp, agents, client
     finally:
-        for kind in ("services",):
-            with contextlib.suppress(Exception):
-                for s in (await client.list(kind, "default"))[0]:
-                    await client.delete(kind, "default", s.metadata.name)
+        with contextlib.suppress(Exception):
+            for s in (await client.list("services", "default"))[0]:
+                await client.delete("services", "default", s.metadata.name)
         await client.close()
         for a in agents:
             await a.stop()
@@ -201,6 +202,12 @@ async def cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest
         # LoadBalancer addresses).
         await remove_addresses()
         up_t.close()
+
+
+@pytest.fixture
+async def cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    async with make_cluster(start_controlplane, start_agent, monkeypatch) as c:
+        yield c
 
 
 # -------------------------------------------------------------------- tests
@@ -361,3 +368,50 @@ async def test_multiport_named_target_ports_dns_from_a_pod(cluster: Any) -> None
             assert "192.0.2.1" in out, out
         finally:
             dc.close()
+
+
+async def test_load_balancer_address_moves_when_its_node_dies(
+    start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real controller manager this time: node lifecycle judges the
+    # killed agent's node dead, the LoadBalancer controller moves the address.
+    async with make_cluster(start_controlplane, start_agent, monkeypatch, with_controllers=True) as (cp, agents, client):
+        for i, a in enumerate(agents):
+            await client.create(pod(f"lb-{i}", a.node_name, {"app": "lb"}))
+        svc = await client.create(service("lb", {"app": "lb"}, [{"port": 80, "targetPort": 8080}], type="LoadBalancer"))
+        assert [i.ip for i in svc.status.load_balancer.ingress] == ["127.77.0.10"]
+        assert svc.spec.ports[0].node_port
+        # the pool has one address: a second LoadBalancer stays pending
+        other = await client.create(service("lb2", {"app": "lb"}, [{"port": 81, "targetPort": 8080}],
+                                            type="LoadBalancer"))
+        assert not other.status.load_balancer.ingress
+
+        async def holder() -> str:
+            s = await client.get("services", "default", "lb")
+            return str(s.metadata.annotations.get(LB_NODE, ""))
+
+        first = await poll("a holder for 127.77.0.10", holder, 20)
+        await endpoints_with(client, "lb", 2)
+        assert await poll("127.77.0.10:80 answering", lambda: http_get("127.77.0.10", 80), 10) in ("lb-0", "lb-1")
+
+        victim = next(a for a in agents if a.node_name == first)
+        await victim.kill()
+        second = await poll("the address moved to the other node",
+                            lambda: _moved(holder(), first), 30, 0.2)
+        assert second != first
+        survivor = "lb-0" if agents[0].node_name == second else "lb-1"
+        got = await poll("127.77.0.10:80 answering from the new holder",
+                         lambda: http_get("127.77.0.10", 80), 15)
+        assert got in ("lb-0", "lb-1")
+        # the dead node's pod has left the endpoints: only the survivor answers
+        await endpoints_with(client, "lb", 1, None)
+        # (the proxy applies the Endpoints change within ~50 ms)
+        async def only_survivor() -> bool:
+            return {await http_get("127.77.0.10", 80) for _ in range(6)} == {survivor}
+
+        await poll(f"only {survivor} answering", only_survivor, 5)
+
+
+async def _moved(aw: Any, old: str) -> str:
+    h = str(await aw)
+    return h if h and h != old else ""

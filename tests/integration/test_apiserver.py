@@ -193,22 +193,27 @@ async def test_watch_with_selectors(client):
 
 
 async def test_list_then_watch_misses_nothing(client):
-    writes = 300
+    """1,000 creates by 4 concurrent writers after a list: the watch from the
+    list's revision sees each exactly once, in revision order."""
+    writes, writers = 1000, 4
     items, rv = await client.list("pods")
     w = client.watch("pods", resource_version=rv)
 
-    async def writer():
-        for i in range(writes):
+    async def writer(k: int):
+        for i in range(k, writes, writers):
             await client.create(pod(f"p{i}"))
 
-    task = asyncio.ensure_future(writer())
-    seen = []
+    tasks = [asyncio.ensure_future(writer(k)) for k in range(writers)]
+    seen: list[str] = []
+    revs: list[int] = []
     while len(seen) < writes:
         t, obj = await next_event(w, 10)
         assert t == "ADDED"
         seen.append(obj.metadata.name)
-    await task
-    assert seen == [f"p{i}" for i in range(writes)]
+        revs.append(int(obj.metadata.resource_version))
+    await asyncio.gather(*tasks)
+    assert sorted(seen) == sorted(f"p{i}" for i in range(writes)) and len(set(seen)) == writes
+    assert revs == sorted(revs) and revs[0] > int(rv)
     await w.aclose()
 
 

@@ -113,8 +113,12 @@ def _set_condition(
         c.message = message
     prev = meta.condition(old.conditions, type_)
     if prev is not None and prev.status == c.status:
-        c.last_transition_time.CopyFrom(prev.last_transition_time)
-        c.last_probe_time.CopyFrom(prev.last_probe_time)
+        # HasField: copying an unset Timestamp would set it (empty), and the
+        # status would never compare equal again: a write every sync.
+        if prev.HasField("last_transition_time"):
+            c.last_transition_time.CopyFrom(prev.last_transition_time)
+        if prev.HasField("last_probe_time"):
+            c.last_probe_time.CopyFrom(prev.last_probe_time)
     else:
         meta.set_timestamp(c.last_transition_time)
 

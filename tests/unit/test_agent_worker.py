@@ -1,0 +1,243 @@
+"""PodWorker on the FakeRuntime with a stub API client: the sync decisions
+(create, restart with back-off, adopt, pull errors, terminate) without Docker
+or a control plane."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from agent.config import AgentConfig
+from agent.hooks import PodHooks
+from agent.pods.ports import PortAllocator
+from agent.pods.worker import PodWorker
+from agent.runtime.fake import FakeRuntime
+from pkapi import meta
+from pkapi.errors import ApiError
+from pkapi.v1 import core_pb2
+
+
+class StubClient:
+    def __init__(self) -> None:
+        self.statuses: list[core_pb2.PodStatus] = []
+        self.deletes: list[tuple[str, str, int | None, str]] = []
+        self.rv = 10
+
+    async def update_status(self, pod: core_pb2.Pod) -> core_pb2.Pod:
+        self.rv += 1
+        out = core_pb2.Pod()
+        out.CopyFrom(pod)
+        out.metadata.resource_version = str(self.rv)
+        self.statuses.append(out.status)
+        return out
+
+    async def delete(self, resource: str, ns: str, name: str, grace_period_seconds: int | None = None, uid: str = "") -> Any:
+        self.deletes.append((ns, name, grace_period_seconds, uid))
+        return core_pb2.Pod()
+
+
+class StubManager:
+    def __init__(self, runtime: FakeRuntime, backoff: float = 0.2) -> None:
+        self.config = AgentConfig(node_name="n1", node_ip="10.0.0.5", backoff_initial=backoff)
+        self.runtime = runtime
+        self.client = StubClient()
+        self.hooks = PodHooks(node_ip="10.0.0.5")
+        self.node_name = "n1"
+        self.node_ip = "10.0.0.5"
+        self.ports = PortAllocator("10.0.0.5", 40000, 40099, check_bind=False)
+        self.container_ips: dict[str, str] = {}
+        self.events: list[tuple[str, str, str]] = []
+
+    def event(self, pod: Any, type_: str, reason: str, message: str, container: str = "") -> None:
+        self.events.append((type_, reason, message))
+
+
+def mkpod(image: str = "pocketkube/hello:1", uid: str = "u-1", **spec: Any) -> core_pb2.Pod:
+    c: dict[str, Any] = {"name": "c", "image": image, "ports": [{"containerPort": 8080}]}
+    c.update(spec.pop("container", {}))
+    d = {
+        "metadata": {"name": "web", "namespace": "default", "uid": uid, "resourceVersion": "5"},
+        "spec": {"nodeName": "n1", "containers": [c], **spec},
+    }
+    p = meta.from_dict(d, core_pb2.Pod)
+    assert isinstance(p, core_pb2.Pod)
+    return p
+
+
+def last(m: StubManager) -> core_pb2.PodStatus:
+    assert m.client.statuses, "no status written"
+    return m.client.statuses[-1]
+
+
+def observe(w: PodWorker, m: StubManager) -> None:
+    """What the watch would deliver: our own write."""
+    assert w.pod is not None
+    w.pod.status.CopyFrom(last(m))
+    w.pod.metadata.resource_version = str(m.client.rv)
+
+
+@pytest.fixture
+def rt() -> FakeRuntime:
+    return FakeRuntime()
+
+
+async def test_creates_container_and_reports_running_ready(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    w = PodWorker(m, "u-1", mkpod())  # type: ignore[arg-type]
+    assert not await w.sync()
+    [c] = rt.containers.values()
+    assert c.state.running and c.config.labels["io.pocketkube.node"] == "n1"
+    assert c.config.ports[0].host_ip == "10.0.0.5" and 40000 <= c.config.ports[0].host_port <= 40099
+    st = last(m)
+    assert st.phase == "Running" and st.container_statuses[0].ready
+    assert st.port_mappings[0].host_port == c.config.ports[0].host_port
+    assert [r for _, r, _ in m.events] == ["Pulled", "Created", "Started"]
+    # a second sync with nothing new changes nothing and writes nothing
+    observe(w, m)
+    n = len(m.client.statuses)
+    await w.sync()
+    assert len(m.client.statuses) == n and rt.calls.count("create") == 1
+
+
+async def test_crash_restarts_with_back_off(rt: FakeRuntime) -> None:
+    m = StubManager(rt, backoff=0.3)
+    w = PodWorker(m, "u-1", mkpod("pocketkube/crash:1", container={"env": [{"name": "CRASH_AFTER", "value": "0"}]}))  # type: ignore[arg-type]
+    await w.sync()
+    await asyncio.sleep(0.01)  # the fake exits at once
+    await w.sync()  # first restart: immediate
+    assert last(m).container_statuses[0].restart_count == 1
+    await asyncio.sleep(0.01)
+    await w.sync()  # second crash: back-off 0.3 s
+    cs = last(m).container_statuses[0]
+    assert cs.state.waiting.reason == "CrashLoopBackOff" and "back-off 0.3s" in cs.state.waiting.message
+    assert cs.last_state.terminated.exit_code == 1 and cs.restart_count == 1
+    assert w.next_wake is not None and 0.2 < w.next_wake - time.monotonic() <= 0.3
+    await asyncio.sleep(0.31)
+    await w.sync()
+    assert last(m).container_statuses[0].restart_count == 2
+    assert ("Warning", "BackOff") in {(t, r) for t, r, _ in m.events}
+    # only the current and the previous container are kept
+    assert len(rt.containers) == 2
+
+
+async def test_restart_keeps_host_port(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    w = PodWorker(m, "u-1", mkpod())  # type: ignore[arg-type]
+    await w.sync()
+    [first] = rt.containers.values()
+    rt.crash(first.state.id)
+    await w.sync()
+    ports = {c.config.ports[0].host_port for c in rt.containers.values()}
+    assert len(rt.containers) == 2 and len(ports) == 1
+
+
+async def test_never_restart_policy_fails_pod(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    w = PodWorker(m, "u-1", mkpod(restartPolicy="Never"))  # type: ignore[arg-type]
+    await w.sync()
+    [c] = rt.containers.values()
+    rt.crash(c.state.id, 2)
+    await w.sync()
+    st = last(m)
+    assert st.phase == "Failed" and st.container_statuses[0].state.terminated.exit_code == 2
+    assert len(rt.containers) == 1
+
+
+async def test_adopts_running_containers(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    w = PodWorker(m, "u-1", mkpod())  # type: ignore[arg-type]
+    await w.sync()
+    [c] = rt.containers.values()
+    port = c.config.ports[0].host_port
+    # a new agent process: new manager (empty port table), new worker
+    m2 = StubManager(rt)
+    pod = mkpod()
+    pod.status.CopyFrom(last(m))
+    w2 = PodWorker(m2, "u-1", pod)  # type: ignore[arg-type]
+    await w2.sync()
+    assert rt.calls.count("create") == 1 and rt.calls.count("stop") == 0
+    assert not m2.client.statuses or m2.client.statuses[-1].port_mappings[0].host_port == port
+
+
+async def test_missing_image_err_image_pull_then_back_off(rt: FakeRuntime) -> None:
+    m = StubManager(rt, backoff=2.0)
+    w = PodWorker(m, "u-1", mkpod("example/missing:1"))  # type: ignore[arg-type]
+    await w.sync()
+    cs = last(m).container_statuses[0]
+    assert cs.state.waiting.reason == "ErrImagePull" and "pull access denied" in cs.state.waiting.message
+    assert last(m).phase == "Pending"
+    observe(w, m)
+    await asyncio.sleep(1.01)
+    await w.sync()
+    cs = last(m).container_statuses[0]
+    assert cs.state.waiting.reason == "ImagePullBackOff"
+    assert rt.calls.count("pull") == 1  # no retry inside the back-off
+    rt.pullable.add("example/missing:1")
+    await asyncio.sleep(1.0)
+    await w.sync()
+    assert last(m).container_statuses[0].state.HasField("running")
+
+
+async def test_image_pull_policy_never(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    w = PodWorker(m, "u-1", mkpod("example/missing:1", container={"imagePullPolicy": "Never"}))  # type: ignore[arg-type]
+    await w.sync()
+    assert last(m).container_statuses[0].state.waiting.reason == "ErrImageNeverPull"
+    assert "pull" not in rt.calls
+
+
+async def test_graceful_termination_confirms_with_grace_zero(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    pod = mkpod(terminationGracePeriodSeconds=1)
+    w = PodWorker(m, "u-1", pod)  # type: ignore[arg-type]
+    await w.sync()
+    rt.ignore_sigterm.add("pocketkube/hello:1")
+    meta.set_timestamp(pod.metadata.deletion_timestamp)
+    pod.metadata.deletion_grace_period_seconds = 1
+    t0 = time.monotonic()
+    assert await w.sync()
+    assert 0.9 < time.monotonic() - t0 < 2
+    assert rt.containers == {}
+    assert m.client.deletes == [("default", "web", 0, "u-1")]
+    assert ("Normal", "Killing") in {(t, r) for t, r, _ in m.events}
+    assert m.ports.in_use == set()
+
+
+async def test_pod_gone_removes_without_confirmation(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    w = PodWorker(m, "u-1", mkpod())  # type: ignore[arg-type]
+    await w.sync()
+    w.pod = None
+    assert await w.sync()
+    assert rt.containers == {} and m.client.deletes == []
+
+
+async def test_status_write_not_found_is_ignored(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+
+    async def gone(pod: Any) -> Any:
+        raise ApiError("NotFound", 'pods "web" not found')
+
+    m.client.update_status = gone  # type: ignore[method-assign]
+    w = PodWorker(m, "u-1", mkpod())  # type: ignore[arg-type]
+    assert not await w.sync()
+
+
+async def test_run_loop_wakes_on_poke_and_timer(rt: FakeRuntime) -> None:
+    m = StubManager(rt, backoff=0.2)
+    w = PodWorker(m, "u-1", mkpod("pocketkube/crash:1", container={"env": [{"name": "CRASH_AFTER", "value": "0.05"}]}))  # type: ignore[arg-type]
+    task = asyncio.create_task(w.run())
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if m.client.statuses and m.client.statuses[-1].container_statuses[0].restart_count >= 3:
+                break
+            w.poke()  # what the container events would do
+            await asyncio.sleep(0.05)
+        assert m.client.statuses[-1].container_statuses[0].restart_count >= 3
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -45,6 +45,7 @@ COMMANDS: list[str] = [
     "cli.expose:command",
     "cli.rollout:command",
     "cli.scale:command",
+    "cli.setimage:command",
     "cli.nodes:cordon",
     "cli.nodes:uncordon",
     "cli.nodes:drain",

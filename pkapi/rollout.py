@@ -404,3 +404,69 @@ def ts_seconds(ts: Any) -> float:
 
 def utc(ts_seconds_: float) -> _dt.datetime:
     return _dt.datetime.fromtimestamp(ts_seconds_, _dt.UTC)
+
+
+# ------------------------------------------------ kubectl's client side
+
+
+def rollout_status_message(d: Any) -> tuple[str, bool]:
+    """kubectl's DeploymentStatusViewer: (message, done). Raises
+    RolloutError when the progress deadline was exceeded."""
+    name = d.metadata.name
+    st = d.status
+    if d.metadata.generation > st.observed_generation:
+        return "Waiting for deployment spec update to be observed...", False
+    for c in st.conditions:
+        if c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded":
+            raise RolloutError(f'deployment "{name}" exceeded its progress deadline')
+    want = d.spec.replicas if d.spec.HasField("replicas") else 1
+    if st.updated_replicas < want:
+        return (f'Waiting for deployment "{name}" rollout to finish: {st.updated_replicas} out of {want} '
+                "new replicas have been updated..."), False
+    if st.replicas > st.updated_replicas:
+        return (f'Waiting for deployment "{name}" rollout to finish: {st.replicas - st.updated_replicas} '
+                "old replicas are pending termination..."), False
+    if st.available_replicas < st.updated_replicas:
+        return (f'Waiting for deployment "{name}" rollout to finish: {st.available_replicas} of '
+                f"{st.updated_replicas} updated replicas are available..."), False
+    return f'deployment "{name}" successfully rolled out', True
+
+
+class RolloutError(Exception):
+    pass
+
+
+def history(rss: Sequence[Any]) -> list[tuple[int, str, Any]]:
+    """(revision, change-cause, ReplicaSet) sorted by revision; a
+    ReplicaSet with revision-history appears under each old revision too
+    only by its current number (as kubectl)."""
+    out = []
+    for rs in rss:
+        rev = revision_of(rs.metadata.annotations)
+        if rev > 0:
+            out.append((rev, rs.metadata.annotations.get(CHANGE_CAUSE, ""), rs))
+    return sorted(out, key=lambda t: t[0])
+
+
+def rollback_target(rss: Sequence[Any], to_revision: int) -> Any:
+    """The ReplicaSet to roll back to: revision `to_revision`, or with 0 the
+    one before the current (highest) revision. Raises RolloutError with
+    kubectl's wording."""
+    h = history(rss)
+    if to_revision > 0:
+        for rev, _, rs in h:
+            if rev == to_revision:
+                return rs
+        raise RolloutError(f"unable to find specified revision {to_revision} in history")
+    if len(h) < 2:
+        raise RolloutError("no rollout history found for deployment")
+    return h[-2][2]
+
+
+def rollback_template(rs: Any) -> Any:
+    """The pod template a rollback writes into the Deployment: the
+    ReplicaSet's, without its pod-template-hash label."""
+    t = type(rs.spec.template)()
+    t.CopyFrom(rs.spec.template)
+    t.metadata.labels.pop(POD_TEMPLATE_HASH, None)
+    return t

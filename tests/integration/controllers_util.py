@@ -9,6 +9,8 @@ import time
 import uuid
 from typing import Any, Awaitable, Callable
 
+import pytest
+
 from agent.config import AgentConfig
 from agent.runtime.fake import FakeRuntime
 from pkapi import meta
@@ -112,3 +114,23 @@ async def wait_nodes_ready(client: Any, names: list[str], timeout: float = 15.0)
               if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)}
         return set(names) <= ok
     await eventually(check, f"nodes {names} Ready", timeout)
+
+
+@pytest.fixture(name="cluster")
+async def cluster_fixture(start_controlplane: Any) -> Any:
+    cp = await start_controlplane(controllers=True, node_grace_period=2, default_unreachable_toleration=0)
+    client = cp.client()
+    nodes = await start_nodes(cp.address, 3)
+    await wait_nodes_ready(client, [n.name for n in nodes])
+
+    class Cluster:
+        pass
+
+    c = Cluster()
+    c.cp, c.client, c.nodes = cp, client, nodes  # type: ignore[attr-defined]
+    try:
+        yield c
+    finally:
+        for n in nodes:
+            await n.stop()
+        await client.close()

@@ -8,36 +8,15 @@ from typing import Any
 
 import pytest
 
-from tests.integration.controllers_util import (
+from tests.integration.controllers_util import (  # noqa: F401 - cluster is a fixture
+    cluster_fixture,
     deployment,
     eventually,
     pods_of,
     ready,
-    start_nodes,
-    wait_nodes_ready,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-@pytest.fixture
-async def cluster(start_controlplane: Any) -> Any:
-    cp = await start_controlplane(controllers=True, node_grace_period=2, default_unreachable_toleration=0)
-    client = cp.client()
-    nodes = await start_nodes(cp.address, 3)
-    await wait_nodes_ready(client, [n.name for n in nodes])
-
-    class Cluster:
-        pass
-
-    c = Cluster()
-    c.cp, c.client, c.nodes = cp, client, nodes  # type: ignore[attr-defined]
-    try:
-        yield c
-    finally:
-        for n in nodes:
-            await n.stop()
-        await client.close()
 
 
 async def test_three_replicas_spread_over_three_nodes(cluster: Any) -> None:

@@ -1,0 +1,49 @@
+"""pkctl scale: set spec.replicas of a Deployment or ReplicaSet.
+
+--current-replicas is a precondition checked against the object read; the
+write itself is CAS on that object's resourceVersion, so a concurrent
+change makes the command fail rather than overwrite it.
+"""
+
+from __future__ import annotations
+
+import click
+
+from cli import util
+
+SCALABLE = ("Deployment", "ReplicaSet")
+
+
+@click.command("scale", help="Set a new size for a Deployment or ReplicaSet.")
+@click.argument("args", nargs=-1, required=True)
+@click.option("--replicas", type=int, default=None, help="The new number of replicas (required).")
+@click.option("--current-replicas", type=int, default=-1,
+              help="Only scale if the current size is this (-1: no precondition).")
+@click.pass_context
+def command(ctx: click.Context, args: tuple[str, ...], replicas: int | None, current_replicas: int) -> None:
+    if replicas is None:
+        util.fail("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
+    if replicas < 0:
+        util.fail("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
+    targets = util.parse_targets(list(args), verb="scale")
+    for t in targets:
+        if t.kind.kind not in SCALABLE:
+            util.fail(f'cannot scale {t.kind.resource}: only deployments and replicasets can be scaled')
+        if t.name is None:
+            util.fail("resource(s) were provided, but no name was specified")
+    ns = util.settings(ctx).namespace
+
+    async def go() -> None:
+        async with util.client(ctx) as c:
+            for t in targets:
+                assert t.name is not None
+                obj = await c.get(t.kind.resource, ns, t.name)
+                spec = obj.spec  # type: ignore[attr-defined]
+                cur = spec.replicas if spec.HasField("replicas") else 1
+                if current_replicas >= 0 and cur != current_replicas:
+                    util.fail(f"Expected replicas to be {current_replicas}, was {cur}")
+                spec.replicas = replicas
+                await c.update(obj)
+                click.echo(f"{t.kind.lower}/{t.name} scaled")
+
+    util.run(go())

@@ -61,8 +61,8 @@ def pod(name: str, ns: str) -> core_pb2.Pod:
 
 
 async def wait_serving(address: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
     import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     deadline = time.monotonic() + timeout
     async with grpc.aio.insecure_channel(address) as ch:
@@ -106,8 +106,8 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, dict[str, flo
     await etcd.start()
     port = free_port()
     address = f"127.0.0.1:{port}"
-    log = open(os.path.join(tmp, "controlplane.log"), "wb")
-    proc = subprocess.Popen(
+    log = open(os.path.join(tmp, "controlplane.log"), "wb")  # noqa: ASYNC230 (local file)
+    proc = subprocess.Popen(  # noqa: ASYNC220 (fork+exec)
         [sys.executable, "-m", "controlplane.main", "--listen", address, "--etcd-servers", etcd.endpoint,
          "--no-controllers", "--log-level", "warning"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -135,10 +135,12 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, dict[str, flo
             await clients[0].create(ns)
             made: dict[int, Any] = {}
 
-            async def create(c: ClusterClient, ci: int, i: int, ns: str = ns.metadata.name) -> None:
+            async def create(
+                c: ClusterClient, ci: int, i: int, ns: str = ns.metadata.name, made: dict[int, Any] = made
+            ) -> None:
                 made[i] = await c.create(pod(f"p{i}", ns))
 
-            async def update(c: ClusterClient, ci: int, i: int) -> None:
+            async def update(c: ClusterClient, ci: int, i: int, made: dict[int, Any] = made) -> None:
                 p = made[i]
                 p.metadata.labels["rev"] = str(int(p.metadata.labels.get("rev", "0")) + 1)
                 made[i] = await c.update(p)
@@ -182,7 +184,7 @@ async def fanout(address: str, watchers: int, changes: int) -> dict[str, float]:
 
     async def watch(c: ClusterClient) -> None:
         seen = 0
-        async for t, obj in c.watch("pods", "fanout", resource_version=rv):
+        async for _t, obj in c.watch("pods", "fanout", resource_version=rv):
             now = time.perf_counter()
             lags.append(now - sent[obj.metadata.name])
             seen += 1

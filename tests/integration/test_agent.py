@@ -517,3 +517,23 @@ async def test_events_and_node_object(node: Any) -> None:
 
 async def _reasons(client: ClusterClient, name: str, want: set[str]) -> bool:
     return want <= {r for _, r, _ in await events_of(client, name)}
+
+
+async def test_control_plane_outage_keeps_pods_running_and_agent_reconnects(node: Any, docker_client: Any) -> None:
+    cp, ag, client = node
+    await client.create(make_pod(ag.node_name, "steady"))
+    pod = await wait_pod(client, "steady", ready, "Ready")
+    cid = cstatus(pod).container_id.removeprefix("docker://")  # type: ignore[union-attr]
+    port = pod.status.port_mappings[0].host_port
+    await cp.stop()
+    await asyncio.sleep(2.0)  # several failed heartbeats and watch reconnects
+    assert ag.process.poll() is None
+    assert docker_client.containers.get(cid).status == "running"
+    status, _ = await http_get("127.0.0.1", port)
+    assert status == 200
+    await cp.start()
+    # the agent watches again: a new pod runs, the old one was never restarted
+    await client.create(make_pod(ag.node_name, "after"))
+    await wait_pod(client, "after", ready, "Ready after the control plane came back", timeout=20)
+    pod = await client.get("pods", "default", "steady")
+    assert cstatus(pod).container_id.endswith(cid) and cstatus(pod).restart_count == 0  # type: ignore[arg-type,union-attr]

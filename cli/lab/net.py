@@ -65,7 +65,7 @@ def _ip(*args: str, ns: str | None = None, ok_if: tuple[str, ...] = ()) -> None:
         raise NetError(f"`{' '.join(cmd)}` failed: {err}")
 
 
-EXISTS = ("File exists", "exists")
+EXISTS = ("File exists", "exists", "already assigned")
 GONE = ("Cannot find device", "No such process", "does not exist", "No such file or directory", "Cannot find")
 
 

@@ -8,6 +8,12 @@ returns it (await it if you need the Event written; otherwise it completes
 in the background, and a failure is only logged, as in client-go: events
 are best effort and must never stall a control loop).
 
+Spam filter (client-go's EventSourceObjectSpamFilter): per source and
+involved object a token bucket of 25 events refilled at one per 5 minutes;
+an event without a token is dropped (the ReplicaSet that creates 100 pods
+records 25 SuccessfulCreate events, as in Kubernetes). Pure: SpamFilter
+takes the time as an argument.
+
 De-duplication (client-go's EventCorrelator, simplified): two events with
 the same event_key() - source, involved object (kind, namespace, name, uid,
 apiVersion, fieldPath), type, reason and message - are one Event whose
@@ -102,9 +108,42 @@ def new_event(
     return ev
 
 
+def spam_key(ev: core_pb2.Event) -> EventKey:
+    """Events about one object from one source share a token bucket. Pure."""
+    io = ev.involved_object
+    return (ev.source.component, ev.source.host, io.kind, io.namespace, io.name, io.uid, io.api_version)
+
+
+class SpamFilter:
+    """Token buckets per spam_key: `burst` tokens, refilled at `qps`. Pure
+    (the caller passes the time)."""
+
+    def __init__(self, burst: int = 25, qps: float = 1 / 300, max_keys: int = 4096) -> None:
+        self.burst = burst
+        self.qps = qps
+        self.max_keys = max_keys
+        self._buckets: OrderedDict[EventKey, tuple[float, float]] = OrderedDict()
+
+    def allow(self, key: EventKey, now: float) -> bool:
+        tokens, last = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - last) * self.qps)
+        ok = tokens >= 1.0
+        if ok:
+            tokens -= 1.0
+        self._buckets[key] = (tokens, now)
+        self._buckets.move_to_end(key)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return ok
+
+
 @dataclass
 class _Seen:
     event: core_pb2.Event  # as last written (count, timestamps)
+
+
+async def _none() -> core_pb2.Event | None:
+    return None
 
 
 class EventRecorder:
@@ -119,6 +158,8 @@ class EventRecorder:
         self._tasks: set[asyncio.Task[core_pb2.Event | None]] = set()
         self._sem: asyncio.Semaphore | None = None
         self._concurrency = concurrency
+        self.spam = SpamFilter()
+        self.dropped = 0
 
     def event(self, obj: Message, type_: str, reason: str, message: str,
               field_path: str = "") -> asyncio.Task[core_pb2.Event | None]:
@@ -128,7 +169,13 @@ class EventRecorder:
     def event_ref(self, ref: meta_pb2.ObjectReference, type_: str, reason: str,
                   message: str) -> asyncio.Task[core_pb2.Event | None]:
         ev = new_event(ref, type_, reason, message, self.component, self.host, time.time_ns())
-        task = asyncio.get_running_loop().create_task(self._record(ev))
+        loop = asyncio.get_running_loop()
+        task: asyncio.Task[core_pb2.Event | None]
+        if not self.spam.allow(spam_key(ev), time.monotonic()):
+            self.dropped += 1
+            task = loop.create_task(_none())
+        else:
+            task = loop.create_task(self._record(ev))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task

@@ -115,3 +115,26 @@ async def test_failures_are_swallowed() -> None:
 
     rec = EventRecorder(Broken(), "c")
     assert await rec.event(_pod(), "Normal", "X", "m") is None
+
+
+def test_spam_filter_token_bucket() -> None:
+    from pkapi.client.events import SpamFilter
+
+    f = SpamFilter(burst=3, qps=0.5)
+    k = ("c", "", "Pod", "default", "a", "u", "v1")
+    assert [f.allow(k, 0.0) for _ in range(4)] == [True, True, True, False]
+    assert f.allow(("c", "", "Pod", "default", "b", "u2", "v1"), 0.0)  # another object has its own bucket
+    assert not f.allow(k, 1.0)  # 0.5 token
+    assert f.allow(k, 2.0)  # refilled to one
+    assert not f.allow(k, 2.0)
+    assert [f.allow(k, 100.0) for _ in range(4)] == [True, True, True, False]  # capped at burst
+
+
+async def test_recorder_drops_spam_about_one_object() -> None:
+    client = FakeEventsClient()
+    rec = EventRecorder(client, "replicaset-controller")
+    rs = _pod("rs")
+    for i in range(30):
+        rec.event(rs, "Normal", "SuccessfulCreate", f"Created pod: p{i}")
+    await rec.flush()
+    assert client.creates == 25 and rec.dropped == 5

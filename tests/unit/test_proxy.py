@@ -292,3 +292,87 @@ def test_table_compute():
                                 ("127.0.0.2", 30053, "UDP"), ("127.77.0.10", 80, "TCP"), ("127.77.0.10", 53, "UDP")}
     d2 = table.compute([s1], {}, "n2", "127.0.0.3")
     assert d2.lb_ips == set() and all(not s.backends for s in d2.listeners.values())
+
+
+class FakeInformer:
+    def __init__(self):
+        self.objs = {}
+        self.handlers = []
+
+    def add_handler(self, on_add=None, on_update=None, on_delete=None):
+        self.handlers.append(on_add)
+
+    def get(self, ns, name):
+        return self.objs.get((ns, name))
+
+    def list(self, ns=None):
+        return list(self.objs.values())
+
+    def put(self, obj):
+        self.objs[(obj.metadata.namespace, obj.metadata.name)] = obj
+        for h in self.handlers:
+            h(obj)
+
+    async def wait_synced(self, timeout=None):
+        return True
+
+
+class FakeWatch:
+    def __init__(self):
+        self.services, self.endpoints = FakeInformer(), FakeInformer()
+
+    async def wait_synced(self, timeout=None):
+        return None
+
+
+async def test_proxier_follows_services_and_endpoints():
+    """The reconcile loop on a fake watch: a NodePort listener appears with
+    the first ready endpoint, follows endpoint changes in place, and goes
+    (connections refused) when the endpoints do."""
+    from agent.proxy.proxier import Proxier
+
+    log: list = []
+    s1, a1 = await backend(b"one", log)
+    s2, a2 = await backend(b"two", log)
+    node_port = free_port()
+    w = FakeWatch()
+    p = Proxier(w, "n1", "127.0.0.1", manage_addresses=False)
+    task = asyncio.create_task(p.run())
+
+    def endpoints(*addrs):
+        subsets = [{"addresses": [{"ip": ip}], "ports": [{"name": "http", "port": port}]} for ip, port in addrs]
+        return meta.from_dict({"metadata": {"name": "web", "namespace": "default"}, "subsets": subsets},
+                              core_pb2.Endpoints)
+
+    async def until(what, cond):
+        for _ in range(200):
+            if cond():
+                return
+            await asyncio.sleep(0.01)
+        raise TimeoutError(what)
+
+    try:
+        w.services.put(_svc({"metadata": {"name": "web", "namespace": "default"},
+                             "spec": {"type": "NodePort", "clusterIp": "None",
+                                      "ports": [{"name": "http", "port": 80, "nodePort": node_port}]}}))
+        await until("first sync", lambda: p.syncs >= 1)
+        assert p.listeners == {}  # no endpoints: nothing listens, connections are refused
+        with pytest.raises(ConnectionRefusedError):
+            await ask(node_port)
+        w.endpoints.put(endpoints(a1))
+        await until("listener", lambda: ("127.0.0.1", node_port, "TCP") in p.listeners)
+        assert await ask(node_port) == b"one:hi\n"
+        server = p.listeners[("127.0.0.1", node_port, "TCP")].server
+        w.endpoints.put(endpoints(a2))
+        await until("backends swapped", lambda: p.listeners[("127.0.0.1", node_port, "TCP")].balancer.backends == [a2])
+        assert p.listeners[("127.0.0.1", node_port, "TCP")].server is server  # not rebound
+        assert await ask(node_port) == b"two:hi\n"
+        w.endpoints.put(endpoints())
+        await until("listener gone", lambda: not p.listeners)
+        with pytest.raises(ConnectionRefusedError):
+            await ask(node_port)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        s1.close()
+        s2.close()

@@ -146,6 +146,8 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
         await registry.ensure_system_namespaces()
         await registry.resume_namespace_finalizers()
         caches = WatchCaches(store)
+        await caches.start_all()
+        registry.caches = caches
         server, resources, health_servicer, port = await serve(config, registry, caches)
         host = config.listen.rsplit(":", 1)[0]
         api_address = f"{host}:{port}"

@@ -20,7 +20,7 @@ import asyncio
 import datetime as dt
 import logging
 import random
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence
 
 from google.protobuf.message import Message
 
@@ -111,6 +111,9 @@ class Registry:
         # Namespaces being emptied by this process (see finalize_namespace).
         self._finalizing: dict[str, asyncio.Task[None]] = {}
         self._closed = False
+        # The watch caches (controlplane.apiserver.watchcache.WatchCaches),
+        # when the server has them: a read-only shortcut, never the truth.
+        self.caches: Any = None
 
     # -------------------------------------------------------------- helpers
 
@@ -137,8 +140,24 @@ class Registry:
             return None
         return decode(k, kv.value, kv.mod_revision), kv.mod_revision
 
+    def _cached(self, k: Kind, ns: str, name: str) -> tuple[Message, int] | None:
+        """The object as the watch cache holds it (a copy), or None. The
+        cache may lag etcd: use it only where a stale answer is detected
+        (a CAS on its revision) or harmless (a namespace that exists)."""
+        if self.caches is None:
+            return None
+        c = self.caches.caches.get(k.resource)
+        if c is None:
+            return None
+        e = c.objects.get(meta.key(k.resource, ns, name))
+        if e is None:
+            return None
+        return _copy(e.msg), int(e.msg.metadata.resource_version)
+
     async def _check_namespace(self, k: Kind, ns: str, name: str) -> None:
-        got = await self._get_kv(NS_KIND, "", ns)
+        # A namespace in the cache exists (or existed a moment ago, which
+        # the create's own races allow anyway); only a miss asks etcd.
+        got = self._cached(NS_KIND, "", ns) or await self._get_kv(NS_KIND, "", ns)
         if got is None:
             raise not_found("namespaces", ns)
         nsobj = got[0]
@@ -153,17 +172,21 @@ class Registry:
 
     async def get(self, resource: str, namespace: str, name: str) -> Message:
         k = self.kind(resource)
-        got = await self._get_kv(k, namespace if k.namespaced else "", name)
+        got = await self._get_kv(k, (namespace or "default") if k.namespaced else "", name)
         if got is None:
             raise not_found(k.qualified, name)
         return got[0]
 
     async def list(self, k: Kind, namespace: str) -> tuple[list[Message], int]:
+        kvs, rev = await self.list_raw(k, namespace)
+        return [decode(k, kv.value, kv.mod_revision) for kv in kvs], rev
+
+    async def list_raw(self, k: Kind, namespace: str) -> tuple[Sequence[Any], int]:
+        """The stored KVs (values not decoded) and the revision they were read at."""
         prefix = f"/registry/{k.resource}/"
         if k.namespaced and namespace:
             prefix += f"{namespace}/"
-        kvs, rev = await self.store.list(prefix)
-        return [decode(k, kv.value, kv.mod_revision) for kv in kvs], rev
+        return await self.store.list(prefix)
 
     # --------------------------------------------------------------- create
 
@@ -245,8 +268,17 @@ class Registry:
         a resourceVersion. Returns (result, old) where old is None when the
         mutation changed nothing (no write)."""
         key = meta.key(k.resource, ns, name)
-        for _attempt in range(RETRIES):
-            got = await self._get_kv(k, ns, name)
+        for attempt in range(RETRIES):
+            got = None
+            if attempt == 0 and precondition_rv:
+                # The value of a key at a given mod_revision never changes, so
+                # a cached object at the client's revision is exactly what
+                # etcd holds at that revision; the CAS catches anything newer.
+                got = self._cached(k, ns, name)
+                if got is not None and str(got[1]) != precondition_rv:
+                    got = None
+            if got is None:
+                got = await self._get_kv(k, ns, name)
             if got is None:
                 raise not_found(k.qualified, name)
             old, rev = got
@@ -324,6 +356,7 @@ class Registry:
             raise invalid(k.kind, "", ["metadata.name: Required value: name is required"])
 
         async def mutate(old: Message) -> Message:
+            _check_uid(k, incoming, old)
             new = _copy(incoming)
             self._prepare_update(k, old, new)
             return await self._validated_update(k, old, new, dry_run)
@@ -340,6 +373,7 @@ class Registry:
             raise ApiError("MethodNotAllowed", f"{k.qualified} have no status")
 
         async def mutate(old: Message) -> Message:
+            _check_uid(k, incoming, old)
             new = _copy(old)
             new.status.CopyFrom(incoming.status)  # type: ignore[attr-defined]
             causes = validation.validate_status(new)
@@ -585,6 +619,18 @@ class Registry:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _check_uid(k: Kind, incoming: Message, old: Message) -> None:
+    """An update computed from a deleted-and-recreated object must not land
+    on the new one (Kubernetes checks metadata.uid as a precondition)."""
+    iuid, ouid = incoming.metadata.uid, old.metadata.uid  # type: ignore[attr-defined]
+    if iuid and iuid != ouid:
+        raise ApiError(
+            "Conflict",
+            f'Operation cannot be fulfilled on {k.qualified} "{old.metadata.name}": Precondition failed: '  # type: ignore[attr-defined]
+            f"UID in precondition: {iuid}, UID in object meta: {ouid}",
+        )
 
 
 # ------------------------------------------------------------------ apply

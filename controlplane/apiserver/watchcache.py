@@ -329,6 +329,10 @@ class WatchCaches:
             self._starting[kind.resource] = t
         return await asyncio.shield(t)
 
+    async def start_all(self) -> None:
+        """Start every kind's cache now (reads and CAS shortcuts use them)."""
+        await asyncio.gather(*(self.get(k) for k in meta.KINDS))
+
     async def _start(self, kind: Kind) -> WatchCache:
         try:
             c = WatchCache(self.store, kind, **self.options)

@@ -1,12 +1,13 @@
 """Addresses the proxy needs on this node's interfaces, managed with
 iproute2 (`ip`), plus gratuitous ARP for LoadBalancer addresses.
 
-- ClusterIPs go on the loopback device as /32 with the label "lo:pksvc", so
+- ClusterIPs go on the loopback device as /32 with the label "lo:ps<tag>"
+  (<tag>: cluster_tag(), one per cluster), so
   pods and processes on the node reach clusterIP:port locally and the proxy
   can bind them; the label lets a restarted agent find and remove the ones
   whose Service is gone (the addresses outlive a crashed agent).
 - A LoadBalancer address this node holds goes on the interface that carries
-  the node IP, label "<dev>:pklb", followed by a gratuitous ARP (arping -U
+  the node IP, label "<dev>:pl<tag>", followed by a gratuitous ARP (arping -U
   when installed, else one raw ARP frame on an AF_PACKET socket) so that
   neighbours' ARP caches learn the move at once.
 
@@ -22,6 +23,7 @@ proxy keeps working for addresses that already exist.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import shutil
@@ -30,8 +32,16 @@ import struct
 
 log = logging.getLogger(__name__)
 
-SVC_LABEL_SUFFIX = "pksvc"
-LB_LABEL_SUFFIX = "pklb"
+SVC_LABEL_PREFIX = "ps"  # "lo:ps<cluster tag>": ClusterIPs
+LB_LABEL_PREFIX = "pl"  # "<dev>:pl<cluster tag>": LoadBalancer addresses
+
+
+def cluster_tag(control_plane_address: str) -> str:
+    """8 hex digits naming the cluster (from its control plane's address),
+    part of every address label: agents of two clusters on one machine
+    (integration tests of several subsystems at once) must never adopt or
+    remove each other's addresses."""
+    return hashlib.sha1(control_plane_address.encode()).hexdigest()[:8]
 
 
 async def _ip(*args: str) -> tuple[int, str]:

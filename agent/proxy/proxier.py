@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,8 +62,15 @@ class Proxier:
         node_ip: str,
         connect_timeout: float = CONNECT_TIMEOUT,
         manage_addresses: bool | None = None,
+        affinity: bool = True,
+        cluster_tag: str = "",
     ) -> None:
+        self.svc_label_suffix = addresses.SVC_LABEL_PREFIX + cluster_tag
+        self.lb_label_suffix = addresses.LB_LABEL_PREFIX + cluster_tag
         self.watch = watch
+        # False in extra worker processes: they leave Services with ClientIP
+        # affinity to the main process (see worker.py).
+        self.affinity = affinity
         self.node_name = node_name
         self.node_ip = node_ip
         self.connect_timeout = connect_timeout
@@ -89,8 +97,8 @@ class Proxier:
             self.lb_dev = await addresses.device_of(self.node_ip)
             # Addresses left by an earlier run of this agent are adopted and
             # reconciled by the first sync.
-            self.cluster_ips = await addresses.labelled(addresses.label_for("lo", addresses.SVC_LABEL_SUFFIX))
-            lb_label = addresses.label_for(self.lb_dev, addresses.LB_LABEL_SUFFIX)
+            self.cluster_ips = await addresses.labelled(addresses.label_for("lo", self.svc_label_suffix))
+            lb_label = addresses.label_for(self.lb_dev, self.lb_label_suffix)
             self.lb_ips = await addresses.labelled(lb_label) if lb_label else set()
         self._dirty.set()
         try:
@@ -114,6 +122,8 @@ class Proxier:
         """Apply the desired state once; True if something must be retried."""
         eps = {(e.metadata.namespace, e.metadata.name): e for e in self.watch.endpoints.list()}
         want = table.compute(self.watch.services.list(), eps, self.node_name, self.node_ip)
+        if not self.affinity:
+            want.listeners = {k: v for k, v in want.listeners.items() if v.affinity_timeout is None}
         incomplete = False
         if self.manage_addresses:
             incomplete |= await self._sync_addresses(want)
@@ -148,7 +158,7 @@ class Proxier:
 
     async def _sync_addresses(self, want: table.Desired) -> bool:
         bad = False
-        label = addresses.label_for("lo", addresses.SVC_LABEL_SUFFIX)
+        label = addresses.label_for("lo", self.svc_label_suffix)
         for ip in sorted(want.cluster_ips - self.cluster_ips):
             if await addresses.add(ip, "lo", label):
                 self.cluster_ips.add(ip)
@@ -158,7 +168,7 @@ class Proxier:
             await addresses.delete(ip, "lo")
             self.cluster_ips.discard(ip)
         dev = self.lb_dev or "lo"
-        lb_label = addresses.label_for(dev, addresses.LB_LABEL_SUFFIX)
+        lb_label = addresses.label_for(dev, self.lb_label_suffix)
         for ip in sorted(want.lb_ips - self.lb_ips):
             if await addresses.add(ip, dev, lb_label):
                 self.lb_ips.add(ip)
@@ -183,16 +193,18 @@ def _close(lst: _Listener) -> None:
         lst.server = None
 
 
-async def remove_addresses(node_ip: str = "") -> None:
-    """Remove every address the proxy put on this machine (ClusterIPs on lo
-    and LoadBalancer addresses): for tests and `pk-agent` teardown of a
-    whole lab. Not done on a normal agent exit, since other agents on the
+async def remove_addresses(control_plane_address: str, node_ip: str = "") -> None:
+    """Remove every address the proxies of this cluster (named by its
+    control plane's address) put on this machine: ClusterIPs on lo and
+    LoadBalancer addresses. For tests and the teardown of a whole lab; not
+    done on a normal agent exit, since other agents of the cluster on the
     same machine may still be serving those ClusterIPs."""
-    for ip in await addresses.labelled(addresses.label_for("lo", addresses.SVC_LABEL_SUFFIX)):
+    tag = addresses.cluster_tag(control_plane_address)
+    for ip in await addresses.labelled(addresses.label_for("lo", addresses.SVC_LABEL_PREFIX + tag)):
         await addresses.delete(ip, "lo")
     devs = {"lo"} | ({await addresses.device_of(node_ip)} if node_ip else set())
     for dev in devs:
-        label = addresses.label_for(dev, addresses.LB_LABEL_SUFFIX)
+        label = addresses.label_for(dev, addresses.LB_LABEL_PREFIX + tag)
         if label:
             for ip in await addresses.labelled(label):
                 await addresses.delete(ip, dev)
@@ -207,11 +219,29 @@ async def run_proxy(
     manage_addresses: bool | None = None,
     watch: ServiceWatch | None = None,
     started: asyncio.Future[Proxier] | None = None,
+    workers: int | None = None,
 ) -> None:
     """The agent's entry point: run this node's proxy until cancelled.
-    `started`, if given, receives the Proxier once it exists (for tests)."""
+    `started`, if given, receives the Proxier once it exists (for tests).
+    `workers` (default: $PK_PROXY_WORKERS or 1) > 1 adds worker processes
+    that share the listening ports (worker.py)."""
     w = watch or shared(client)
-    proxier = Proxier(w, node_name, node_ip, connect_timeout, manage_addresses)
+    proxier = Proxier(w, node_name, node_ip, connect_timeout, manage_addresses,
+                      cluster_tag=addresses.cluster_tag(str(getattr(client, "address", ""))))
     if started is not None and not started.done():
         started.set_result(proxier)
-    await proxier.run()
+    if workers is None:
+        workers = int(os.environ.get("PK_PROXY_WORKERS", "1") or 1)
+    procs = []
+    if workers > 1:
+        from agent.proxy import worker
+
+        procs = worker.spawn(client.address, node_name, node_ip, workers - 1)
+        log.info("proxy: %d worker processes share the ports (SO_REUSEPORT)", workers)
+    try:
+        await proxier.run()
+    finally:
+        if procs:
+            from agent.proxy import worker
+
+            await asyncio.to_thread(worker.stop, procs)

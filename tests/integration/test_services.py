@@ -172,6 +172,10 @@ class FakeUpstream(asyncio.DatagramProtocol):
         self.t.sendto(r.pack(), addr)
 
 
+def _route(op: str) -> bool:
+    return subprocess.run(["ip", "route", op, "unreachable", SERVICE_CIDR], capture_output=True).returncode == 0
+
+
 @contextlib.asynccontextmanager
 async def make_cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch,
                        with_controllers: bool = False) -> Any:
@@ -181,8 +185,13 @@ async def make_cluster(start_controlplane: Any, start_agent: Any, monkeypatch: p
     monkeypatch.setenv("PK_DNS_UPSTREAMS", f"127.0.0.1:{up_t.get_extra_info('sockname')[1]}")
     # Pods reach the nodes' DNS on the bridge gateway (node IPs are loopback).
     monkeypatch.setenv("PK_DNS_BRIDGE", "docker0")
+    # Each agent's proxy runs a second worker process on the same ports.
+    monkeypatch.setenv("PK_PROXY_WORKERS", "2")
     # A service range of our own: other clusters on this machine (other
     # tests' agents) put their 10.96.x ClusterIPs on the same lo.
+    # A safety net: should a ClusterIP ever be missing from lo, traffic to it
+    # is refused here instead of following the default route off the machine.
+    route_added = await asyncio.to_thread(_route, "add")
     cp = await start_controlplane(controllers=with_controllers, lb_pool=LB_POOL, service_cidr=SERVICE_CIDR)
     agents = await asyncio.gather(
         start_agent(cp, node_ip="127.0.0.21", host_port_range="42000-42199"),
@@ -200,7 +209,9 @@ async def make_cluster(start_controlplane: Any, start_agent: Any, monkeypatch: p
             await a.stop()
         # Addresses a killed agent could not take away (ClusterIPs on lo,
         # LoadBalancer addresses).
-        await remove_addresses()
+        await remove_addresses(cp.address)
+        if route_added:
+            await asyncio.to_thread(_route, "del")
         up_t.close()
 
 

@@ -163,9 +163,14 @@ class Scheduler:
                 t.cancel()
 
     async def _periodic_flush(self) -> None:
+        last = time.monotonic()
         while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
-            self._flush_unschedulable()
+            await asyncio.sleep(1.0)
+            log.debug("scheduler: %d bound, %d queued, %d binding, %d unschedulable",
+                      self.bound, len(self.queue), len(self._binds), len(self.unschedulable))
+            if time.monotonic() - last >= FLUSH_INTERVAL:
+                last = time.monotonic()
+                self._flush_unschedulable()
 
     async def _loop(self) -> None:
         while True:
@@ -210,7 +215,7 @@ class Scheduler:
             new.CopyFrom(pod)
             new.spec.node_name = node
             try:
-                await self.client.update(new)  # CAS on the pod's resourceVersion
+                out = await self.client.update(new)  # CAS on the pod's resourceVersion
             except Exception as err:
                 # The pod changed or vanished, or the API is unreachable:
                 # undo the assumption and decide again from fresh state.
@@ -225,16 +230,17 @@ class Scheduler:
             self.recorder.event(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
             cond = meta.condition(pod.status.conditions, "PodScheduled")
             if cond is not None and cond.status != "True":
-                await self._set_scheduled_condition(key, "True", "", "")
+                await self._set_scheduled_condition(key, "True", "", "", out)
         finally:
             self._bind_slots.release()
 
-    async def _set_scheduled_condition(self, key: str, status: str, reason: str, message: str) -> None:
+    async def _set_scheduled_condition(self, key: str, status: str, reason: str, message: str,
+                                       cur: Any = None) -> None:
         ns, name = meta.split_key(key)
-        try:
-            cur = await self.client.get("pods", ns, name)
-        except ApiError:
-            return
+        if cur is None:
+            cur = self.pods.get(ns, name)
+            if cur is None:
+                return
         new = core_pb2.Pod()
         new.CopyFrom(cur)
         cond = meta.condition(new.status.conditions, "PodScheduled")
@@ -246,7 +252,7 @@ class Scheduler:
             cond.last_transition_time.seconds = int(time.time())
         cond.status, cond.reason, cond.message = status, reason, message
         try:
-            await self.client.update_status(new)
+            await self.client.update_status(new)  # CAS: a changed pod is looked at again anyway
         except ApiError as err:
             log.debug("pod %s condition: %s", key, err)
 

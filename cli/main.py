@@ -10,21 +10,28 @@ To add a command: write cli/<verb>.py with a click command, e.g.
     @click.pass_context
     def command(ctx, args): ...
 
-and add one line `"cli.<verb>:command",` to COMMANDS. A module that is
-missing (another helper's work not landed yet) is skipped, so the list may
-name commands ahead of time. Every command automatically accepts the global
-flags (--server, -n/--namespace, -A/--all-namespaces, --request-timeout);
-read them with `cli.util.settings(ctx)`, get a client with
-`cli.util.client(ctx)`, run the command's coroutine with `cli.util.run`,
-and report user mistakes with `cli.util.fail(msg)` (exit 1, no traceback).
+and add one line `"scale=cli.scale:command",` to COMMANDS: the name users
+type, then where the command object lives. The module is imported only when
+that command runs (or for --help), so one command's heavy imports do not
+slow every pkctl call. A module that does not exist yet (another helper's
+work not landed) is left out, so the list may name commands ahead of time.
+(A plain "module:attribute" line also works; it is imported at start-up.)
+
+Every command automatically accepts the global flags (--server,
+-n/--namespace, -A/--all-namespaces, --request-timeout); read them with
+`cli.util.settings(ctx)`, get a client with `cli.util.client(ctx)`, run the
+command's coroutine with `cli.util.run`, and report user mistakes with
+`cli.util.fail(msg)` (exit 1, no traceback).
 
 Exit codes follow kubectl: 0 on success, 1 on any error including usage
-errors (click's default would be 2), the remote command's code for exec.
+errors (click's default would be 2), the remote command's code for exec,
+130 after Ctrl-C.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import os
 import sys
 from typing import Any
@@ -33,25 +40,25 @@ import click
 
 from cli import util
 
-# "module:attribute" of each command, in `pkctl --help` order.
+# "name=module:attribute" of each command (`pkctl --help` sorts them).
 COMMANDS: list[str] = [
-    "cli.create:command",
-    "cli.apply:command",
-    "cli.get:command",
-    "cli.describe:command",
-    "cli.delete:command",
-    "cli.logs:command",
-    "cli.exec:command",
-    "cli.expose:command",
-    "cli.rollout:command",
-    "cli.scale:command",
-    "cli.setimage:command",
-    "cli.nodes:cordon",
-    "cli.nodes:uncordon",
-    "cli.nodes:drain",
-    "cli.api_resources:command",
-    "cli.version:command",
-    "cli.lab:command",
+    "create=cli.create:command",
+    "apply=cli.apply:command",
+    "get=cli.get:command",
+    "describe=cli.describe:command",
+    "delete=cli.delete:command",
+    "logs=cli.logs:command",
+    "exec=cli.exec:command",
+    "expose=cli.expose:command",
+    "rollout=cli.rollout:command",
+    "scale=cli.scale:command",
+    "set=cli.setimage:command",
+    "cordon=cli.nodes:cordon",
+    "uncordon=cli.nodes:uncordon",
+    "drain=cli.nodes:drain",
+    "api-resources=cli.api_resources:command",
+    "version=cli.version:command",
+    "lab=cli.lab:command",
 ]
 
 
@@ -67,8 +74,32 @@ def _usage_message(e: click.UsageError) -> str:
     return msg
 
 
+def _exists(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 class PkctlGroup(click.Group):
-    """The root group: kubectl's exit codes and usage-error wording."""
+    """The root group: commands imported on first use, kubectl's exit codes
+    and usage-error wording."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        lazy = [n for n, spec in self.lazy.items() if _exists(spec.partition(":")[0])]
+        return sorted(set(self.commands) | set(lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            cmd = _load(self.lazy[cmd_name])
+            if cmd is not None:
+                util.add_global_options(cmd)
+                self.add_command(cmd, cmd_name)
+        return self.commands.get(cmd_name)
 
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
@@ -118,11 +149,16 @@ def _load(spec: str) -> click.Command | None:
     return cmd if isinstance(cmd, click.Command) else None
 
 
-for _spec in COMMANDS:
-    _cmd = _load(_spec)
-    if _cmd is not None:
-        cli.add_command(_cmd)
 util.add_global_options(cli)
+for _spec in COMMANDS:
+    _name, _eq, _where = _spec.rpartition("=")
+    if _name:
+        cli.lazy[_name] = _where  # type: ignore[attr-defined]
+    else:
+        _cmd = _load(_where)
+        if _cmd is not None:
+            util.add_global_options(_cmd)
+            cli.add_command(_cmd)
 
 
 def main() -> None:

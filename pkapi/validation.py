@@ -62,8 +62,14 @@ _MSG_NONNEG = "must be greater than or equal to 0"
 _MSG_IMMUTABLE = "field is immutable"
 
 
+_COMPILED: dict[str, re.Pattern[str]] = {}
+
+
 def _full(rx: str, s: str) -> bool:
-    return re.fullmatch(rx, s) is not None
+    pat = _COMPILED.get(rx)
+    if pat is None:
+        pat = _COMPILED[rx] = re.compile(rx)
+    return pat.fullmatch(s) is not None
 
 
 def dns1123_label(s: str) -> list[str]:

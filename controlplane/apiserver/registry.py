@@ -671,6 +671,8 @@ def _apply_onto(k: Kind, incoming: Message, new: Message, old: Message) -> None:
 
 def _keep_service_allocations(old: Any, new: Any) -> None:
     o, n = old.spec, new.spec
+    if n.type == "ExternalName":
+        return  # an ExternalName Service has no clusterIP or ports to keep
     if not n.cluster_ip and o.cluster_ip:
         n.cluster_ip = o.cluster_ip
         if not n.cluster_ips:

@@ -101,6 +101,18 @@ def _make_store(config: ControlPlaneConfig) -> Any:
     return EtcdStore(servers)
 
 
+def _etcd_version(endpoint: str) -> str:
+    """etcd's server version from its /version endpoint ("" if unknown)."""
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(endpoint.rstrip("/") + "/version", timeout=2) as r:
+            return str(json.load(r).get("etcdserver", ""))
+    except Exception:
+        return ""
+
+
 def _allocator(store: Any, config: ControlPlaneConfig) -> Any:
     try:
         from controlplane.apiserver.service_alloc import ServiceAllocator
@@ -148,7 +160,10 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
         caches = WatchCaches(store)
         await caches.start_all()
         registry.caches = caches
-        server, resources, health_servicer, port = await serve(config, registry, caches)
+        etcd_version = ""
+        if config.etcd_servers[0].startswith("http"):
+            etcd_version = await asyncio.to_thread(_etcd_version, config.etcd_servers[0])
+        server, resources, health_servicer, port = await serve(config, registry, caches, etcd_version)
         host = config.listen.rsplit(":", 1)[0]
         api_address = f"{host}:{port}"
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

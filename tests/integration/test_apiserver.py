@@ -492,3 +492,21 @@ async def test_pod_logs_and_exec_are_proxied_to_the_agent(client):
         assert "does not have a host assigned" in e.value.details()
     finally:
         await server.stop(0)
+
+
+async def test_version_health_and_reflection(controlplane, client):
+    import grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    v = await client.version()
+    assert v.git_version.startswith("v") and v.etcd_version.startswith("3.")
+    async with grpc.aio.insecure_channel(controlplane.address) as ch:
+        stub = reflection_pb2_grpc.ServerReflectionStub(ch)
+
+        async def reqs():
+            yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+        async for resp in stub.ServerReflectionInfo(reqs()):
+            names = {s.name for s in resp.list_services_response.service}
+            assert {"pkapi.v1.ResourceService", "pkapi.v1.NodeService", "grpc.health.v1.Health"} <= names
+            break

@@ -224,22 +224,22 @@ def _containers(w: Writer, level: int, spec: Any, statuses: dict[str, Any] | Non
         w.kv(lv, "Mounts", NONE)
 
 
+def toleration_text(t: Any) -> str:
+    """kubectl's order: key[=value][:effect][ op=Exists][ for Ns]."""
+    s = str(t.key)
+    if t.value:
+        s += f"={t.value}"
+    if t.effect:
+        s += f":{t.effect}"
+    if t.operator == "Exists" and not t.value:
+        s += " op=Exists" if (t.key or t.effect) else "op=Exists"
+    if t.HasField("toleration_seconds"):
+        s += f" for {t.toleration_seconds}s"
+    return s
+
+
 def _tolerations(w: Writer, tols: Any) -> None:
-    items = []
-    for t in tols:
-        s = t.key
-        if t.operator == "Exists" and not t.key:
-            s = "op=Exists"
-        elif t.value:
-            s += f"={t.value}"
-        elif t.operator == "Exists" and t.key:
-            s += " op=Exists"
-        if t.effect:
-            s += f":{t.effect}"
-        if t.HasField("toleration_seconds"):
-            s += f" for {t.toleration_seconds}s"
-        items.append(s)
-    w.multiline(0, "Tolerations", items)
+    w.multiline(0, "Tolerations", [toleration_text(t) for t in tols])
 
 
 def describe_pod(pod: Any, events: list[Any] | None, now: _dt.datetime) -> str:
@@ -309,8 +309,7 @@ def _pod_template(w: Writer, tmpl: Any) -> None:
     if tmpl.spec.node_selector:
         w.multiline(1, "Node-Selectors", _labels(tmpl.spec.node_selector))
     if tmpl.spec.tolerations:
-        items = [f"{t.key}{'=' + t.value if t.value else ''}:{t.effect}" for t in tmpl.spec.tolerations]
-        w.multiline(1, "Tolerations", items)
+        w.multiline(1, "Tolerations", [toleration_text(t) for t in tmpl.spec.tolerations])
 
 
 def _replicas(spec: Any) -> int:

@@ -135,7 +135,7 @@ def heal_cmd(lab_name: str, node: str) -> None:
 def exec_cmd(lab_name: str, node: str, cmd: tuple[str, ...]) -> None:
     """Run CMD inside NODE's network namespace (DOCKER_HOST set to its engine):
     pkctl lab exec node-1 -- curl -s http://10.96.0.10"""
-    labmod.require_root("exec")
+    _guard(lambda: labmod.require_root("exec"))
     args = list(cmd)
     if args and args[0] == "--":
         args = args[1:]

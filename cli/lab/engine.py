@@ -61,6 +61,15 @@ def start(node: NodePlan) -> psutil.Process:
     Path(node.run_dir).mkdir(parents=True, exist_ok=True)
     Path(node.state_dir).mkdir(parents=True, exist_ok=True)
     Path(f"{node.run_dir}/daemon.json").write_text("{}\n")
+    # dockerd refuses to start while its pidfile names a process that exists,
+    # and waits for "its" containerd when containerd.pid does; a killed one
+    # may linger as a zombie until init reaps it. start() is only called
+    # when our record says no dockerd runs, so both files are stale.
+    for stale in (f"{node.run_dir}/docker.pid", f"{node.exec_root}/containerd/containerd.pid"):
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:
+            pass
     return procs.start(dockerd_argv(node), dockerd_log(node), dockerd_pidfile(node), netns=node.netns)
 
 

@@ -309,7 +309,7 @@ def _record_for_up(opts: UpOptions) -> tuple[state.LabRecord, bool]:
     rec = state.LabRecord(
         name=opts.name,
         index=index,
-        nodes=opts.nodes or 3,
+        nodes=3 if opts.nodes is None else opts.nodes,
         preset=opts.preset,
         service_cidr=opts.service_cidr,
         lb_pool="" if opts.lb_pool is None else opts.lb_pool,
@@ -339,6 +339,8 @@ def is_up(plan: LabPlan, cluster: bool = True) -> bool:
 
 
 def up(opts: UpOptions, say: Say = print) -> LabPlan:
+    # bad options fail first, before anything is looked at or changed
+    make_plan(opts.name, 0, 3 if opts.nodes is None else opts.nodes, opts.preset, opts.service_cidr, opts.lb_pool)
     require_root("up")
     require_tools()
     t0 = time.monotonic()
@@ -602,8 +604,8 @@ def _forget_config(plan: LabPlan) -> None:
 def load_plan(name: str) -> tuple[state.LabRecord, LabPlan]:
     rec = state.load(name)
     if rec is None:
-        raise LabError(f'no lab named "{name}": bring one up with `pkctl lab up`' +
-                       ("" if name == "lab" else f" --name {name}"))
+        flag = "" if name == "lab" else f" --name {name}"
+        raise LabError(f'no lab named "{name}": bring one up with `pkctl lab up{flag}`')
     return rec, rec.plan()
 
 

@@ -1,0 +1,155 @@
+"""The lab's infrastructure without the cluster (`pkctl lab up --infra-only`):
+namespaces on a bridge, containment routes, one Docker Engine per node with
+the images loaded, idempotent and resumable `up`, partition and heal, and a
+`down` that leaves nothing. Its own small lab, so it does not depend on the
+control plane or the agent.
+
+Routing is checked with `ip route get` (a kernel lookup: no packet is sent).
+Traffic goes only to the lab's own node addresses.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import docker
+import pytest
+
+from cli.lab import engine, mounts, net
+from cli.lab import lab as labmod
+from tests.fixtures.lab import LabHandle, require_root, wait
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+
+@pytest.fixture(scope="module")
+def infra_lab(lab_images: str) -> Iterator[LabHandle]:
+    require_root()
+    tmp = tempfile.mkdtemp(prefix="pk-e2e-infra-")
+    lab = LabHandle("e2e-infra", os.path.join(tmp, "config"))
+    lab.lab("down", check=False)
+    try:
+        lab.lab("up", "--nodes", "2", "--infra-only", "--images", lab_images)
+        yield lab
+    finally:
+        lab.lab("down", check=False)
+        os.rmdir(tmp)
+
+
+def ip(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+
+
+def engine_client(lab: LabHandle, node: str) -> docker.DockerClient:
+    return docker.DockerClient(base_url=lab.plan.node(node).docker_host, timeout=30)
+
+
+def test_nothing_from_the_lab_can_leave_this_machine(infra_lab: LabHandle) -> None:
+    plan = infra_lab.plan
+    n1 = plan.nodes[0]
+    # the host never forwards a lab packet anywhere but the lab
+    r = ip("route", "get", "192.0.2.99", "from", n1.ip, "iif", plan.uplink)
+    assert r.returncode != 0 and "No route to host" in r.stderr, r.stdout + r.stderr
+    r = ip("route", "get", "10.231.255.7", "from", n1.ip, "iif", plan.uplink)
+    assert r.returncode != 0, f"another lab subnet is routed from this lab: {r.stdout}"
+    # ClusterIPs: unreachable on the host, and on a node unless on its loopback
+    assert ip("route", "get", "10.96.0.10").returncode != 0
+    assert ip("-n", n1.netns, "route", "get", "10.96.0.10").returncode != 0
+    # LoadBalancer pool and the lab subnet stay on the lab link
+    lb = plan.lb_cidrs[0].split("/")[0]
+    assert f"dev {plan.uplink}" in ip("route", "get", lb).stdout
+    assert "dev eth0" in ip("-n", n1.netns, "route", "get", lb).stdout
+    # nodes: default via the host end of the lab, and no IPv6 at all
+    assert f"default via {plan.gateway} dev eth0" in ip("-n", n1.netns, "route", "show").stdout
+    assert ip("-n", n1.netns, "-6", "addr", "show").stdout.strip() == ""
+
+
+def test_each_node_has_its_own_engine_with_the_images(infra_lab: LabHandle) -> None:
+    lab = infra_lab
+    ids = set()
+    for n in lab.plan.nodes:
+        c = engine_client(lab, n.name)
+        try:
+            info = c.info()
+            ids.add(info["DockerRootDir"])
+            assert info["DockerRootDir"] == n.data_root
+            tags = {t for img in c.images.list() for t in img.tags}
+            assert {"nginx:latest", "pocketkube/hello:1", "pocketkube/hello:2"} <= tags
+        finally:
+            c.close()
+        bridge = ip("-n", n.netns, "-4", "addr", "show", "docker0").stdout
+        assert n.bip in bridge, f"{n.name} docker0: {bridge}"
+    assert len(ids) == len(lab.plan.nodes), "two nodes share one engine's data"
+
+
+def test_nodes_reach_each_other_and_the_host_reaches_them(infra_lab: LabHandle) -> None:
+    lab = infra_lab
+    n1, n2 = lab.plan.nodes
+    c = engine_client(lab, n1.name)
+    try:
+        ctr = c.containers.run("nginx:latest", detach=True, name="infra-web",
+                               ports={"80/tcp": (n1.ip, 30080)}, labels={"io.pocketkube.test": "infra"})
+        try:
+            url = f"http://{n1.ip}:30080/"
+            body = wait("the container to answer from node-2",
+                        lambda: lab.exec(n2.name, "curl", "-s", "-m", "2", url, check=False).stdout.strip(), 15)
+            assert body == ctr.id[:12]
+            assert subprocess.run(["curl", "-s", "-m", "2", url], capture_output=True, text=True).stdout.strip() == body
+            # node-2's engine does not see node-1's container
+            c2 = engine_client(lab, n2.name)
+            try:
+                assert c2.containers.list(all=True) == []
+            finally:
+                c2.close()
+            # a cut link isolates the node; healing restores it
+            lab.lab("partition", n1.name)
+            assert lab.exec(n2.name, "curl", "-s", "-m", "1", url, check=False).returncode != 0
+            assert "partitioned" in lab.lab("status", check=False).stdout
+            lab.lab("heal", n1.name)
+            wait("node-1 reachable again", lambda: lab.exec(n2.name, "curl", "-s", "-m", "1", url,
+                                                            check=False).returncode == 0, 10)
+        finally:
+            ctr.remove(force=True)
+    finally:
+        c.close()
+
+
+def test_up_is_idempotent_and_resumes_a_broken_lab(infra_lab: LabHandle) -> None:
+    lab = infra_lab
+    r = lab.lab("up", "--infra-only")
+    assert "is already up" in r.stdout
+    r = lab.lab("up", "--nodes", "5", "--infra-only", check=False)
+    assert r.returncode == 1 and "exists with 2 nodes" in r.stderr
+    n2 = lab.plan.nodes[1]
+    lab.lab("kill-node", n2.name, "--hard")
+    assert engine.engine_processes(n2) == []
+    r = lab.lab("up", "--infra-only")
+    assert "resuming" in r.stdout
+    c = engine_client(lab, n2.name)
+    try:
+        assert c.ping()
+    finally:
+        c.close()
+
+
+def test_down_leaves_nothing(infra_lab: LabHandle) -> None:
+    lab = infra_lab
+    plan = lab.plan
+    c = engine_client(lab, plan.nodes[0].name)
+    try:  # something running, with its mounts, when the lab goes
+        c.containers.run("nginx:latest", detach=True, labels={"io.pocketkube.test": "infra"})
+    finally:
+        c.close()
+    assert mounts.mounts_under(plan.state_dir) or mounts.mounts_under(plan.run_dir)
+    r = lab.lab("down", check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert net.leftovers(plan) == []
+    assert labmod.stray_processes(plan) == []
+    assert mounts.mounts_under(plan.state_dir) == [] and mounts.mounts_under(plan.run_dir) == []
+    assert not Path(plan.state_dir).exists() and not Path(plan.run_dir).exists()
+    assert not any(ln.split()[0].startswith(f"{plan.switch_ns}-") or ln.split()[0] == plan.switch_ns
+                   for ln in ip("netns", "list").stdout.splitlines() if ln.strip())

@@ -80,9 +80,20 @@ async def wait_serving(address: str, proc: subprocess.Popen[bytes], timeout: flo
     raise TimeoutError("pk-controlplane did not become SERVING")
 
 
+SERVER: Any = None  # psutil.Process of the control plane (for its CPU time)
+
+
+def server_cpu() -> float:
+    if SERVER is None:
+        return 0.0
+    t = SERVER.cpu_times()
+    return float(t.user + t.system)
+
+
 async def phase(clients: list[ClusterClient], total: int, op: Any) -> dict[str, float]:
     """Run `total` ops split across the clients; each client runs its share
-    back to back. Returns ops/s and latency percentiles (ms)."""
+    back to back. Returns ops/s, latency percentiles (ms) and the control
+    plane's CPU time per op (ms)."""
     n = len(clients)
     lat: list[float] = []
 
@@ -93,10 +104,12 @@ async def phase(clients: list[ClusterClient], total: int, op: Any) -> dict[str, 
             await op(c, ci, i)
             lat.append(time.perf_counter() - t0)
 
+    cpu0 = server_cpu()
     t0 = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(n)))
     wall = time.perf_counter() - t0
-    return {"ops": total / wall, "p50": pct(lat, 50) * 1000, "p99": pct(lat, 99) * 1000}
+    cpu = (server_cpu() - cpu0) / total * 1000
+    return {"ops": total / wall, "p50": pct(lat, 50) * 1000, "p99": pct(lat, 99) * 1000, "cpu": cpu}
 
 
 async def one_run(args: argparse.Namespace, run: int) -> dict[str, dict[str, float]]:
@@ -112,6 +125,13 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, dict[str, flo
          "--no-controllers", "--log-level", "warning"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    global SERVER
+    try:
+        import psutil
+
+        SERVER = psutil.Process(proc.pid)
+    except Exception:
+        SERVER = None
     try:
         await wait_serving(address, proc)
         # Baseline: etcd alone, one client, the same serialized object.
@@ -125,7 +145,7 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, dict[str, flo
             lat.append(time.perf_counter() - s)
         wall = time.perf_counter() - t0
         results["etcd put (baseline)|1"] = {"ops": len(lat) / wall, "p50": pct(lat, 50) * 1000,
-                                            "p99": pct(lat, 99) * 1000}
+                                            "p99": pct(lat, 99) * 1000, "cpu": 0.0}
         await store.close()
 
         for n in args.clients:
@@ -208,7 +228,8 @@ async def fanout(address: str, watchers: int, changes: int) -> dict[str, float]:
     await asyncio.gather(*tasks, return_exceptions=True)
     for c in [*chans, writer]:
         await c.close()
-    return {"ops": watchers * changes / wall, "p50": pct(lags, 50) * 1000, "p99": pct(lags, 99) * 1000}
+    return {"ops": watchers * changes / wall, "p50": pct(lags, 50) * 1000, "p99": pct(lags, 99) * 1000,
+            "cpu": 0.0}
 
 
 def main() -> None:
@@ -234,19 +255,22 @@ def main() -> None:
     base = statistics.median(run["etcd put (baseline)|1"]["p50"] for run in runs)
     print(f"\nPocketKube API benchmark: median of {args.runs} runs, {args.ops} ops per phase; "
           f"etcd data on {args.data_root or 'the default temp dir'}; {os.cpu_count()} CPUs")
-    print(f"{'operation':<22}{'clients':>8}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p50 vs etcd':>13}")
+    print(f"{'operation':<22}{'clients':>8}{'ops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'p50 vs etcd':>13}"
+          f"{'server CPU ms/op':>18}")
     for k in keys:
         op, n = k.split("|")
-        med = {m: statistics.median(run[k][m] for run in runs) for m in ("ops", "p50", "p99")}
+        med = {m: statistics.median(run[k][m] for run in runs) for m in ("ops", "p50", "p99", "cpu")}
         label = "watchers" if op.startswith("watch") else "clients"
         ratio = f"{med['p50'] / base:.1f}x" if not op.startswith("watch") else ""
-        print(f"{op:<22}{n:>8}{med['ops']:>10.0f}{med['p50']:>9.2f}{med['p99']:>9.2f}{ratio:>13}"
+        cpu = f"{med['cpu']:.2f}" if med["cpu"] else ""
+        print(f"{op:<22}{n:>8}{med['ops']:>10.0f}{med['p50']:>9.2f}{med['p99']:>9.2f}{ratio:>13}{cpu:>18}"
               + ("   (ops/s = deliveries/s; p50/p99 = delivery lag)" if label == "watchers" else ""))
     mut = [statistics.median(run[f"{op}|16"]["p99"] for run in runs) for op in ("create", "update")
            if f"{op}|16" in runs[0]]
     if mut:
         print(f"\nmutating p99 at 16 clients: {max(mut):.1f} ms (target <= 50 ms): "
               + ("OK" if max(mut) <= 50 else "MISSED"))
+    print(f"load average during the runs: {os.getloadavg()[0]:.1f} (other work on this machine skews p99)")
     print("\nreproduce: " + " ".join([".venv/bin/python", "bench/api.py", *sys.argv[1:]]))
 
 

@@ -4,18 +4,27 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import docker
 import pytest
+import pytest_asyncio
 
+from controlplane.etcdproc import EtcdProcess
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient
 from pkapi.v1 import api_pb2, core_pb2
+from tests.fixtures.agent import AgentProcess
+from tests.fixtures.controlplane import ControlPlane
+from tests.fixtures.docker import remove_containers
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
 
 def make_pod(node: str, name: str | None = None, containers: list[dict[str, Any]] | None = None, **spec: Any) -> core_pb2.Pod:
@@ -97,12 +106,62 @@ async def http_get(host: str, port: int, path: str = "/", timeout: float = 3.0) 
     return int(head.split()[1]), body
 
 
-@pytest.fixture
-async def node(start_controlplane: Any, start_agent: Any) -> Any:
-    cp = await start_controlplane()
-    ag = await start_agent(cp)
-    client = cp.client()
-    yield cp, ag, client
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def shared_cp(docker_host: str) -> AsyncIterator[ControlPlane]:
+    """One control plane (controllers off) for the module: each test gets its
+    own node (agent), so tests never see each other's containers."""
+    tmp = tempfile.mkdtemp(prefix="pk-agent-cp-")
+    etcd = EtcdProcess(os.path.join(tmp, "etcd"), auto_compaction_retention="")
+    await etcd.start()
+    cp = ControlPlane(tmp, etcd.endpoint, False, {})
+    try:
+        await cp.start()
+        yield cp
+    finally:
+        await cp.stop()
+        await etcd.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def start_node(shared_cp: ControlPlane, docker_host: str) -> AsyncIterator[Callable[..., Awaitable[AgentProcess]]]:
+    """Factory: a pk-agent on the shared control plane with a unique node name;
+    stopped, its containers and its pods removed at teardown."""
+    made: list[AgentProcess] = []
+    tmp = tempfile.mkdtemp(prefix="pk-agent-")
+
+    async def factory(docker_host_: str | None = None, **flags: Any) -> AgentProcess:
+        ag = AgentProcess(tmp, shared_cp.address, docker_host_ or docker_host, f"node-{uuid.uuid4().hex[:8]}", flags)
+        made.append(ag)
+        await ag.start()
+        return ag
+
+    try:
+        yield factory
+    finally:
+        client = shared_cp.client()
+        try:
+            for ag in made:
+                await ag.stop()
+                dc = docker.DockerClient(base_url=ag.docker_host, timeout=30)
+                try:
+                    await asyncio.to_thread(remove_containers, dc, f"io.pocketkube.node={ag.node_name}")
+                finally:
+                    dc.close()
+                pods, _ = await client.list("pods", field_selector=f"spec.nodeName={ag.node_name}")
+                for p in pods:
+                    md = p.metadata  # type: ignore[attr-defined]
+                    await client.delete("pods", md.namespace, md.name, grace_period_seconds=0)
+        finally:
+            await client.close()
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def node(shared_cp: ControlPlane, start_node: Any) -> AsyncIterator[tuple[ControlPlane, AgentProcess, ClusterClient]]:
+    ag = await start_node()
+    client = shared_cp.client()
+    yield shared_cp, ag, client
     await client.close()
 
 
@@ -436,7 +495,12 @@ async def test_agent_restart_adopts_running_pods(node: Any, docker_client: Any) 
     await ag.stop()
     assert docker_client.containers.get(cid.removeprefix("docker://")).status == "running"
     await ag.start()
-    await asyncio.sleep(1.5)  # a few syncs of the new agent
+
+    async def synced() -> bool:
+        return "pods of node" in ag.log_tail(200).split("stopping (containers keep running)")[-1]
+
+    await poll("the restarted agent to sync its pods", synced)
+    await asyncio.sleep(1.0)  # an observation window: nothing may be restarted in it
     pod = await wait_pod(client, "keep", ready, "Ready")
     cs = cstatus(pod)
     assert cs is not None and cs.container_id == cid and cs.restart_count == 0
@@ -466,14 +530,14 @@ async def test_pod_deleted_while_agent_down_is_removed_on_return(node: Any, dock
 
 
 async def test_two_agents_on_one_machine_do_not_touch_each_other(
-    start_controlplane: Any, start_agent: Any, docker_client: Any, docker_host: str, tmp_path: Any
+    shared_cp: ControlPlane, start_node: Any, docker_client: Any, docker_host: str, tmp_path: Any
 ) -> None:
-    cp = await start_controlplane()
+    cp = shared_cp
     # The second agent reaches the engine by another address (--docker-host).
     alias = tmp_path / "docker.sock"
     alias.symlink_to(docker_host.removeprefix("unix://"))
-    a = await start_agent(cp, node_ip="127.0.0.1")
-    b = await start_agent(cp, docker_host_=f"unix://{alias}", node_ip="127.0.0.2", host_port_range="40000-40010")
+    a = await start_node(node_ip="127.0.0.1")
+    b = await start_node(docker_host_=f"unix://{alias}", node_ip="127.0.0.2", host_port_range="40000-40010")
     client = cp.client()
     try:
         await client.create(make_pod(a.node_name, "on-a"))
@@ -519,14 +583,23 @@ async def _reasons(client: ClusterClient, name: str, want: set[str]) -> bool:
     return want <= {r for _, r, _ in await events_of(client, name)}
 
 
-async def test_control_plane_outage_keeps_pods_running_and_agent_reconnects(node: Any, docker_client: Any) -> None:
-    cp, ag, client = node
+@pytest.mark.asyncio(loop_scope="function")
+async def test_control_plane_outage_keeps_pods_running_and_agent_reconnects(
+    start_controlplane: Any, start_agent: Any, docker_client: Any
+) -> None:
+    cp = await start_controlplane()  # its own: this test stops it
+    ag = await start_agent(cp)
+    client = cp.client()
     await client.create(make_pod(ag.node_name, "steady"))
     pod = await wait_pod(client, "steady", ready, "Ready")
     cid = cstatus(pod).container_id.removeprefix("docker://")  # type: ignore[union-attr]
     port = pod.status.port_mappings[0].host_port
     await cp.stop()
-    await asyncio.sleep(2.0)  # several failed heartbeats and watch reconnects
+
+    async def noticed() -> bool:
+        return "heartbeat failed" in ag.log_tail(200)
+
+    await poll("the agent to notice the outage", noticed, timeout=10)
     assert ag.process.poll() is None
     assert docker_client.containers.get(cid).status == "running"
     status, _ = await http_get("127.0.0.1", port)
@@ -537,3 +610,4 @@ async def test_control_plane_outage_keeps_pods_running_and_agent_reconnects(node
     await wait_pod(client, "after", ready, "Ready after the control plane came back", timeout=20)
     pod = await client.get("pods", "default", "steady")
     assert cstatus(pod).container_id.endswith(cid) and cstatus(pod).restart_count == 0  # type: ignore[arg-type,union-attr]
+    await client.close()

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Namespaces that always exist and may not be deleted.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")
-PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public")
+PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"

@@ -1,0 +1,137 @@
+"""Registry semantics over a MemoryStore (a fake store: unit test). The same
+behaviour on real etcd is in tests/integration/test_apiserver.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from controlplane.apiserver.registry import Registry
+from controlplane.store import MemoryStore
+from pkapi import meta
+from pkapi.errors import ApiError
+from pkapi.v1 import apps_pb2, core_pb2
+
+
+@pytest.fixture
+async def reg():
+    r = Registry(MemoryStore())
+    await r.ensure_system_namespaces()
+    yield r
+    await r.close()
+
+
+def dep(name="web", replicas=1):
+    return meta.from_dict({
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                 "template": {"metadata": {"labels": {"app": name}},
+                              "spec": {"containers": [{"name": "c", "image": "nginx"}]}}},
+    }, apps_pb2.Deployment)
+
+
+async def test_generation_and_status_separation(reg):
+    d = await reg.create(dep())
+    assert d.metadata.generation == 1 and d.metadata.namespace == "default"
+    d.metadata.annotations["note"] = "x"
+    d = await reg.update(d)
+    assert d.metadata.generation == 1
+    d.spec.replicas = 2
+    d.status.replicas = 7  # ignored by Update
+    d = await reg.update(d)
+    assert d.metadata.generation == 2 and d.status.replicas == 0
+    d.status.replicas = 2
+    d.spec.replicas = 9  # ignored by UpdateStatus
+    d = await reg.update_status(d)
+    assert d.status.replicas == 2 and d.spec.replicas == 2 and d.metadata.generation == 2
+    with pytest.raises(ApiError, match="have no status"):
+        await reg.update_status(core_pb2.Endpoints(metadata={"name": "x"}))
+
+
+async def test_server_owned_metadata_cannot_be_overwritten(reg):
+    d = await reg.create(dep())
+    uid, created = d.metadata.uid, d.metadata.creation_timestamp.seconds
+    d.metadata.creation_timestamp.seconds = 1
+    d.metadata.generation = 99
+    out = await reg.update(d)
+    assert out.metadata.uid == uid and out.metadata.creation_timestamp.seconds == created
+    assert out.metadata.generation == 1
+    d.metadata.uid = "someone-else"
+    with pytest.raises(ApiError, match="Precondition failed: UID in precondition: someone-else"):
+        await reg.update(d)
+
+
+async def test_apply_results_and_dry_run(reg):
+    _, r = await reg.apply(dep(replicas=2), dry_run=True)
+    assert r == "created"
+    with pytest.raises(ApiError, match="not found"):
+        await reg.get("deployments", "default", "web")
+    assert (await reg.apply(dep(replicas=2)))[1] == "created"
+    assert (await reg.apply(dep(replicas=2)))[1] == "unchanged"
+    out, r = await reg.apply(dep(replicas=3), dry_run=True)
+    assert r == "configured" and out.spec.replicas == 3
+    assert (await reg.get("deployments", "default", "web")).spec.replicas == 2
+    assert (await reg.apply(dep(replicas=3)))[1] == "configured"
+
+
+async def test_finalizers_hold_deletion_until_removed(reg):
+    d = dep()
+    d.metadata.finalizers.append("example.com/hold")
+    await reg.create(d)
+    marked = await reg.delete("deployments", "default", "web")
+    assert marked.metadata.HasField("deletion_timestamp")
+    assert marked.metadata.deletion_grace_period_seconds == 0
+    cur = await reg.get("deployments", "default", "web")
+    cur.metadata.finalizers.append("late")
+    with pytest.raises(ApiError, match="no new finalizers can be added"):
+        await reg.update(cur)
+    cur = await reg.get("deployments", "default", "web")
+    del cur.metadata.finalizers[:]
+    await reg.update(cur)
+    with pytest.raises(ApiError, match="not found"):
+        await reg.get("deployments", "default", "web")
+
+
+async def test_terminating_namespace_refuses_new_content(reg):
+    ns = core_pb2.Namespace()
+    ns.metadata.name = "team"
+    await reg.create(ns)
+    p = core_pb2.Pod()
+    p.metadata.name = "p"
+    p.metadata.namespace = "team"
+    p.metadata.finalizers.append("hold")  # keeps the namespace Terminating
+    p.spec.containers.add(name="c", image="i:1")
+    await reg.create(p)
+    await reg.delete("namespaces", "", "team")
+    d = dep()
+    d.metadata.namespace = "team"
+    with pytest.raises(ApiError, match="unable to create new content in namespace team because it is being terminated"):
+        await reg.create(d)
+    for name in ("default", "kube-system", "kube-node-lease"):
+        with pytest.raises(ApiError, match="may not be deleted"):
+            await reg.delete("namespaces", "", name)
+
+
+async def test_graceful_pod_deletion(reg):
+    p = core_pb2.Pod()
+    p.metadata.name = "p"
+    p.spec.node_name = "n1"
+    p.spec.termination_grace_period_seconds = 5
+    p.spec.containers.add(name="c", image="i:1")
+    await reg.create(p)
+    out = await reg.delete("pods", "default", "p")
+    assert out.metadata.deletion_grace_period_seconds == 5
+    # the agent reports status meanwhile: the pod stays
+    cur = await reg.get("pods", "default", "p")
+    cur.status.phase = "Running"
+    await reg.update_status(cur)
+    # a shorter grace wins
+    out = await reg.delete("pods", "default", "p", grace_period_seconds=2)
+    assert out.metadata.deletion_grace_period_seconds == 2
+    await reg.delete("pods", "default", "p", grace_period_seconds=0)
+    with pytest.raises(ApiError, match='pods "p" not found'):
+        await reg.get("pods", "default", "p")
+
+
+async def test_unknown_resource(reg):
+    with pytest.raises(ApiError, match='the server could not find the requested resource "statefulsets"'):
+        await reg.get("statefulsets", "default", "x")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -128,6 +129,10 @@ async def run(config: AgentConfig, runtime: Runtime | None = None, check_port_bi
         from agent.runtime.docker_runtime import DockerRuntime
 
         runtime = DockerRuntime(config.docker_host)
+    try:
+        os.makedirs(config.data_dir, exist_ok=True)
+    except OSError as err:  # nothing essential lives there yet: warn, go on
+        log.warning("cannot create --data-dir %s: %s", config.data_dir, err)
     client = ClusterClient(config.server, timeout=30.0)
     hooks = PodHooks(node_ip=config.node_ip)
     recorder = EventRecorder(client, "kubelet", host=config.node_name)

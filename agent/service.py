@@ -153,8 +153,13 @@ async def serve(address: str, servicer: AgentServicer) -> tuple[grpc.aio.Server,
     the server and the bound port."""
     server = grpc.aio.server()
     api_pb2_grpc.add_AgentServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:  # grpc's "Failed to bind"
+        port = 0
     if port == 0:
-        raise OSError(f"cannot listen on {address}")
+        raise OSError(
+            f"cannot listen on {address}: --node-ip must be an address of this machine and --agent-port free"
+        )
     await server.start()
     return server, port

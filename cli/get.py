@@ -144,7 +144,12 @@ class Printer:
         rows += self._rows(kind, objs, events)
         if not rows:
             return
-        w = self.writers.setdefault(kind.kind, printers.TableWriter())
+        w = self.writers.get(kind.kind)
+        if w is None:
+            w = self.writers[kind.kind] = printers.TableWriter()
+            if self.opts.watch_events:
+                # Room for the widest event type, so MODIFIED lines stay aligned.
+                w.widths.append(len("MODIFIED") + w.padding)
         for line in w.render(rows):
             click.echo(line.rstrip())
 

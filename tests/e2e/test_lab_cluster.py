@@ -113,6 +113,14 @@ def all_pod_containers(lab: LabHandle, nodes: list[str] | None = None) -> Counte
     return out
 
 
+def start_loop(lab: LabHandle, node: str, max_seconds: float = 60) -> RequestLoop:
+    """A 20/s request loop through node's NodePort, once it answers (a node
+    just back may be Ready before its proxy listens)."""
+    port = node_port(lab)
+    wait(f"{node}'s NodePort {port} to answer", lambda: http_get(lab.node_ip(node), port), 20)
+    return RequestLoop(lab.node_ip(node), port, rate=20, max_seconds=max_seconds).start()
+
+
 def rollout_complete(lab: LabHandle, image: str) -> bool:
     d = deployment(lab)
     st = d.status
@@ -182,7 +190,7 @@ def test_failover_hard_kill_under_load_loses_no_request(lab_cluster: LabHandle) 
     victim = max(sorted(counts), key=lambda n: counts[n])
     survivor = next(n.name for n in lab.plan.nodes if n.name != victim)
     STATE["victim"] = victim
-    loop = RequestLoop(lab.node_ip(survivor), node_port(lab), rate=20, max_seconds=60).start()
+    loop = start_loop(lab, survivor)
     try:
         time.sleep(1.0)
         t0 = time.monotonic()
@@ -220,7 +228,7 @@ def test_killed_node_returns_with_its_stale_containers_removed(lab_cluster: LabH
 def test_rolling_update_and_rollback_under_load_lose_no_request(lab_cluster: LabHandle) -> None:
     lab = lab_cluster
     wait("3 Ready replicas, every node Ready", lambda: three_ready_everywhere(lab), 20)
-    loop = RequestLoop(lab.node_ip("node-1"), node_port(lab), rate=20, max_seconds=90).start()
+    loop = start_loop(lab, "node-1", max_seconds=90)
     try:
         time.sleep(0.5)
         assert "configured" in lab.pkctl("apply", "-f", WEB_V2).stdout
@@ -250,7 +258,7 @@ def test_control_plane_killed_and_restarted_loses_nothing(lab_cluster: LabHandle
 
     before = lab.api(snapshot)
     containers_before = {c.id for n in plan.nodes for c in engine_containers(lab, n.name)}
-    loop = RequestLoop(lab.node_ip("node-2"), node_port(lab), rate=20, max_seconds=60).start()
+    loop = start_loop(lab, "node-2")
     try:
         assert procs.stop(labmod.controlplane_pidfile(plan), hard=True), "the control plane was not running"
         time.sleep(2.0)  # the cluster runs on without it: proxies keep their endpoints

@@ -71,6 +71,17 @@ def _rpc(fn: Any) -> Any:
     return wrapper
 
 
+def _agent_error(e: grpc.aio.AioRpcError) -> ApiError:
+    """An error from a node's agent, in kubectl's words; an unreachable agent
+    must not read as an unreachable control plane."""
+    details = e.details() or ""
+    if details.startswith("["):
+        return ApiError.from_wire(e.code(), details)
+    if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return ApiError("ServiceUnavailable", f"error dialing backend: {details}")
+    return ApiError.from_wire(e.code(), details)
+
+
 def body_message(body: api_pb2.Body) -> Message:
     which = body.WhichOneof("body")
     if which == "object":
@@ -230,7 +241,7 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
         except ApiError as e:
             await _abort(context, e)
         except grpc.aio.AioRpcError as e:
-            await context.abort(e.code(), e.details() or "")
+            await _abort(context, _agent_error(e))
 
     async def PodExec(
         self, request_iterator: AsyncIterator[api_pb2.ExecRequest], context: Any
@@ -260,7 +271,7 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
         except ApiError as e:
             await _abort(context, e)
         except grpc.aio.AioRpcError as e:
-            await context.abort(e.code(), e.details() or "")
+            await _abort(context, _agent_error(e))
 
     async def close(self) -> None:
         for ch in self.agent_channels.values():

@@ -490,6 +490,19 @@ async def test_pod_logs_and_exec_are_proxied_to_the_agent(client):
             async for _ in client.resources.PodLogs(api_pb2.LogsRequest(namespace="default", pod="unbound")):
                 pass
         assert "does not have a host assigned" in e.value.details()
+        # a node whose agent does not answer: an API error, not "control plane unreachable"
+        from tests.fixtures.controlplane import free_port
+
+        dead = core_pb2.Node()
+        dead.metadata.name = "n2"
+        dead.status.addresses.add(type="InternalIP", address="127.0.0.1")
+        dead.status.daemon_endpoints.kubelet_endpoint.port = free_port()
+        await client.register_node(dead)
+        await client.create(pod("on-dead", node="n2"))
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            async for _ in client.resources.PodLogs(api_pb2.LogsRequest(namespace="default", pod="on-dead")):
+                pass
+        assert e.value.details().startswith("[ServiceUnavailable] error dialing backend")
     finally:
         await server.stop(0)
 

@@ -27,9 +27,9 @@ def dry_run_option() -> click.Option:
         help="server: the server validates and defaults but stores nothing; client: only print what would be sent.")
 
 
-def filename_options(f: click.decorators.FC) -> click.decorators.FC:
+def filename_options(f: click.decorators.FC, required: bool = True) -> click.decorators.FC:
     f = click.option("-R", "--recursive", is_flag=True, help="Read directories given to -f recursively.")(f)
-    f = click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-", required=True,
+    f = click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-", required=required,
                      help="Manifest file, directory of .yaml/.yml/.json files, or - for stdin. Repeatable.")(f)
     return f
 

@@ -262,6 +262,29 @@ def test_create_then_already_exists(pk: Pk) -> None:
                         'deployments.apps "web" already exists\n')
 
 
+def test_create_from_flags(pk: Pk, cp: ControlPlane) -> None:
+    ns = f"{pk.ns}-x"
+    assert pk.ok("create", "ns", ns) == f"namespace/{ns} created\n"
+    try:
+        r = pk("create", "namespace", ns)
+        assert (r.exit_code, r.stderr) == (1, f'Error from server (AlreadyExists): namespaces "{ns}" already exists\n')
+    finally:
+        api(cp, lambda c: c.delete("namespaces", "", ns))
+    out = pk.ok("create", "deployment", "web", "--image=pocketkube/hello:1", "--replicas=2", "--port=8080",
+                "--dry-run=client", "-o", "yaml")
+    d = yaml.safe_load(out)
+    assert d["spec"]["replicas"] == 2 and d["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    assert d["spec"]["template"]["spec"]["containers"] == [
+        {"name": "hello", "image": "pocketkube/hello:1", "ports": [{"containerPort": 8080}]}]
+    assert pk("get", "deploy").stdout == ""  # client dry run: nothing sent
+    assert pk.ok("create", "deployment", "web", "--image=pocketkube/hello:1") == "deployment.apps/web created\n"
+    assert pk.ok("apply", "-f", "-", input=out) == "deployment.apps/web configured\n"
+    r = pk("create")
+    assert r.exit_code == 1 and "must specify one of -f and -k" in r.stderr
+    r = pk("create", "deployment", "bad_name", "--image=x")
+    assert r.exit_code == 1 and r.stderr.startswith('The Deployment "bad_name" is invalid')
+
+
 # --------------------------------------------------------------------- get
 
 

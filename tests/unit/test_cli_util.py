@@ -251,3 +251,12 @@ def test_help_and_static_commands(run) -> None:
     assert run("api-resources", "-o", "name").stdout.splitlines()[0] == "deployments.apps"
     r = run("version", "--client")
     assert r.exit_code == 0 and r.stdout.startswith("Client Version: v")
+
+
+@pytest.mark.parametrize("image,name", [("nginx", "nginx"), ("nginx:1.25", "nginx"), ("pocketkube/hello:1", "hello"),
+                                        ("registry:5000/team/web:1.2", "web"), ("busybox@sha256:abc", "busybox"),
+                                        ("My_Image", "my-image")])
+def test_container_name_for_create_deployment(image: str, name: str) -> None:
+    from cli.create import container_name
+
+    assert container_name(image) == name

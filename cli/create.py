@@ -68,7 +68,7 @@ def emit(ctx: click.Context, obj: Message, dry_run: str, output: str | None) -> 
 
     def show(o: Message, suffix: str) -> None:
         if output in ("yaml", "json"):
-            d = meta.to_dict(o)
+            d = printers.object_dict(o)
             click.echo(printers.to_yaml(d) if output == "yaml" else printers.to_json(d), nl=output == "json")
         elif output == "name":
             click.echo(printers.name_of(o))

@@ -591,7 +591,7 @@ def describe_generic(obj: Message, events: list[Any] | None, now: _dt.datetime) 
     k = meta.kind_of(obj)
     _common(w, obj, k.namespaced)
     _meta_block(w, obj.metadata)  # type: ignore[attr-defined]
-    d = meta.to_dict(obj)
+    d = printers.object_dict(obj)
     for key in ("spec", "status"):
         if d.get(key):
             w.w(0, f"{key.capitalize()}:")

@@ -87,7 +87,8 @@ def sort_objs(objs: list[Message], path: jsonpath.Path | None) -> list[Message]:
         return objs
 
     def key(o: Message) -> tuple[int, Any]:
-        vals = jsonpath.evaluate(path, meta.to_dict(o), meta.to_dict(o))
+        d = printers.object_dict(o)
+        vals = jsonpath.evaluate(path, d, d)
         if not vals:
             return (0, "")
         v = vals[0]
@@ -123,7 +124,7 @@ class Printer:
         if self.out.format == "custom-columns":
             rows = []
             for o in objs:
-                d = meta.to_dict(o)
+                d = printers.object_dict(o)
                 cells = []
                 for _, path in self.out.columns:
                     vals = jsonpath.evaluate(path, d, d)
@@ -172,7 +173,7 @@ class Printer:
         elif self.out.format == "name":
             click.echo(printers.name_of(obj))
         else:
-            self.structured(meta.to_dict(obj))
+            self.structured(printers.object_dict(obj))
             if self.out.format == "jsonpath":
                 click.echo("")
 
@@ -240,9 +241,9 @@ async def get_once(ctx: click.Context, targets: list[util.Target], printer: Prin
     else:
         single = len(targets) == 1 and targets[0].name is not None
         if single and total == 1:
-            printer.structured(meta.to_dict(groups[0].objs[0]))
+            printer.structured(printers.object_dict(groups[0].objs[0]))
         elif not (single and total == 0):
-            printer.structured(printers.list_dict([meta.to_dict(o) for g in groups for o in g.objs]))
+            printer.structured(printers.list_dict([printers.object_dict(o) for g in groups for o in g.objs]))
     for e in errors:
         util.err(util.api_error_text(e))
     return not errors

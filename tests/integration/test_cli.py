@@ -329,6 +329,9 @@ def test_get_json_yaml_are_kubernetes_shaped(pk: Pk) -> None:
     assert json.loads(pk.ok("get", "pods", "-o", "json"))["items"] == []
     y = yaml.safe_load(pk.ok("get", "svc", "my-web-app-service", "-o", "yaml"))
     assert y["kind"] == "Service" and y["spec"]["ports"][0]["targetPort"] == 80
+    # Kubernetes' spelling of initialisms, so kubectl's jq/JSONPath carry over
+    assert y["spec"]["clusterIP"].startswith("10.96.") and y["spec"]["clusterIPs"] == [y["spec"]["clusterIP"]]
+    assert pk.ok("get", "svc", "my-web-app-service", "-o", "jsonpath={.spec.clusterIP}") == y["spec"]["clusterIP"]
 
 
 def test_get_jsonpath_custom_columns_labels_selectors(pk: Pk) -> None:

@@ -484,3 +484,30 @@ def test_yaml_output_quotes_ambiguous_strings_and_round_trips() -> None:
 def test_name_output() -> None:
     assert printers.name_of(deployment()) == "deployment.apps/web"
     assert printers.name_of(service()) == "service/web"
+
+
+def test_object_dict_uses_kubernetes_field_names() -> None:
+    s = service("LoadBalancer")
+    s.metadata.labels["clusterIp"] = "label keys stay as they are"
+    s.spec.external_ips.append("1.2.3.4")
+    s.spec.session_affinity_config.client_ip.timeout_seconds = 10
+    d = printers.object_dict(s)
+    assert d["spec"]["clusterIP"] == "10.96.0.10" and d["spec"]["clusterIPs"] == ["10.96.0.10"]
+    assert d["spec"]["externalIPs"] == ["1.2.3.4"]
+    assert d["spec"]["sessionAffinityConfig"] == {"clientIP": {"timeoutSeconds": 10}}
+    assert d["metadata"]["labels"] == {"clusterIp": "label keys stay as they are"}
+    p = running(pod())
+    p.status.pod_ip = "10.0.0.2"
+    p.status.pod_ips.add(ip="10.0.0.2")
+    p.status.host_ip = "10.0.0.2"
+    p.status.container_statuses[0].container_id = "docker://abc"
+    p.status.container_statuses[0].image_id = "sha256:1"
+    st = printers.object_dict(p)["status"]
+    assert st["podIP"] == "10.0.0.2" and st["podIPs"] == [{"ip": "10.0.0.2"}] and st["hostIP"] == "10.0.0.2"
+    assert st["containerStatuses"][0]["containerID"] == "docker://abc"
+    assert st["containerStatuses"][0]["imageID"] == "sha256:1"
+    n = node()
+    n.status.node_info.machine_id = "m1"
+    n.spec.pod_cidr = "10.244.0.0/24"
+    nd = printers.object_dict(n)
+    assert nd["status"]["nodeInfo"]["machineID"] == "m1" and nd["spec"]["podCIDR"] == "10.244.0.0/24"

@@ -159,17 +159,12 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
                 except ValueError:
                     raise bad_request(f'invalid resource version "{request.resource_version}"') from None
             cache = await self.caches.get(k)
-            if not cache.can_serve(rv):
-                assert rv is not None
-                async for ev in cache.direct(flt, rv):
-                    yield ev
-                return
-            w = cache.subscribe(flt, rv, request.allow_bookmarks)
+            stream = cache.stream(flt, rv, request.allow_bookmarks)
             try:
-                while True:
-                    yield await w.next()
+                async for ev in stream:
+                    yield ev
             finally:
-                cache.unsubscribe(w)
+                await stream.aclose()
         except ApiError as e:
             await _abort(context, e)
         except StoreError as e:

@@ -34,7 +34,7 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncGenerator, Mapping
 
 from google.protobuf.message import Message
 
@@ -292,8 +292,10 @@ class WatchCache:
         self.watchers.discard(w)
         w.closed = True
 
-    async def direct(self, flt: Filter, revision: int) -> AsyncIterator[api_pb2.WatchEvent]:
-        """A watch older than the cache's history: its own store watch."""
+    async def direct(self, flt: Filter, revision: int) -> AsyncGenerator[tuple[api_pb2.WatchEvent | None, int], None]:
+        """A watch older than the cache's history: its own store watch.
+        Yields (event for this filter or None, revision) for every store
+        event, so the caller knows how far the stream has come."""
         try:
             async for ev in self.store.watch(self.prefix, revision + 1):
                 old = make_entry(self.kind, ev.prev_value, ev.mod_revision) if ev.prev_value else None
@@ -301,13 +303,42 @@ class WatchCache:
                     ch = Change(ev.mod_revision, old, make_entry(self.kind, ev.value, ev.mod_revision))
                 else:
                     ch = Change(ev.mod_revision, make_entry(self.kind, ev.value, ev.mod_revision), None)
-                out = flt.translate(ch)
-                if out is not None:
-                    yield out
+                yield flt.translate(ch), ev.mod_revision
         except CompactedError:
             raise expired(
                 f"too old resource version: {revision} ({await self.store.current_revision()})"
             ) from None
+
+    async def stream(
+        self, flt: Filter, revision: int | None, bookmarks: bool
+    ) -> AsyncGenerator[api_pb2.WatchEvent, None]:
+        """One client's watch, from `revision` (None: current state first).
+
+        Within the history it is served by the cache. Older, it starts on
+        its own store watch and moves onto the cache as soon as that stream
+        reaches a revision the cache's history covers: every change up to
+        that revision came from the store, every later one comes from the
+        cache, so nothing is lost or repeated across the switch."""
+        if not self.can_serve(revision):
+            assert revision is not None
+            gen = self.direct(flt, revision)
+            try:
+                async for ev, rev in gen:
+                    if ev is not None:
+                        yield ev
+                    revision = rev
+                    if self.can_serve(rev):
+                        break
+                else:
+                    return
+            finally:
+                await gen.aclose()
+        w = self.subscribe(flt, revision, bookmarks)
+        try:
+            while True:
+                yield await w.next()
+        finally:
+            self.unsubscribe(w)
 
 
 class WatchCaches:

@@ -110,8 +110,18 @@ async def test_horizon(env):
     await until(lambda: len(cache.objects) == 60, what="60 pods in the cache")
     assert not cache.can_serve(first)
     assert cache.can_serve(cache.revision - 10)
-    # an old revision is served by a direct store watch
-    gen = cache.direct(Filter(), first)
+    # an old revision is served by a direct store watch, then by the cache
+    # once that stream reaches the cache's history
+    gen = cache.stream(Filter(), first, False)
+    names = []
+    for _ in range(60):
+        ev = await asyncio.wait_for(gen.__anext__(), 5)
+        assert ev.type == "ADDED"
+        names.append(meta.unwrap(ev.object).metadata.name)
+    assert names == [f"p{i}" for i in range(60)]
+    assert len(cache.watchers) == 1, "the stream did not move onto the cache"
+    await reg.create(pod("live"))
     ev = await asyncio.wait_for(gen.__anext__(), 5)
-    assert (ev.type, meta.unwrap(ev.object).metadata.name) == ("ADDED", "p0")
+    assert meta.unwrap(ev.object).metadata.name == "live"
     await gen.aclose()
+    assert not cache.watchers

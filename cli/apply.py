@@ -24,6 +24,7 @@ DRY_RUN_CHOICES = ("none", "server", "client")
 def dry_run_option() -> click.Option:
     return click.Option(
         ["--dry-run"], type=click.Choice(DRY_RUN_CHOICES), default="none", show_default=True,
+        is_flag=False, flag_value="client",  # a bare --dry-run is kubectl's deprecated "client"
         help="server: the server validates and defaults but stores nothing; client: only print what would be sent.")
 
 
@@ -59,7 +60,16 @@ async def send_all(ctx: click.Context, docs: list[util.Document], create: bool, 
                 continue
             ns = s.namespace if kind.namespaced else ""
             if dry_run == "client":
-                click.echo(f"{kind.lower}/{doc.name} {'created' if create else 'configured'}{suffix}")
+                # Nothing is sent; as kubectl, only ask whether it exists.
+                verb = "created"
+                if not create and doc.name:
+                    try:
+                        await c.get(kind.resource, (doc.namespace or ns) if kind.namespaced else "", doc.name)
+                        verb = "configured"
+                    except ApiError as e:
+                        if e.reason != "NotFound":
+                            raise
+                click.echo(f"{kind.lower}/{doc.name} {verb}{suffix}")
                 continue
             try:
                 obj, result = await _send(c, doc, create, dry_run == "server", ns)

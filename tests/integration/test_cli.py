@@ -213,6 +213,11 @@ def test_apply_directory_json_and_dry_run(pk: Pk) -> None:
     assert pk("get", "deploy").stderr == f"No resources found in {pk.ns} namespace.\n"
     assert pk.ok("apply", "-f", str(d)).splitlines() == ["deployment.apps/a created", "deployment.apps/b created"]
     assert pk.ok("apply", "-f", str(d), "-o", "name").splitlines() == ["deployment.apps/a", "deployment.apps/b"]
+    (d / "c.yaml").write_text(deployment_yaml("c"))
+    assert pk.ok("apply", "-f", str(d), "--dry-run").splitlines() == [  # bare --dry-run: kubectl's "client"
+        "deployment.apps/a configured (dry run)", "deployment.apps/b configured (dry run)",
+        "deployment.apps/c created (dry run)"]
+    assert pk("get", "deploy", "c").exit_code == 1
 
 
 def test_apply_unknown_kind_continues_and_exits_1(pk: Pk) -> None:

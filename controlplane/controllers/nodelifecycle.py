@@ -96,11 +96,16 @@ class NodeLifecycleController:
         for node in self.nodes.list():
             name = node.metadata.name
             seen = self.last_seen.get(name, now)
-            if now - seen > self.grace:
-                await self._unreachable(node)
-                await self._evict(node, now)
-            else:
-                await self._reachable(node)
+            try:
+                if now - seen > self.grace:
+                    node = await self._unreachable(node)
+                    await self._evict(node, now)
+                else:
+                    await self._reachable(node)
+            except ApiError as err:
+                # A Conflict with the agent's own writes: the next tick
+                # starts from the fresher cache. Other nodes go on.
+                log.debug("node lifecycle %s: %s", name, err)
 
     # ------------------------------------------------------------ unreachable
 
@@ -110,7 +115,8 @@ class NodeLifecycleController:
                 return t
         return None
 
-    async def _unreachable(self, node: Any) -> None:
+    async def _unreachable(self, node: Any) -> Any:
+        """Mark the node and its pods; returns the node as last written."""
         name = node.metadata.name
         ready = meta.condition(node.status.conditions, "Ready")
         if ready is None or ready.status != "Unknown":
@@ -123,14 +129,14 @@ class NodeLifecycleController:
             cond.message = "Kubelet stopped posting node status."
             cond.last_transition_time.seconds = int(time.time())
             new.metadata.resource_version = ""
-            await self.client.update_status(new)
+            node = await self.client.update_status(new)
             self.recorder.event(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
             log.info("node %s: no heartbeat for %.1fs: NotReady", name, self.grace)
         if self._taint(node) is None:
             new = copy(node)
             t = new.spec.taints.add(key=scheduling.UNREACHABLE_TAINT, effect="NoExecute")
             t.time_added.seconds = int(time.time())
-            await self.client.update(new)
+            node = await self.client.update(new)
         # Pods on it are not ready any more, whatever they last reported.
         for pod in self.pods.by_index("node", name):
             if pod.metadata.HasField("deletion_timestamp"):
@@ -151,11 +157,12 @@ class NodeLifecycleController:
             except ApiError as err:
                 if err.reason not in ("Conflict", "NotFound"):
                     raise
+        return node
 
     async def _evict(self, node: Any, now: float) -> None:
         taint = self._taint(node)
         if taint is None:
-            return  # the taint write is not in our cache yet: next tick
+            return
         for pod in self.pods.by_index("node", node.metadata.name):
             key = meta.ns_name(pod)
             if pod.status.phase in ("Succeeded", "Failed"):
@@ -192,7 +199,7 @@ class NodeLifecycleController:
             cond.message = "kubelet is posting ready status"
             cond.last_transition_time.seconds = int(time.time())
             new.metadata.resource_version = ""
-            await self.client.update_status(new)
+            node = await self.client.update_status(new)
             if ready is not None:
                 self.recorder.event(node, "Normal", "NodeReady", f"Node {name} status is now: NodeReady")
         if self._taint(node) is not None:

@@ -55,6 +55,12 @@ class Balancer:
         n = len(self.backends)
         if n == 0:
             return []
+        if self.affinity_timeout is None and not self._failed:
+            # The common case, once per accepted connection: keep it short.
+            first = self._next
+            self._next = (first + 1) % n
+            bs = self.backends
+            return [bs[(first + i) % n] for i in range(min(n, limit))]
         now = self.clock()
         order: list[Backend] = []
         if self.affinity_timeout is not None:

@@ -32,6 +32,7 @@ connect runs as one task; no locks needed.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import struct
@@ -90,8 +91,9 @@ class ClientSide(asyncio.Protocol):
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
         STATS.accepted += 1
-        peer = transport.get_extra_info("peername")
-        self.client_ip = peer[0] if peer else ""
+        if self.balancer.affinity_timeout is not None:  # only affinity needs it
+            peer = transport.get_extra_info("peername")
+            self.client_ip = peer[0] if peer else ""
         self.candidates = self.balancer.candidates(self.client_ip, self.tries)
         if not self.candidates:
             STATS.refused_no_endpoints += 1
@@ -100,7 +102,7 @@ class ClientSide(asyncio.Protocol):
             return
         transport.pause_reading()
         transport.set_write_buffer_limits(high=HIGH_WATER)
-        asyncio.get_running_loop().create_task(self._connect())
+        self._connect()
 
     def data_received(self, data: bytes) -> None:
         if self.replay is not None:
@@ -143,37 +145,49 @@ class ClientSide(asyncio.Protocol):
 
     # -------------------------------------------------------- connecting
 
-    async def _connect(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self.candidates and not self.closed:
-            target = self.candidates.pop(0)
-            side = BackendSide(self)
-            try:
-                async with asyncio.timeout(self.connect_timeout):
-                    await loop.create_connection(lambda s=side: s, target[0], target[1])  # type: ignore[misc]
-            except (OSError, TimeoutError) as err:
-                log.debug("backend %s:%s: %s", target[0], target[1], err)
-                self.balancer.failed(target)
-                STATS.retried += 1
-                continue
-            if self.closed:
-                if side.transport is not None:
-                    side.transport.close()
-                return
-            self.balancer.connected(self.client_ip, target)
-            self.backend = side
-            side.transport.set_write_buffer_limits(high=HIGH_WATER)
-            if self.replay:
-                for chunk in self.replay:
-                    side.transport.write(chunk)
-            if self.client_eof and side.transport.can_write_eof():
-                side.transport.write_eof()
-            else:
-                self.transport.resume_reading()
+    def _connect(self) -> None:
+        """Connect to the next candidate. Runs once per accepted connection,
+        so it avoids a Task: loop.create_connection's coroutine is driven by
+        _Connector (send, wait on the one future it yields, send again),
+        which is measurably cheaper on new-connection loads."""
+        if self.closed:
             return
-        if not self.closed:
+        if not self.candidates:
             STATS.failed += 1
             _reset(self.transport)
+            return
+        target = self.candidates.pop(0)
+        side = BackendSide(self)
+        loop = asyncio.get_running_loop()
+        _Connector(
+            loop,
+            loop.create_connection(lambda: side, target[0], target[1]),
+            self.connect_timeout,
+            functools.partial(self._connected, target, side),
+        )
+
+    def _connected(self, target: Backend, side: BackendSide, err: BaseException | None) -> None:
+        if err is not None:
+            log.debug("backend %s:%s: %s", target[0], target[1], err)
+            self.balancer.failed(target)
+            STATS.retried += 1
+            self._connect()
+            return
+        if self.closed:
+            if side.transport is not None:
+                side.transport.close()
+            return
+        self.balancer.connected(self.client_ip, target)
+        self.backend = side
+        bt = side.transport
+        bt.set_write_buffer_limits(high=HIGH_WATER)
+        if self.replay:
+            for chunk in self.replay:
+                bt.write(chunk)
+        if self.client_eof and bt.can_write_eof():
+            bt.write_eof()
+        else:
+            self.transport.resume_reading()
 
     def backend_gone_silent(self) -> bool:
         """The backend ended without sending a byte: replay on the next
@@ -188,7 +202,7 @@ class ClientSide(asyncio.Protocol):
             if t is not None:
                 t.abort()
         self.transport.pause_reading()
-        asyncio.get_running_loop().create_task(self._connect())
+        self._connect()
         return True
 
     def _close(self) -> None:
@@ -198,6 +212,48 @@ class ClientSide(asyncio.Protocol):
         b = self.backend
         if b is not None and b.transport is not None:
             b.transport.close()
+
+
+class _Connector:
+    """Drive one loop.create_connection() coroutine without a Task: step it,
+    wait on the future it yields, step again; a timer cancels the awaited
+    future after `timeout` (the coroutine then cleans up and raises
+    CancelledError). `done(err)` is called once: err None on success,
+    else the OSError / CancelledError (= timeout)."""
+
+    __slots__ = ("coro", "waiting", "timer", "done")
+
+    def __init__(self, loop: Any, coro: Any, timeout: float, done: Any) -> None:
+        self.coro = coro
+        self.waiting: Any = None
+        self.done = done
+        self.timer = loop.call_later(timeout, self._timeout)
+        self._step()
+
+    def _timeout(self) -> None:
+        if self.waiting is not None:
+            self.waiting.cancel()
+
+    def _step(self, _fut: Any = None) -> None:
+        self.waiting = None
+        try:
+            # Future.__await__ re-raises the awaited future's exception or
+            # cancellation inside the coroutine, as under a Task.
+            yielded = self.coro.send(None)
+        except StopIteration:
+            self.timer.cancel()
+            self.done(None)
+            return
+        except BaseException as err:  # noqa: BLE001 - OSError, CancelledError (timeout)
+            self.timer.cancel()
+            self.done(err)
+            return
+        if yielded is None:  # a bare yield (sleep(0)): just step again
+            asyncio.get_running_loop().call_soon(self._step)
+            return
+        yielded._asyncio_future_blocking = False
+        self.waiting = yielded
+        yielded.add_done_callback(self._step)
 
 
 class BackendSide(asyncio.Protocol):

@@ -48,6 +48,7 @@ COMMANDS: list[str] = [
     "describe=cli.describe:command",
     "delete=cli.delete:command",
     "logs=cli.logs:command",
+    "wait=cli.wait:command",
     "exec=cli.exec:command",
     "expose=cli.expose:command",
     "rollout=cli.rollout:command",

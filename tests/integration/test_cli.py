@@ -633,6 +633,40 @@ def test_delete_pod_with_grace_waits_and_force_does_not(pk: Pk, cp: ControlPlane
     assert pk("get", "pods").stderr == f"No resources found in {pk.ns} namespace.\n"
 
 
+# -------------------------------------------------------------------- wait
+
+
+def test_wait_for_condition_jsonpath_and_delete(pk: Pk, cp: ControlPlane) -> None:
+    pk.ok("apply", "-f", "-", input=deployment_yaml("web"))
+
+    async def available(c: ClusterClient) -> None:
+        d = await c.get("deployments", pk.ns, "web")
+        d.status.conditions.add(type="Available", status="True", reason="MinimumReplicasAvailable")  # type: ignore[attr-defined]
+        d.status.ready_replicas = 1  # type: ignore[attr-defined]
+        await c.update_status(d)
+
+    # Another client makes the deployment Available half a second into the wait.
+    timer = threading.Timer(0.5, lambda: api(cp, available))
+    timer.start()
+    try:
+        start = time.monotonic()
+        assert pk.ok("wait", "--for=condition=Available", "deploy/web", "--timeout=20s") == (
+            "deployment.apps/web condition met\n")
+        assert time.monotonic() - start < 10
+    finally:
+        timer.join()
+    assert pk.ok("wait", "--for=jsonpath={.status.readyReplicas}=1", "deploy", "--all") == (
+        "deployment.apps/web condition met\n")
+    r = pk("wait", "--for=condition=Available=False", "deploy/web", "--timeout=0.3s")
+    assert (r.exit_code, r.stderr) == (1, "error: timed out waiting for the condition on deployments/web\n")
+    r = pk("wait", "--for=condition=Ready", "pod/nope")
+    assert (r.exit_code, r.stderr) == (1, 'Error from server (NotFound): pods "nope" not found\n')
+    pk.ok("delete", "deploy", "web")
+    assert pk.ok("wait", "--for=delete", "deploy/web") == "deployment.apps/web condition met\n"
+    r = pk("wait", "--for=sometime", "deploy/web")
+    assert (r.exit_code, r.stderr) == (1, 'error: unrecognized condition: "sometime"\n')
+
+
 # ------------------------------------------------------------ misc verbs
 
 

@@ -260,3 +260,23 @@ def test_container_name_for_create_deployment(image: str, name: str) -> None:
     from cli.create import container_name
 
     assert container_name(image) == name
+
+
+def test_wait_conditions() -> None:
+    from cli.wait import parse_for
+    from pkapi.v1 import apps_pb2
+
+    d = apps_pb2.Deployment()
+    d.status.conditions.add(type="Available", status="True")
+    d.status.ready_replicas = 3
+    assert parse_for("condition=Available").met(d)
+    assert parse_for("condition=available=true").met(d)
+    assert not parse_for("condition=Available=False").met(d)
+    assert not parse_for("condition=Progressing").met(d)
+    assert parse_for("jsonpath={.status.readyReplicas}=3").met(d)
+    assert parse_for("jsonpath=.status.readyReplicas=3").met(d)
+    assert not parse_for("jsonpath={.status.readyReplicas}=2").met(d)
+    assert parse_for("delete").kind == "delete"
+    for bad in ("sometime", "condition=", "jsonpath={.a}", "jsonpath={.a["):
+        with pytest.raises(util.CliError):
+            parse_for(bad)

@@ -1,0 +1,179 @@
+"""pkctl wait: block until objects meet a condition, as kubectl wait.
+
+  pkctl wait --for=condition=Available deploy/web --timeout=60s
+  pkctl wait --for=condition=Ready pods -l app=web
+  pkctl wait --for=delete pod/web-1
+  pkctl wait --for=jsonpath='{.status.phase}'=Running pod/web-1
+
+The objects are re-read until each meets the condition or the deadline
+passes (polling with a back-off from 100 ms to 1 s: simple, and a missed
+watch event can never leave it hanging). Each object is reported once, as
+`pod/web-1 condition met`, in the order they become true.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from google.protobuf.message import Message
+
+from cli import jsonpath, printers, util
+from pkapi.client.cluster import ClusterClient
+from pkapi.errors import ApiError
+from pkapi.meta import Kind
+
+
+@dataclass(frozen=True)
+class Condition:
+    kind: str  # "condition", "delete", "jsonpath"
+    name: str = ""  # condition type
+    value: str = "true"  # wanted status (lower case) or jsonpath value
+    path: jsonpath.Path | None = None
+
+    def met(self, obj: Message) -> bool:
+        if self.kind == "condition":
+            for c in getattr(obj.status, "conditions", []):  # type: ignore[attr-defined]
+                if c.type.lower() == self.name.lower():
+                    return bool(c.status.lower() == self.value)
+            return False
+        assert self.path is not None
+        d = printers.object_dict(obj)
+        vals = jsonpath.evaluate(self.path, d, d)
+        return bool(vals) and jsonpath.text(vals[0]) == self.value
+
+
+def parse_for(spec: str) -> Condition:
+    if spec == "delete":
+        return Condition("delete")
+    if spec.startswith("condition="):
+        rest = spec[len("condition="):]
+        name, eq, value = rest.partition("=")
+        if not name:
+            util.fail(f"invalid --for condition: {spec}")
+        return Condition("condition", name, (value if eq else "true").lower())
+    if spec.startswith("jsonpath="):
+        rest = spec[len("jsonpath="):]
+        # {.status.phase}=Running ; the expression may hold "=" inside braces
+        if rest.startswith("{") and "}" in rest:
+            end = rest.index("}") + 1
+            expr, tail = rest[:end], rest[end:]
+        else:
+            expr, _, tail = rest.partition("=")
+            tail = "=" + tail if tail else ""
+        if not tail.startswith("=") or len(tail) < 2:
+            util.fail(f"jsonpath wait format must be --for=jsonpath='{{.status.readyReplicas}}'=3: {spec}")
+        try:
+            path = jsonpath.relaxed(expr)
+        except jsonpath.JSONPathError as e:
+            util.fail(f"invalid jsonpath in --for {spec}: {e}")
+        return Condition("jsonpath", value=tail[1:], path=path)
+    util.fail(f'unrecognized condition: "{spec}"')
+
+
+@dataclass
+class Item:
+    kind: Kind
+    namespace: str
+    name: str
+    uid: str = ""
+
+
+async def resolve(c: ClusterClient, ctx: click.Context, args: tuple[str, ...], filenames: tuple[str, ...],
+                  selector: str, all_: bool) -> list[Item]:
+    s = util.settings(ctx)
+    if filenames:
+        out = []
+        for doc in util.read_manifests(filenames):
+            k = doc.resolve_kind()
+            out.append(Item(k, (doc.namespace or s.namespace) if k.namespaced else "", doc.name))
+        return out
+    if not args:
+        util.fail("resource(s) must be specified, e.g. pkctl wait --for=condition=Ready pod/web-1")
+    targets = util.parse_targets(args, "wait")
+    out = []
+    for t in targets:
+        ns = util.scope_namespace(t.kind, s)
+        if t.name is not None:
+            out.append(Item(t.kind, ns, t.name))
+            continue
+        if not (selector or all_):
+            util.fail("resource(s) were provided, but no name was specified")
+        items, _ = await c.list(t.kind.resource, ns, selector)
+        for o in items:
+            md = o.metadata  # type: ignore[attr-defined]
+            out.append(Item(t.kind, md.namespace, md.name, md.uid))
+    if not out:
+        util.fail("no matching resources found")
+    return out
+
+
+async def check(c: ClusterClient, item: Item, cond: Condition) -> tuple[bool, str]:
+    """(met, why-not)."""
+    try:
+        obj: Any = await c.get(item.kind.resource, item.namespace, item.name)
+    except ApiError as e:
+        if e.reason != "NotFound":
+            raise
+        if cond.kind == "delete":
+            return True, ""
+        raise  # as kubectl: waiting for a condition on nothing is an error at once
+    if cond.kind == "delete":
+        if item.uid and obj.metadata.uid != item.uid:
+            return True, ""
+        return False, "still exists"
+    return cond.met(obj), ""
+
+
+@click.command("wait", help="""Wait until objects meet a condition.
+
+\b
+  pkctl wait --for=condition=Available deploy/web --timeout=60s
+  pkctl wait --for=condition=Ready pods -l app=web
+  pkctl wait --for=delete pod/web-1
+  pkctl wait --for=jsonpath='{.status.phase}'=Running pod/web-1""")
+@click.argument("args", nargs=-1, metavar="(TYPE NAME… | TYPE/NAME… | TYPE -l SELECTOR)")
+@click.option("--for", "for_", required=True, metavar="CONDITION",
+              help="condition=TYPE[=STATUS], delete, or jsonpath='{PATH}'=VALUE.")
+@click.option("--timeout", default="30s", show_default=True, metavar="DURATION", help="Give up after this long.")
+@click.option("-l", "--selector", default="", metavar="SELECTOR", help="Wait for the objects matching this selector.")
+@click.option("--all", "all_", is_flag=True, help="Wait for every object of the type in the namespace.")
+@click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-", help="The objects in these manifests.")
+@click.pass_context
+def command(ctx: click.Context, args: tuple[str, ...], for_: str, timeout: str, selector: str, all_: bool,
+            filenames: tuple[str, ...]) -> None:
+    async def main() -> bool:
+        cond = parse_for(for_)
+        try:
+            limit = util.parse_duration(timeout)
+        except ValueError:
+            util.fail(f"invalid --timeout {timeout!r}: use e.g. 30s, 2m")
+        deadline = time.monotonic() + limit
+        async with util.client(ctx) as c:
+            pending = await resolve(c, ctx, args, filenames, selector, all_)
+            delay = 0.1
+            while True:
+                results = await asyncio.gather(*(check(c, it, cond) for it in pending))
+                still = []
+                for it, (met, _) in zip(pending, results, strict=True):
+                    if met:
+                        click.echo(f"{it.kind.lower}/{it.name} condition met")
+                    else:
+                        still.append(it)
+                pending = still
+                if not pending:
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                await asyncio.sleep(min(delay, left))
+                delay = min(delay * 1.5, 1.0)
+        for it in pending:
+            util.err(f"error: timed out waiting for the condition on {it.kind.resource}/{it.name}")
+        return False
+
+    if not util.run(main()):
+        ctx.exit(1)

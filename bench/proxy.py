@@ -6,11 +6,14 @@ measured in one run:
   pocketkube      wrk -> agent.proxy (uvloop, asyncio Protocols) -> nginx
                   (also with N worker processes sharing the port through
                   SO_REUSEPORT, --workers)
-  haproxy         wrk -> haproxy "mode tcp" -> nginx
+  haproxy         wrk -> haproxy "mode tcp" -> nginx (default threads, and
+                  one thread: "haproxy 1thr")
 each with keep-alive connections and with a new connection per request
 (wrk with "Connection: close"), plus a bulk transfer of a 1 GiB file
 (curl, MB/s). Every figure is the median of --runs runs; ratios are
-pocketkube / haproxy from the same run.
+pocketkube / haproxy from the same run. The CPU time the proxy's processes
+spent per request is measured too: on a busy machine req/s swings with the
+neighbours' load, CPU per request hardly does.
 
     make bench-proxy                       # installs nginx-light, wrk, haproxy
     .venv/bin/python bench/proxy.py --runs 5 --duration 5 --workers 1,2
@@ -131,12 +134,13 @@ http {{
     return subprocess.Popen(["nginx", "-c", conf, "-p", work], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_haproxy(work: str, port: int, backend_port: int) -> subprocess.Popen[bytes]:
-    conf = os.path.join(work, "haproxy.cfg")
+def start_haproxy(work: str, port: int, backend_port: int, threads: int = 0) -> subprocess.Popen[bytes]:
+    conf = os.path.join(work, f"haproxy-{port}.cfg")
+    nbthread = f"  nbthread {threads}\n" if threads else ""
     with open(conf, "w") as f:
         f.write(f"""
 global
-  maxconn 8000
+{nbthread}  maxconn 8000
 defaults
   mode tcp
   timeout connect 5s
@@ -172,6 +176,17 @@ def _ms(text: str) -> float:
     if not m:
         return float("nan")
     return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """user+system CPU time of these processes so far (all threads)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def wrk(port: int, duration: float, connections: int, close: bool) -> tuple[float, float, float, int]:
@@ -227,41 +242,52 @@ def main() -> None:
             sys.exit(f"error: {tool} not found: run `make bench-proxy` (installs nginx-light, wrk, haproxy)")
 
     work = tempfile.mkdtemp(prefix="pk-bench-proxy-")
-    nginx_port, haproxy_port = free_port(), free_port()
+    nginx_port, haproxy_port, haproxy1_port = free_port(), free_port(), free_port()
     worker_counts = [int(w) for w in args.workers.split(",") if w]
     proxy_ports = {w: free_port() for w in worker_counts}
     procs = Procs(work, [start_nginx(work, nginx_port)])
     try:
         wait_port(nginx_port)
-        procs.procs.append(start_haproxy(work, haproxy_port, nginx_port))
+        pids: dict[str, list[int]] = {"direct": []}
+        hp = start_haproxy(work, haproxy_port, nginx_port)
+        hp1 = start_haproxy(work, haproxy1_port, nginx_port, threads=1)
+        procs.procs += [hp, hp1]
+        pids["haproxy"], pids["haproxy 1thr"] = [hp.pid], [hp1.pid]
         for w, p in proxy_ports.items():
-            procs.procs += start_proxy(p, nginx_port, w)
-        wait_port(haproxy_port)
-        for p in proxy_ports.values():
+            started = start_proxy(p, nginx_port, w)
+            procs.procs += started
+            pids[f"pocketkube x{w}"] = [x.pid for x in started]
+        for p in (haproxy_port, haproxy1_port, *proxy_ports.values()):
             wait_port(p)
-        targets = [("direct", nginx_port), ("haproxy", haproxy_port)]
+        targets = [("direct", nginx_port), ("haproxy", haproxy_port), ("haproxy 1thr", haproxy1_port)]
         targets += [(f"pocketkube x{w}", p) for w, p in proxy_ports.items()]
 
-        rows: dict[tuple[str, str], list[tuple[float, float, float, int]]] = {}
+        rows: dict[tuple[str, str], list[tuple[float, float, float, int, float]]] = {}
         for mode, close in (("keep-alive", False), ("new-conn", True)):
             for _ in range(args.runs):
                 # interleaved, so a slow moment of the machine hits all alike
                 for name, port in targets:
-                    rows.setdefault((name, mode), []).append(wrk(port, args.duration, args.connections, close))
+                    c0 = cpu_seconds(pids[name])
+                    rps, p50, p99, errs = wrk(port, args.duration, args.connections, close)
+                    # CPU time of the proxy's processes per request: unlike
+                    # req/s it hardly depends on what else the machine runs.
+                    us = (cpu_seconds(pids[name]) - c0) * 1e6 / max(1.0, rps * args.duration)
+                    rows.setdefault((name, mode), []).append((rps, p50, p99, errs, us))
         mbps: dict[str, list[float]] = {}
         for _ in range(args.bulk_runs):
             for name, port in targets:
                 mbps.setdefault(name, []).append(bulk(port))
 
-        med = {k: tuple(statistics.median(x[i] for x in v) for i in range(4)) for k, v in rows.items()}
+        med = {k: tuple(statistics.median(x[i] for x in v) for i in range(5)) for k, v in rows.items()}
         print()
         print(f"proxy benchmark: {os.cpu_count()} CPUs, wrk -t1 -c{args.connections} -d{args.duration}s, "
               f"medians of {args.runs} runs (bulk: {args.bulk_runs} x 1 GiB)")
-        print(f"{'target':<16} {'mode':<11} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+        print(f"{'target':<16} {'mode':<11} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'cpu us/req':>11}")
         for mode in ("keep-alive", "new-conn"):
             for name, _ in targets:
-                rps, p50, p99, errs = med[(name, mode)]
-                print(f"{name:<16} {mode:<11} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f} {errs:>7.0f}")
+                rps, p50, p99, errs, us = med[(name, mode)]
+                cpu = f"{us:>11.1f}" if pids[name] else f"{'-':>11}"
+                print(f"{name:<16} {mode:<11} {rps:>10.0f} {p50:>8.2f} {p99:>8.2f} {errs:>7.0f} {cpu}")
         print(f"\n{'target':<16} {'bulk MB/s':>10}")
         for name, _ in targets:
             print(f"{name:<16} {statistics.median(mbps[name]):>10.0f}")
@@ -272,6 +298,11 @@ def main() -> None:
             nc = med[(name, "new-conn")][0] / med[("haproxy", "new-conn")][0]
             bk = statistics.median(mbps[name]) / statistics.median(mbps["haproxy"])
             print(f"  {name:<14} keep-alive {ka:.2f}x   new-conn {nc:.2f}x   bulk {bk:.2f}x")
+        print("CPU efficiency, haproxy 1 thread's CPU per request / pocketkube's (1.0 = as cheap per request):")
+        for w in worker_counts:
+            name = f"pocketkube x{w}"
+            e = [med[("haproxy 1thr", m)][4] / med[(name, m)][4] for m in ("keep-alive", "new-conn")]
+            print(f"  {name:<14} keep-alive {e[0]:.2f}x   new-conn {e[1]:.2f}x")
         print(f"\nreproduce: make bench-proxy  (or: .venv/bin/python bench/proxy.py --runs {args.runs} "
               f"--duration {args.duration:g} --connections {args.connections} --workers {args.workers})")
     finally:

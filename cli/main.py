@@ -58,6 +58,8 @@ COMMANDS: list[str] = [
     "uncordon=cli.nodes:uncordon",
     "drain=cli.nodes:drain",
     "api-resources=cli.api_resources:command",
+    "cluster-info=cli.cluster_info:command",
+    "config=cli.cluster_info:config_group",
     "version=cli.version:command",
     "lab=cli.lab:command",
 ]

@@ -147,15 +147,17 @@ def _set(attr: str) -> Any:
 
 
 def global_options() -> list[click.Option]:
-    """Fresh Option objects for the global flags (one set per command)."""
+    """Fresh Option objects for the global flags (one set per command).
+    Their parameter names are prefixed (pk_server, …) so a command's own
+    parameter called `namespace` or `server` does not collide with them."""
     return [
-        click.Option(["-s", "--server"], metavar="HOST:PORT", expose_value=False, callback=_set("server_flag"),
+        click.Option(["-s", "--server", "pk_server"], metavar="HOST:PORT", expose_value=False, callback=_set("server_flag"),
                      help="The control plane's address (else $PKCTL_SERVER, ~/.pocketkube/config, 127.0.0.1:6443)."),
-        click.Option(["-n", "--namespace"], metavar="NS", expose_value=False, callback=_set("namespace_flag"),
+        click.Option(["-n", "--namespace", "pk_namespace"], metavar="NS", expose_value=False, callback=_set("namespace_flag"),
                      help="The namespace (default: the config file's, else 'default')."),
-        click.Option(["-A", "--all-namespaces"], is_flag=True, default=False, expose_value=False,
+        click.Option(["-A", "--all-namespaces", "pk_all_namespaces"], is_flag=True, default=False, expose_value=False,
                      callback=_set("all_namespaces"), help="Across all namespaces."),
-        click.Option(["--request-timeout"], metavar="DURATION", expose_value=False, callback=_set("request_timeout"),
+        click.Option(["--request-timeout", "pk_request_timeout"], metavar="DURATION", expose_value=False, callback=_set("request_timeout"),
                      help="Time limit per request: 0 (none), 30s, 2m (default 30s)."),
     ]
 

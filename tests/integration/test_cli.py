@@ -670,7 +670,10 @@ def test_wait_for_condition_jsonpath_and_delete(pk: Pk, cp: ControlPlane) -> Non
 # ------------------------------------------------------------ misc verbs
 
 
-def test_version_and_errors_of_logs_exec(pk: Pk) -> None:
+def test_version_cluster_info_and_errors_of_logs_exec(pk: Pk) -> None:
+    info = pk.ok("cluster-info").splitlines()
+    assert info[0] == f"PocketKube control plane is running at {pk.cp.address}"
+    assert info[1].startswith("Server version: v")
     out = pk.ok("version")
     assert out.startswith("Client Version: v") and "\nServer Version: v" in out
     v = json.loads(pk.ok("version", "-o", "json"))

@@ -280,3 +280,28 @@ def test_wait_conditions() -> None:
     for bad in ("sometime", "condition=", "jsonpath={.a}", "jsonpath={.a["):
         with pytest.raises(util.CliError):
             parse_for(bad)
+
+
+def test_config_commands(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "pk" / "config"
+    monkeypatch.setenv("PKCTL_CONFIG", str(cfg))
+    view = yaml_load(run("config", "view").stdout)
+    assert view["server"] == "127.0.0.1:6443" and view["serverFrom"] == "default"
+    assert not view["configFileExists"]
+    assert run("config", "set-server", "grpc://10.0.0.1:7000").exit_code == 0
+    assert run("config", "set-namespace", "dev").exit_code == 0
+    view = yaml_load(run("config", "view").stdout)
+    assert (view["server"], view["serverFrom"]) == ("10.0.0.1:7000", str(cfg))
+    assert (view["namespace"], view["namespaceFrom"]) == ("dev", str(cfg))
+    view = yaml_load(run("-n", "x", "config", "view", "-s", "1.2.3.4:5").stdout)
+    assert (view["server"], view["serverFrom"], view["namespace"]) == ("1.2.3.4:5", "--server", "x")
+    cfg.write_text("server: [\n")
+    r = run("config", "view")
+    assert r.exit_code == 1 and "is not valid YAML" in r.stderr
+
+
+def yaml_load(text: str) -> dict:
+    import yaml
+
+    out: dict = yaml.safe_load(text)
+    return out

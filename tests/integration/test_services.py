@@ -426,3 +426,38 @@ async def test_load_balancer_address_moves_when_its_node_dies(
 async def _moved(aw: Any, old: str) -> str:
     h = str(await aw)
     return h if h and h != old else ""
+
+
+SEED = [
+    {"apiVersion": "apps/v1", "kind": "Deployment",
+     "metadata": {"name": "my-web-app-deployment", "namespace": "default", "labels": {"app": "my-web-app"}},
+     "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "my-web-app"}},
+              "template": {"metadata": {"labels": {"app": "my-web-app"}},
+                           "spec": {"containers": [{"name": "my-web-app-container", "image": "nginx:latest",
+                                                    "ports": [{"containerPort": 80}]}]}}}},
+    {"apiVersion": "v1", "kind": "Service",
+     "metadata": {"name": "my-web-app-service", "namespace": "default"},
+     "spec": {"selector": {"app": "my-web-app"}, "ports": [{"protocol": "TCP", "port": 80, "targetPort": 80}],
+              "type": "ClusterIP"}},
+]
+
+
+async def test_seed_service_spreads_over_its_three_replicas(
+    start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The seed manifest through the whole system (scheduler, ReplicaSets,
+    Endpoints controller, agents' proxies): 50 requests to the Service reach
+    every replica's hostname."""
+    import json
+
+    async with make_cluster(start_controlplane, start_agent, monkeypatch, with_controllers=True) as (cp, agents, client):
+        for doc in SEED:
+            await client.create(json.dumps(doc))
+        svc = await client.get("services", "default", "my-web-app-service")
+        cip = svc.spec.cluster_ip
+        ep = await endpoints_with(client, "my-web-app-service", 3)
+        names = {a.target_ref.name for s in ep.subsets for a in s.addresses}
+        await poll(f"ClusterIP {cip} on lo", lambda: on_lo(cip), 10)
+        await poll("the Service answering", lambda: http_get(cip, 80), 10)
+        seen = [await http_get(cip, 80) for _ in range(50)]
+        assert set(seen) == names, (set(seen), names)

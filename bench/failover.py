@@ -140,17 +140,23 @@ async def measure(lab: LabHandle, rounds: int, rate: float) -> tuple[list[dict[s
                 r = await cl.ready_pods()
                 return len(r) == 3 and all(p.spec.node_name != v for p in r)
 
+            async def evicted(v: str = victim) -> bool:
+                return all(p.spec.node_name != v for p in await cl.live_pods())
+
             notready_task = asyncio.create_task(poll_until(f"{victim} NotReady", not_ready, 60))
+            evicted_task = asyncio.create_task(poll_until(f"{victim}'s pods deleted", evicted, 60))
             all_ready = await poll_until("3 Ready replicas elsewhere", replaced, 60)
             notready = await notready_task
+            gone = await evicted_task
             await asyncio.sleep(1.0)
             loop.stop()
             results.append({
                 "round": i, "victim": victim, "pods": counts[victim], "via": survivor,
-                "notready": notready + kill_took, "all_ready": all_ready + kill_took,
+                "notready": notready + kill_took, "evicted": gone + kill_took, "all_ready": all_ready + kill_took,
                 "requests": loop.ok + loop.failed, "failed": loop.failed, "failures": loop.failures[:3],
             })
             print(f"  round {i}: killed {victim} ({counts[victim]} pods): NotReady {notready + kill_took:.2f} s, "
+                  f"pods deleted {gone + kill_took:.2f} s, "
                   f"all Ready {all_ready + kill_took:.2f} s, {loop.failed}/{loop.ok + loop.failed} failed", flush=True)
             await asyncio.to_thread(lab.lab, "start-node", victim)
             await poll_until(f"{victim} Ready again", lambda v=victim: _is_ready(cl, v), 30)
@@ -203,16 +209,19 @@ def main() -> int:
         os.rmdir(tmp)
 
     print()
-    print(f"{'round':>5}  {'victim':<7} {'pods':>4}  {'NotReady s':>10}  {'all Ready s':>11}  {'requests':>8}  {'failed':>6}")
+    print(f"{'round':>5}  {'victim':<7} {'pods':>4}  {'NotReady s':>10}  {'evicted s':>9}  {'all Ready s':>11}  "
+          f"{'requests':>8}  {'failed':>6}")
     for r in results:
-        print(f"{r['round']:>5}  {r['victim']:<7} {r['pods']:>4}  {r['notready']:>10.2f}  {r['all_ready']:>11.2f}  "
-              f"{r['requests']:>8}  {r['failed']:>6}")
+        print(f"{r['round']:>5}  {r['victim']:<7} {r['pods']:>4}  {r['notready']:>10.2f}  {r['evicted']:>9.2f}  "
+              f"{r['all_ready']:>11.2f}  {r['requests']:>8}  {r['failed']:>6}")
     nr = [r["notready"] for r in results]
     ar = [r["all_ready"] for r in results]
     failed = sum(r["failed"] for r in results)
     base = statistics.median(baseline)
-    print(f"{'median':>5}  {'':<7} {'':>4}  {statistics.median(nr):>10.2f}  {statistics.median(ar):>11.2f}")
-    print(f"{'worst':>5}  {'':<7} {'':>4}  {max(nr):>10.2f}  {max(ar):>11.2f}  {'':>8}  {failed:>6}")
+    ev = [r["evicted"] for r in results]
+    print(f"{'median':>5}  {'':<7} {'':>4}  {statistics.median(nr):>10.2f}  {statistics.median(ev):>9.2f}  "
+          f"{statistics.median(ar):>11.2f}")
+    print(f"{'worst':>5}  {'':<7} {'':>4}  {max(nr):>10.2f}  {max(ev):>9.2f}  {max(ar):>11.2f}  {'':>8}  {failed:>6}")
     print()
     print(f"baseline (same run): one new replica Ready after a scale-up, median of {len(baseline)}: {base:.2f} s "
           f"(worst {max(baseline):.2f} s)")

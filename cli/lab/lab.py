@@ -361,7 +361,8 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
     Path(plan.state_dir, "logs").mkdir(parents=True, exist_ok=True)
     Path(plan.run_dir).mkdir(parents=True, exist_ok=True)
     verb = "creating" if new else "resuming"
-    say(f'{verb} lab "{plan.name}": {len(plan.nodes)} nodes on {plan.subnet}, preset {plan.preset}')
+    count = f"{len(plan.nodes)} node" + ("s" if len(plan.nodes) != 1 else "")
+    say(f'{verb} lab "{plan.name}": {count} on {plan.subnet}, preset {plan.preset}')
 
     step = _Steps(say, t0)
     # 1. containment before anything can send a packet
@@ -369,8 +370,8 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
     net.create_switch(plan)
     for n in plan.nodes:
         net.create_node(plan, n)
-    step.done(f"network: {plan.uplink} {plan.gateway}/{plan.prefixlen}, "
-              f"{len(plan.nodes)} node namespaces; {plan.service_cidr} and {plan.lb_pool} kept on this machine")
+    step.done(f"network: {plan.uplink} {plan.gateway}/{plan.prefixlen}, {count} (network namespaces); "
+              f"{plan.service_cidr} and {plan.lb_pool} kept on this machine")
 
     # 2. etcd and the control plane (host namespace), engines (node namespaces)
     if opts.cluster and not procs.alive(etcd_pidfile(plan)):
@@ -474,7 +475,9 @@ def summary(plan: LabPlan, took: float, cluster: bool = True) -> str:
         "try:",
         "  pkctl get nodes -o wide",
         "  pkctl apply -f examples/web.yaml && pkctl rollout status deployment/my-web-app-deployment",
-        "  pkctl lab exec node-1 -- curl -s http://my-web-app-service.default.svc.cluster.local  (DNS: inside the node)",
+        "  pkctl get svc my-web-app-service            # its CLUSTER-IP, reachable inside the nodes:",
+        "  pkctl lab exec node-1 -- curl -s http://CLUSTER-IP/",
+        f"  pkctl lab exec node-1 -- busybox nslookup my-web-app-service.default.svc.cluster.local {plan.nodes[0].ip}",
         f"  pkctl lab kill-node {plan.nodes[-1].name} --hard; pkctl get pods -o wide -w",
         "  pkctl lab down",
     ]

@@ -94,6 +94,11 @@ async def test_pkctl_logs_and_exec(start_controlplane: Callable[..., Awaitable[A
     assert code == 0 and 'Defaulted container "main" out of: main, side' in err
     code, out, err = await pkctl(cp.address, "logs", "svc/talky", "-c", "side")
     assert code == 0 and out.startswith("hello: serving talky"), (out, err)
+    code, out, err = await pkctl(cp.address, "logs", "-l", "app=talky", "--all-containers", "--prefix", "--tail", "1")
+    assert code == 0, err
+    got = out.splitlines()
+    assert len(got) == 2 and got[0].startswith("[pod/talky/main] line") and \
+        got[1] == "[pod/talky/side] hello: serving talky on :8080", got
     code, out, err = await pkctl(cp.address, "logs", "talky", "-c", "nope")
     assert (code, err) == (1, "error: container nope is not valid for pod talky\n")
 

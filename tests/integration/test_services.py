@@ -336,12 +336,22 @@ async def test_multiport_named_target_ports_dns_from_a_pod(cluster: Any) -> None
             {"name": "metrics", "image": IMAGE, "env": [{"name": "PORT", "value": "9100"}],
              "ports": [{"name": "metrics", "containerPort": 9100}]},
         ]))
+        # a pod that turns unready moves to notReadyAddresses
+        await client.create(pod("flaky", node, {"app": "flaky"}, containers=[{
+            "name": "web", "image": "pocketkube/flaky:1", "env": [{"name": "HEALTHY_FOR", "value": "4"}],
+            "ports": [{"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1,
+                               "failureThreshold": 1}}]))
+        await client.create(service("flaky", {"app": "flaky"}, [{"port": 80, "targetPort": "http"}]))
         ep = await endpoints_with(client, "multi", 1)
         assert sorted((p.name, p.protocol) for s in ep.subsets for p in s.ports) == [("http", "TCP"), ("metrics", "TCP")]
         cip = svc.spec.cluster_ip
         await poll(f"ClusterIP {cip} on lo", lambda: on_lo(cip), 10)
         assert await poll("multi:80", lambda: http_get(cip, 80), 10) == "multi"
         assert await poll("multi:9100", lambda: http_get(cip, 9100), 10) == "multi"
+
+        await endpoints_with(client, "flaky", 1, 0)
+        await endpoints_with(client, "flaky", 0, 1)
 
         # from inside a pod: the node's DNS is its resolver, with the search path
         dc = docker.DockerClient(base_url="unix:///var/run/docker.sock")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import click
 from google.protobuf.message import Message
 
-from cli import util
+from cli import printers, util
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient, ServerUnreachable
 from pkapi.errors import ApiError
@@ -49,6 +49,7 @@ async def send_all(ctx: click.Context, docs: list[util.Document], create: bool, 
     s = util.settings(ctx)
     ok = True
     suffix = {"server": " (server dry run)", "client": " (dry run)"}.get(dry_run, "")
+    shown: list[dict[str, object]] = []  # -o yaml|json: the objects as the server returned them
     async with util.client(ctx) as c:
         for doc in docs:
             try:
@@ -69,7 +70,10 @@ async def send_all(ctx: click.Context, docs: list[util.Document], create: bool, 
                     except ApiError as e:
                         if e.reason != "NotFound":
                             raise
-                click.echo(f"{kind.lower}/{doc.name} {verb}{suffix}")
+                if output in ("yaml", "json"):
+                    shown.append(doc.data)
+                else:
+                    click.echo(f"{kind.lower}/{doc.name} {verb}{suffix}")
                 continue
             try:
                 obj, result = await _send(c, doc, create, dry_run == "server", ns)
@@ -82,8 +86,13 @@ async def send_all(ctx: click.Context, docs: list[util.Document], create: bool, 
             name = obj.metadata.name  # type: ignore[attr-defined]
             if output == "name":
                 click.echo(f"{meta.kind_of(obj).lower}/{name}")
+            elif output in ("yaml", "json"):
+                shown.append(printers.object_dict(obj))
             else:
                 click.echo(f"{meta.kind_of(obj).lower}/{name} {result}{suffix}")
+    if shown:
+        root = shown[0] if len(shown) == 1 else printers.list_dict(shown)
+        click.echo(printers.to_yaml(root) if output == "yaml" else printers.to_json(root), nl=output == "json")
     return ok
 
 
@@ -96,7 +105,8 @@ async def _send(c: ClusterClient, doc: util.Document, create: bool, dry_run: boo
 
 @click.command("apply", help="Create or update objects from manifest files (kubectl apply).")
 @filename_options
-@click.option("-o", "--output", type=click.Choice(["name"]), default=None, help="name: print only TYPE/NAME.")
+@click.option("-o", "--output", type=click.Choice(["name", "yaml", "json"]), default=None,
+              help="name: only TYPE/NAME; yaml, json: the objects as stored (with --dry-run=server: as they would be).")
 @click.pass_context
 def command(ctx: click.Context, filenames: tuple[str, ...], recursive: bool, dry_run: str, output: str | None) -> None:
     async def main() -> bool:

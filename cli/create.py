@@ -29,7 +29,8 @@ from pkapi.v1 import apps_pb2, core_pb2
   pkctl create namespace dev
   pkctl create deployment web --image=pocketkube/hello:1 --replicas=3 --port=8080
   pkctl create deployment web --image=nginx --dry-run=client -o yaml > web.yaml""")
-@click.option("-o", "--output", type=click.Choice(["name"]), default=None, help="name: print only TYPE/NAME.")
+@click.option("-o", "--output", type=click.Choice(["name", "yaml", "json"]), default=None,
+              help="name: only TYPE/NAME; yaml, json: the objects as stored.")
 @click.pass_context
 def command(ctx: click.Context, filenames: tuple[str, ...], recursive: bool, dry_run: str, output: str | None) -> None:
     if ctx.invoked_subcommand is not None:

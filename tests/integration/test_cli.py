@@ -211,6 +211,10 @@ def test_apply_directory_json_and_dry_run(pk: Pk) -> None:
     assert pk.ok("apply", "-f", str(d), "--dry-run=server").splitlines() == [
         "deployment.apps/a created (server dry run)", "deployment.apps/b created (server dry run)"]
     assert pk("get", "deploy").stderr == f"No resources found in {pk.ns} namespace.\n"
+    # -o yaml with a server dry run shows the server's defaults, stores nothing
+    shown = yaml.safe_load(pk.ok("apply", "-f", str(d / "a.yaml"), "--dry-run=server", "-o", "yaml"))
+    assert shown["kind"] == "Deployment" and shown["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert pk("get", "deploy").stdout == ""
     assert pk.ok("apply", "-f", str(d)).splitlines() == ["deployment.apps/a created", "deployment.apps/b created"]
     assert pk.ok("apply", "-f", str(d), "-o", "name").splitlines() == ["deployment.apps/a", "deployment.apps/b"]
     (d / "c.yaml").write_text(deployment_yaml("c"))

@@ -696,3 +696,39 @@ def test_request_against_stopped_server_is_a_clean_error(pk: Pk) -> None:
                          env={"PKCTL_CONFIG": str(pk.tmp / "none")})
     assert r.exit_code == 1
     assert r.stderr.startswith("error: cannot reach the control plane at 127.0.0.1:1: connection refused")
+
+
+# ------------------------------------------------------ bad-input corpus
+
+CORPUS = Path(REPO) / "tests" / "data" / "bad"
+
+
+def corpus() -> list[Path]:
+    return sorted(p for p in CORPUS.iterdir() if p.suffix in (".yaml", ".json")) if CORPUS.is_dir() else []
+
+
+def corpus_header(path: Path) -> list[str]:
+    src = path.with_suffix(".expect") if path.suffix == ".json" else path
+    return [line for line in src.read_text().splitlines() if line.startswith("#")]
+
+
+@pytest.mark.parametrize("path", corpus(), ids=lambda p: p.stem)
+def test_bad_input_corpus_through_pkctl(pk: Pk, path: Path) -> None:
+    """Every manifest of the bad-input corpus, through `pkctl apply -f` (or
+    create) against the real server: exit 1, the expected message(s) on
+    stderr, no traceback, nothing written."""
+    head = corpus_header(path)
+    want = [line.split(":", 1)[1].strip().replace("\\n", "\n") for line in head if line.startswith("# expect:")]
+    verb = next((line.split(":", 1)[1].split()[0] for line in head if line.startswith("# verb:")), "apply")
+    target = str(path)
+    if any(line.startswith("# update:") for line in head):
+        first, second = path.read_text().split("\n---\n", 1)
+        pk.ok("apply", "-f", "-", input=first)
+        target = pk.file("second" + path.suffix, second)
+    before = pk.ok("get", "all", "-o", "json")
+    r = pk(verb, "-f", target)
+    assert r.exit_code == 1, f"{path.name} was accepted:\n{r.stdout}"
+    for w in want:
+        assert w in r.stderr, f"{path.name}: expected {w!r} in:\n{r.stderr}"
+    after = pk.ok("get", "all", "-o", "json")
+    assert after == before, f"{path.name}: a refused manifest changed something"

@@ -529,7 +529,7 @@ async def test_pod_deleted_while_agent_down_is_removed_on_return(node: Any, dock
     assert ready(await client.get("pods", "default", "stays"))  # type: ignore[arg-type]
 
 
-async def test_two_agents_on_one_machine_do_not_touch_each_other(
+async def test_two_agents_sharing_one_engine_do_not_touch_each_other(
     shared_cp: ControlPlane, start_node: Any, docker_client: Any, docker_host: str, tmp_path: Any
 ) -> None:
     cp = shared_cp
@@ -556,6 +556,35 @@ async def test_two_agents_on_one_machine_do_not_touch_each_other(
         status, body = await http_get("127.0.0.2", pb.status.port_mappings[0].host_port)
         assert status == 200 and body.strip() == "on-b"
     finally:
+        await client.close()
+
+
+async def test_two_agents_with_their_own_engines(
+    private_engine: str, shared_cp: ControlPlane, start_node: Any, docker_client: Any
+) -> None:
+    # (private_engine first: it is set up before, and torn down after, the agents)
+    a = await start_node()
+    b = await start_node(docker_host_=private_engine, node_ip="127.0.0.3")
+    client = shared_cp.client()
+    other = docker.DockerClient(base_url=private_engine, timeout=30)
+    try:
+        # the private engine has no bridge network: B's pod publishes no ports
+        await client.create(make_pod(a.node_name, "eng-a"))
+        await client.create(make_pod(b.node_name, "eng-b", [{"name": "web", "image": "pocketkube/hello:1"}]))
+        await wait_pod(client, "eng-a", ready, "Ready")
+        pb = await wait_pod(client, "eng-b", ready, "Ready")
+        idb = cstatus(pb).container_id.removeprefix("docker://")  # type: ignore[union-attr]
+        assert [c.id for c in other.containers.list()] == [idb]
+        assert docker_client.containers.list(filters={"label": f"io.pocketkube.node={b.node_name}"}) == []
+        await a.restart()
+        await client.delete("pods", "default", "eng-a")
+        await wait_gone(client, "eng-a")
+        assert other.containers.get(idb).status == "running"
+        await client.delete("pods", "default", "eng-b")
+        await wait_gone(client, "eng-b")
+        assert other.containers.list(all=True) == []
+    finally:
+        other.close()
         await client.close()
 
 

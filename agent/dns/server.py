@@ -3,7 +3,8 @@ default), answering cluster names from the shared Service/Endpoints
 informers and forwarding everything else to upstream resolvers.
 
 Concurrency: one event loop. A cluster name is answered synchronously in
-datagram_received (a dict lookup, no await). A forwarded query runs as one
+datagram_received (a dict lookup, no await); an ExternalName's CNAME is
+completed with its target's records (chase) in a task, like a forward. A forwarded query runs as one
 task: it sends the client's raw bytes to each upstream in turn (UDP, with a
 per-upstream timeout; a truncated UDP answer is retried over TCP), and
 relays the first answer unchanged (the client's own id is kept since the
@@ -20,7 +21,7 @@ import logging
 import struct
 from typing import Any
 
-from dnslib import RCODE, DNSRecord
+from dnslib import QTYPE, RCODE, DNSRecord
 
 from agent.dns.resolve import CLUSTER_DOMAIN, answer
 from agent.proxy.watch import ServiceWatch, shared
@@ -28,6 +29,7 @@ from agent.proxy.watch import ServiceWatch, shared
 log = logging.getLogger(__name__)
 
 UPSTREAM_TIMEOUT = 2.0
+MAX_CHASE = 4
 
 
 def resolv_conf_upstreams(path: str = "/etc/resolv.conf") -> list[tuple[str, int]]:
@@ -73,6 +75,7 @@ class ClusterDNS:
         self.upstreams = upstreams if upstreams is not None else resolv_conf_upstreams()
         self.queries = 0
         self.forwarded = 0
+        self.port = 0  # where run_dns listens (UDP and TCP)
 
     def _svc(self, ns: str, name: str) -> Any:
         return self.watch.services.get(ns, name)
@@ -80,9 +83,11 @@ class ClusterDNS:
     def _ep(self, ns: str, name: str) -> Any:
         return self.watch.endpoints.get(ns, name)
 
-    def local(self, data: bytes) -> bytes | None:
-        """The reply bytes if the query is ours; None to forward. A query
-        that does not parse gets FORMERR when its id can be read."""
+    def local(self, data: bytes) -> bytes | DNSRecord | None:
+        """The reply bytes if the query is ours; None to forward; a
+        DNSRecord when the reply is an ExternalName's CNAME whose target must
+        still be resolved (chase()). A query that does not parse gets FORMERR
+        when its id can be read."""
         self.queries += 1
         try:
             q = DNSRecord.parse(data)
@@ -93,7 +98,36 @@ class ClusterDNS:
         if not q.questions:
             return b""
         r = answer(q, self._svc, self._ep, self.domain)
-        return None if r is None else r.pack()
+        if r is None:
+            return None
+        if r.rr and all(x.rtype == QTYPE.CNAME for x in r.rr) and q.q.qtype in (QTYPE.A, QTYPE.AAAA, QTYPE.ANY):
+            return r
+        return bytes(r.pack())
+
+    async def chase(self, r: DNSRecord, tcp: bool = False) -> bytes:
+        """Complete a CNAME answer with the target's records, as CoreDNS does
+        for ExternalName Services (stub resolvers do not chase CNAMEs
+        themselves). The target is resolved here if it is a cluster name,
+        else upstream; at most MAX_CHASE links."""
+        qtype = r.q.qtype
+        for _ in range(MAX_CHASE):
+            target = str(r.rr[-1].rdata)
+            sub = DNSRecord.question(target, QTYPE[qtype])
+            out = self.local(sub.pack())
+            if isinstance(out, DNSRecord):
+                r.add_answer(*out.rr)
+                continue
+            if out is None:
+                out = await self.forward(sub.pack(), tcp)
+            try:
+                got = DNSRecord.parse(out)
+            except Exception:  # noqa: BLE001 - upstream garbage: answer with the CNAME alone
+                break
+            r.add_answer(*got.rr)
+            if got.header.rcode == RCODE.NXDOMAIN:
+                r.header.rcode = RCODE.NXDOMAIN
+            break
+        return bytes(r.pack())
 
     async def forward(self, data: bytes, tcp: bool = False) -> bytes:
         self.forwarded += 1
@@ -118,7 +152,9 @@ class ClusterDNS:
     async def handle(self, data: bytes, tcp: bool = False) -> bytes:
         out = self.local(data)
         if out is None:
-            out = await self.forward(data, tcp)
+            return await self.forward(data, tcp)
+        if isinstance(out, DNSRecord):
+            return await self.chase(out, tcp)
         return out
 
 
@@ -166,14 +202,14 @@ class _UdpServer(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         out = self.dns.local(data)
-        if out is not None:
+        if isinstance(out, bytes):
             if out:
                 self.transport.sendto(out, addr)
             return
-        asyncio.get_running_loop().create_task(self._forward(data, addr))
+        asyncio.get_running_loop().create_task(self._async_answer(data, out, addr))
 
-    async def _forward(self, data: bytes, addr: Any) -> None:
-        out = await self.dns.forward(data)
+    async def _async_answer(self, data: bytes, pending: DNSRecord | None, addr: Any) -> None:
+        out = await (self.dns.forward(data) if pending is None else self.dns.chase(pending))
         if out and self.transport is not None:
             self.transport.sendto(out, addr)
 
@@ -205,7 +241,8 @@ async def run_dns(
     started: asyncio.Future[ClusterDNS] | None = None,
 ) -> None:
     """Serve cluster DNS on every address of `listen` (UDP and TCP) until
-    cancelled. Typically listen = [node IP] (plus the container bridge's
+    cancelled. port 0: any free port (the same for UDP and TCP), reported
+    as ClusterDNS.port through `started`. Typically listen = [node IP] (plus the container bridge's
     gateway when the node IP is a loopback address, so containers can reach
     it)."""
     w = watch or shared(client)
@@ -220,13 +257,25 @@ async def run_dns(
     servers: list[Any] = []
     try:
         for ip in listen:
-            t, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpServer(dns), local_addr=(ip, port), reuse_port=True
-            )
-            transports.append(t)
-            servers.append(
-                await asyncio.start_server(lambda r, wr: _serve_tcp_conn(dns, r, wr), ip, port, reuse_port=True)
-            )
+            for attempt in range(20):
+                t, _ = await loop.create_datagram_endpoint(
+                    lambda: _UdpServer(dns), local_addr=(ip, port), reuse_port=True
+                )
+                bound = t.get_extra_info("sockname")[1]
+                try:
+                    srv = await asyncio.start_server(
+                        lambda r, wr: _serve_tcp_conn(dns, r, wr), ip, bound, reuse_port=True
+                    )
+                except OSError:
+                    t.close()
+                    if port != 0 or attempt == 19:
+                        raise
+                    continue  # port 0 (tests): the UDP port was taken for TCP; pick again
+                transports.append(t)
+                servers.append(srv)
+                port = bound  # with port 0, every address gets the first one picked
+                break
+        dns.port = port
         if started is not None and not started.done():
             started.set_result(dns)
         await asyncio.Event().wait()

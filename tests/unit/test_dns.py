@@ -43,6 +43,7 @@ SERVICES = [
     svc("web", clusterIp="10.96.0.5"),
     svc("head", clusterIp="None"),
     svc("ext", type="ExternalName", externalName="db.example.com"),
+    svc("alias", type="ExternalName", externalName="web.default.svc.cluster.local"),
 ]
 ENDPOINTS = [meta.from_dict({"metadata": {"name": "head", "namespace": "default"}, "subsets": [
     {"addresses": [{"ip": "127.0.0.2"}, {"ip": "127.0.0.3"}], "notReadyAddresses": [{"ip": "127.0.0.9"}],
@@ -82,22 +83,13 @@ async def query(port, name, qtype="A", tcp=False):
     return DNSRecord.parse(out)
 
 
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s, socket.socket() as t:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-        t.bind(("127.0.0.1", port))
-        return port
-
-
 async def test_cluster_names_nxdomain_and_forwarding():
     loop = asyncio.get_running_loop()
     up_t, up = await loop.create_datagram_endpoint(FakeUpstream, local_addr=("127.0.0.1", 0))
-    port = free_port()
     started = loop.create_future()
-    task = asyncio.create_task(run_dns(None, ["127.0.0.1"], port, upstreams=[up_t.get_extra_info("sockname")[:2]],
+    task = asyncio.create_task(run_dns(None, ["127.0.0.1"], 0, upstreams=[up_t.get_extra_info("sockname")[:2]],
                                        watch=FakeWatch(SERVICES, ENDPOINTS), started=started))
-    await asyncio.wait_for(started, 5)
+    port = (await asyncio.wait_for(started, 5)).port
     try:
         r = await query(port, "web.default.svc.cluster.local")
         assert [str(a.rdata) for a in r.rr] == ["10.96.0.5"] and r.header.rcode == RCODE.NOERROR
@@ -107,6 +99,13 @@ async def test_cluster_names_nxdomain_and_forwarding():
         assert sorted(str(a.rdata) for a in r.rr) == ["127.0.0.2", "127.0.0.3"]
         r = await query(port, "ext.default.svc.cluster.local")
         assert r.rr[0].rtype == QTYPE.CNAME and str(r.rr[0].rdata) == "db.example.com."
+        # the CNAME is completed with the target's address, from upstream
+        assert [str(a.rdata) for a in r.rr[1:]] == ["192.0.2.1"] and up.seen == ["db.example.com."]
+        up.seen.clear()
+        r = await query(port, "ext.default.svc.cluster.local", "CNAME")
+        assert [str(a.rdata) for a in r.rr] == ["db.example.com."] and up.seen == []
+        r = await query(port, "alias.default.svc.cluster.local", tcp=True)  # CNAME to a cluster name
+        assert [str(a.rdata) for a in r.rr] == ["web.default.svc.cluster.local.", "10.96.0.5"]
         r = await query(port, "web.default.svc.cluster.local", "AAAA")
         assert r.header.rcode == RCODE.NOERROR and not r.rr
         for name in ("nope.default.svc.cluster.local", "web.other.svc.cluster.local", "x.cluster.local",
@@ -125,11 +124,10 @@ async def test_cluster_names_nxdomain_and_forwarding():
 
 async def test_no_upstream_is_servfail():
     loop = asyncio.get_running_loop()
-    port = free_port()
     started = loop.create_future()
-    task = asyncio.create_task(run_dns(None, ["127.0.0.1"], port, upstreams=[],
+    task = asyncio.create_task(run_dns(None, ["127.0.0.1"], 0, upstreams=[],
                                        watch=FakeWatch([], []), started=started))
-    await asyncio.wait_for(started, 5)
+    port = (await asyncio.wait_for(started, 5)).port
     try:
         r = await query(port, "example.org")
         assert r.header.rcode == RCODE.SERVFAIL

@@ -101,6 +101,7 @@ class LoadBalancerController(Controller):
 
     async def started(self) -> None:
         self._node(None)
+        self._retry_pending()  # the pool may have grown since they were created
 
     async def run(self) -> None:
         if not self._own:

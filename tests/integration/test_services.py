@@ -432,6 +432,15 @@ async def test_load_balancer_address_moves_when_its_node_dies(
 
         await poll(f"only {survivor} answering", only_survivor, 5)
 
+        # the address freed by deleting "lb" goes to the pending "lb2"
+        await client.delete("services", "default", "lb")
+
+        async def lb2_address() -> list[str]:
+            s = await client.get("services", "default", "lb2")
+            return [i.ip for i in s.status.load_balancer.ingress]
+
+        assert await poll("lb2 getting the freed address", lb2_address, 10) == ["127.77.0.10"]
+
 
 async def _moved(aw: Any, old: str) -> str:
     h = str(await aw)

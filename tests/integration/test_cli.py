@@ -637,6 +637,29 @@ def test_delete_pod_with_grace_waits_and_force_does_not(pk: Pk, cp: ControlPlane
     assert pk("get", "pods").stderr == f"No resources found in {pk.ns} namespace.\n"
 
 
+# ------------------------------------------------------------ label, annotate
+
+
+def test_label_and_annotate(pk: Pk) -> None:
+    pk.ok("apply", "-f", "-", input=deployment_yaml("a") + "---\n" + deployment_yaml("b"))
+    assert pk.ok("label", "deploy", "a", "tier=front") == "deployment.apps/a labeled\n"
+    r = pk("label", "deploy/a", "tier=back")
+    assert (r.exit_code, r.stderr) == (1, "error: 'tier' already has a value (front), and --overwrite is false\n")
+    assert pk.ok("label", "deploy/a", "tier=back", "--overwrite") == "deployment.apps/a labeled\n"
+    assert pk.ok("label", "deploy/a", "tier=back") == "deployment.apps/a not labeled\n"
+    assert pk.ok("label", "deploy", "--all", "canary=yes").splitlines() == [
+        "deployment.apps/a labeled", "deployment.apps/b labeled"]
+    assert [r[0] for r in rows(pk.ok("get", "deploy", "-l", "tier=back,canary=yes"))] == ["NAME", "a"]
+    assert pk.ok("label", "deploy", "-l", "canary=yes", "canary-").splitlines() == [
+        "deployment.apps/a labeled", "deployment.apps/b labeled"]
+    assert pk.ok("annotate", "deploy", "b", "note=on call: ana") == "deployment.apps/b annotated\n"
+    assert pk.ok("get", "deploy", "b", "-o", "jsonpath={.metadata.annotations.note}") == "on call: ana"
+    r = pk("label", "deploy", "nope", "a=b")
+    assert (r.exit_code, r.stderr) == (1, 'Error from server (NotFound): deployments.apps "nope" not found\n')
+    # labels only change metadata: the generation (spec changes) stays
+    assert pk.ok("get", "deploy", "a", "-o", "jsonpath={.metadata.generation}") == "1"
+
+
 # -------------------------------------------------------------------- wait
 
 

@@ -305,3 +305,16 @@ def yaml_load(text: str) -> dict:
 
     out: dict = yaml.safe_load(text)
     return out
+
+
+def test_label_changes() -> None:
+    from cli.label import _split, parse_changes
+
+    assert _split(("pod", "web-1", "a=1", "b-")) == (["pod", "web-1"], ["a=1", "b-"])
+    assert _split(("pod/web-1", "a=")) == (["pod/web-1"], ["a="])
+    ch = parse_changes(["a=1", "b-", "c="], "label")
+    assert ch.set == {"a": "1", "c": ""} and ch.remove == ("b",)
+    for bad in (["=1"], ["a=1", "a-"], ["bad key=1"], ["a=not valid!"]):
+        with pytest.raises(util.CliError):
+            parse_changes(bad, "label")
+    assert parse_changes(["note=any text: at all"], "annotation").set == {"note": "any text: at all"}

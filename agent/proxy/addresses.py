@@ -122,16 +122,20 @@ async def gratuitous_arp(dev: str, ip: str) -> None:
         log.warning("gratuitous ARP for %s on %s: %s", ip, dev, err)
 
 
+def garp_frame(mac: bytes, ip: str) -> bytes:
+    """Pure. A broadcast Ethernet frame carrying a gratuitous ARP request
+    (sender and target protocol address both `ip`, RFC 5227 announcement)."""
+    pa = socket.inet_aton(ip)
+    frame = b"\xff" * 6 + mac + struct.pack("!H", 0x0806)
+    return frame + struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + pa + b"\x00" * 6 + pa
+
+
 def _raw_garp(dev: str, ip: str) -> None:
     with open(f"/sys/class/net/{dev}/address") as f:
         mac = bytes.fromhex(f.read().strip().replace(":", ""))
     if len(mac) != 6:
         return
-    bcast = b"\xff" * 6
-    pa = socket.inet_aton(ip)
-    # Ethernet header + ARP request with sender = target = ip (RFC 5227 style announcement).
-    frame = bcast + mac + struct.pack("!H", 0x0806)
-    frame += struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac + pa + b"\x00" * 6 + pa
+    frame = garp_frame(mac, ip)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     try:
         s.bind((dev, 0))

@@ -376,3 +376,19 @@ async def test_proxier_follows_services_and_endpoints():
         await asyncio.gather(task, return_exceptions=True)
         s1.close()
         s2.close()
+
+
+def test_gratuitous_arp_frame_and_labels():
+    from agent.proxy.addresses import cluster_tag, garp_frame, label_for
+
+    mac = bytes.fromhex("02420a000002")
+    f = garp_frame(mac, "192.168.50.240")
+    assert len(f) == 42
+    assert f[:6] == b"\xff" * 6 and f[6:12] == mac and f[12:14] == b"\x08\x06"
+    assert f[14:22] == bytes.fromhex("0001080006040001")  # Ethernet/IPv4, request
+    assert f[22:28] == mac and f[28:32] == bytes([192, 168, 50, 240])  # sender
+    assert f[32:38] == b"\x00" * 6 and f[38:42] == bytes([192, 168, 50, 240])  # target = sender
+    tag = cluster_tag("127.0.0.1:6443")
+    assert len(tag) == 8 and tag != cluster_tag("127.0.0.1:6444")
+    assert label_for("lo", "ps" + tag) == "lo:ps" + tag
+    assert label_for("verylongname0", "ps" + tag) == ""  # labels are at most 15 characters

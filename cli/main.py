@@ -47,6 +47,7 @@ COMMANDS: list[str] = [
     "get=cli.get:command",
     "describe=cli.describe:command",
     "delete=cli.delete:command",
+    "edit=cli.edit:command",
     "logs=cli.logs:command",
     "wait=cli.wait:command",
     "label=cli.label:label",

@@ -637,6 +637,28 @@ def test_delete_pod_with_grace_waits_and_force_does_not(pk: Pk, cp: ControlPlane
     assert pk("get", "pods").stderr == f"No resources found in {pk.ns} namespace.\n"
 
 
+# -------------------------------------------------------------------- edit
+
+
+def test_edit(pk: Pk, monkeypatch: pytest.MonkeyPatch) -> None:
+    pk.ok("apply", "-f", "-", input=deployment_yaml("web", replicas=3))
+    monkeypatch.setenv("KUBE_EDITOR", "sed -i s/replicas:\\ 3/replicas:\\ 5/")
+    assert pk.ok("edit", "deploy", "web") == "deployment.apps/web edited\n"
+    assert pk.ok("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}") == "5"
+    monkeypatch.setenv("KUBE_EDITOR", "true")
+    assert pk.ok("edit", "deploy/web") == "Edit cancelled, no changes made.\n"
+    monkeypatch.setenv("KUBE_EDITOR", "sed -i s/replicas:\\ 5/replicas:\\ -1/")
+    r = pk("edit", "deploy", "web")
+    assert r.exit_code == 1
+    assert "spec.replicas: Invalid value: -1: must be greater than or equal to 0" in r.stderr
+    kept = r.stderr.split('A copy of your changes has been stored to "')[1].split('"')[0]
+    try:
+        assert "replicas: -1" in Path(kept).read_text()
+    finally:
+        os.unlink(kept)
+    assert pk.ok("get", "deploy", "web", "-o", "jsonpath={.spec.replicas}") == "5"
+
+
 # ------------------------------------------------------------ label, annotate
 
 

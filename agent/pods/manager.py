@@ -81,11 +81,31 @@ class PodManager:
         w = self.workers.get(uid)
         if w is None:
             w = self.workers[uid] = PodWorker(self, uid, pod)
+            w.rejected = self.admit(pod)
             w.task = asyncio.create_task(w.run(), name=f"pod-{pod.metadata.namespace}/{pod.metadata.name}")
             w.task.add_done_callback(functools.partial(self._worker_done, uid, w))
         else:
             w.pod = pod
         w.poke()
+
+    def admit(self, pod: core_pb2.Pod) -> str:
+        """"" when the pod may run here, else why not (kubelet's admission for
+        --max-pods). Pods that already ran here (containers exist, or a
+        status says so) are always admitted, so a restarted agent keeps them."""
+        if pod.status.phase in ("Succeeded", "Failed") or pod.status.container_statuses:
+            return ""
+        active = sum(
+            1
+            for w in self.workers.values()
+            if not w.rejected and w.pod is not None and w.pod.status.phase not in ("Succeeded", "Failed")
+        )
+        # this pod's own worker is already in self.workers
+        used = active - 1
+        if used >= self.config.max_pods:
+            return (
+                f"Node didn't have enough resource: pods, requested: 1, used: {used}, capacity: {self.config.max_pods}"
+            )
+        return ""
 
     def _on_update(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
         if old.metadata.uid != new.metadata.uid:

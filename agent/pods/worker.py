@@ -123,6 +123,9 @@ class PodWorker:
         # agent restart): their readiness starts from the last reported value.
         self.adopted: set[str] | None = None
         self.task: asyncio.Task[None] | None = None
+        # Set by the manager when admitting the pod would exceed --max-pods:
+        # the pod is failed (OutOfpods) and never run, as a kubelet does.
+        self.rejected = ""
 
     # -------------------------------------------------------------- loop
 
@@ -176,6 +179,9 @@ class PodWorker:
         pod = self.pod
         if pod is None or pod.metadata.HasField("deletion_timestamp"):
             return await self.terminate(pod, states)
+        if self.rejected and not states:
+            await self.write_rejected(pod)
+            return False
         views = []
         for c in pod.spec.containers:
             views.append(await self.sync_container(pod, c, by_name.get(c.name, [])))
@@ -499,6 +505,24 @@ class PodWorker:
             raise
         self.last_written = new
         self.last_written_rv = int(out.metadata.resource_version or 0)
+
+    async def write_rejected(self, pod: core_pb2.Pod) -> None:
+        if pod.status.phase == "Failed" and pod.status.reason == "OutOfpods":
+            return
+        body = core_pb2.Pod()
+        body.CopyFrom(pod)
+        body.metadata.resource_version = ""
+        body.status.Clear()
+        body.status.phase = "Failed"
+        body.status.reason = "OutOfpods"
+        body.status.message = self.rejected
+        body.status.host_ip = self.m.node_ip
+        try:
+            await self.m.client.update_status(body)
+        except ApiError as e:
+            if e.reason != "NotFound":
+                raise
+        self.m.event(pod, "Warning", "OutOfpods", self.rejected)
 
     # --------------------------------------------------------- terminate
 

@@ -201,10 +201,12 @@ async def pod_logs(client: ClusterClient, name: str, timeout: float = 10.0, **kw
 
 
 async def pod_exec(
-    client: ClusterClient, name: str, command: list[str], stdin: bytes | None = None, container: str = ""
+    client: ClusterClient, name: str, command: list[str], stdin: bytes | None = None, container: str = "", tty: bool = False
 ) -> tuple[int, bytes, bytes]:
     call = client.resources.PodExec(timeout=15)
-    start = api_pb2.ExecStart(namespace="default", pod=name, container=container, command=command, stdin=stdin is not None)
+    start = api_pb2.ExecStart(
+        namespace="default", pod=name, container=container, command=command, stdin=stdin is not None, tty=tty
+    )
     await call.write(api_pb2.ExecRequest(start=start))
     if stdin is not None:
         await call.write(api_pb2.ExecRequest(stdin=stdin))
@@ -466,6 +468,8 @@ async def test_logs_and_exec(node: Any) -> None:
     assert (code, out) == (0, b"hello stdin\n")
     code, out, err = await pod_exec(client, "talky", ["no-such-command"])
     assert code != 0
+    code, out, _ = await pod_exec(client, "talky", ["tty"], tty=True)
+    assert code == 0 and out.startswith(b"/dev/pts/"), out
     # errors in kubectl's words
     with pytest.raises(Exception) as e:
         await pod_logs(client, "talky", container="nope")

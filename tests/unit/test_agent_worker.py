@@ -241,3 +241,40 @@ async def test_run_loop_wakes_on_poke_and_timer(rt: FakeRuntime) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_max_pods_admission_rejects_with_out_of_pods(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    w = PodWorker(m, "u-9", mkpod(uid="u-9"))  # type: ignore[arg-type]
+    w.rejected = "Node didn't have enough resource: pods, requested: 1, used: 2, capacity: 2"
+    await w.sync()
+    st = last(m)
+    assert (st.phase, st.reason) == ("Failed", "OutOfpods") and "capacity: 2" in st.message
+    assert rt.containers == {}
+    assert ("Warning", "OutOfpods") in {(t, r) for t, r, _ in m.events}
+
+
+async def test_manager_admits_up_to_max_pods(rt: FakeRuntime) -> None:
+    from agent.pods.manager import PodManager
+
+    cfg = AgentConfig(node_name="n1", node_ip="10.0.0.5", max_pods=2)
+    client = StubClient()
+    mgr = PodManager(cfg, client, rt, PodHooks(), check_port_bind=False)
+    try:
+        for i in range(3):
+            mgr._on_add(mkpod(uid=f"u-{i}"))
+        assert [bool(mgr.workers[f"u-{i}"].rejected) for i in range(3)] == [False, False, True]
+        assert "used: 2, capacity: 2" in mgr.workers["u-2"].rejected
+
+        async def settled() -> bool:
+            return len(rt.containers) == 2 and any(s.reason == "OutOfpods" for s in client.statuses)
+
+        deadline = time.monotonic() + 5
+        while not await settled():
+            assert time.monotonic() < deadline, "workers did not run two pods and reject the third"
+            await asyncio.sleep(0.02)
+    finally:
+        for w in mgr.workers.values():
+            assert w.task is not None
+            w.task.cancel()
+        await asyncio.gather(*(w.task for w in mgr.workers.values() if w.task), return_exceptions=True)

@@ -53,6 +53,7 @@ COMMANDS: list[str] = [
     "label=cli.label:label",
     "annotate=cli.label:annotate",
     "exec=cli.exec:command",
+    "port-forward=cli.port_forward:command",
     "expose=cli.expose:command",
     "rollout=cli.rollout:command",
     "scale=cli.scale:command",

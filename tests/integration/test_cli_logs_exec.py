@@ -70,13 +70,15 @@ async def test_pkctl_logs_and_exec(start_controlplane: Callable[..., Awaitable[A
         pod.spec.termination_grace_period_seconds = 1
         pod.spec.containers.add(name="main", image="pocketkube/hello:1", command=["sh", "-c", SCRIPT],
                                 image_pull_policy="Never")
-        pod.spec.containers.add(name="side", image="pocketkube/hello:1", image_pull_policy="Never")
+        side = pod.spec.containers.add(name="side", image="pocketkube/hello:1", image_pull_policy="Never")
+        side.ports.add(name="http", container_port=8080, protocol="TCP")
         await client.create(pod)
         svc = meta.from_dict({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "talky"},
                               "spec": {"selector": {"app": "talky"}, "ports": [{"port": 80}]}}, core_pb2.Service)
         svc.metadata.namespace = "default"  # type: ignore[attr-defined]
         await client.create(svc)
-        await wait_running(client, "default", "talky")
+        running = await wait_running(client, "default", "talky")
+        assert running.status.port_mappings, "the agent published no port"  # type: ignore[attr-defined]
 
     # logs: several lines so far; --tail; a container chosen with -c
     deadline = time.monotonic() + 10
@@ -129,3 +131,37 @@ async def test_pkctl_logs_and_exec(start_controlplane: Callable[..., Awaitable[A
     assert (code, out) == (0, "talky\n"), err
     code, out, err = await pkctl(cp.address, "exec", "talky", "-c", "main", "--", "no-such-command")
     assert code != 0 and "command terminated with exit code" in err
+
+    await port_forward_check(cp.address)
+    code, out, err = await pkctl(cp.address, "port-forward", "talky", "9:9")
+    assert code == 1 and "has no published TCP port 9" in err
+
+
+async def http_get(port: int) -> bytes:
+    r, w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 5)
+    try:
+        w.write(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+        await w.drain()
+        return await asyncio.wait_for(r.read(), 5)
+    finally:
+        w.close()
+        await w.wait_closed()
+
+
+async def port_forward_check(address: str) -> None:
+    """pkctl port-forward to the named port of the pod behind svc/talky."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli.main", "--server", address, "port-forward", "svc/talky", ":http", cwd=REPO,
+        env=env(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 15)).decode()
+        assert line.startswith("Forwarding from 127.0.0.1:") and line.endswith(" -> 8080\n"), line
+        port = int(line.split(":")[1].split()[0])
+        for _ in range(2):
+            body = await http_get(port)
+            assert body.startswith(b"HTTP/1.") and body.endswith(b"talky\n"), body
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 10)
+    assert proc.returncode == 130 and b"Traceback" not in err, err

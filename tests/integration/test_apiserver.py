@@ -547,3 +547,24 @@ async def test_watch_resumes_across_a_control_plane_restart(start_controlplane, 
         got = [await next_event(w) for _ in range(2)]
         assert [(t, o.metadata.name) for t, o in got] == [("ADDED", "b"), ("DELETED", "a")]
         await w.aclose()
+
+
+async def test_two_control_planes_serve_one_etcd(start_controlplane, etcd_process):
+    """Every control plane serves the API: a write through one is seen by a
+    watch through the other, and CAS holds across them."""
+    a = await start_controlplane(etcd=etcd_process)
+    b = await start_controlplane(etcd=etcd_process)
+    async with a.client() as ca, b.client() as cb:
+        _, rv = await cb.list("pods")
+        w = cb.watch("pods", resource_version=rv)
+        fut = asyncio.ensure_future(next_event(w))
+        created = await ca.create(pod("x"))
+        t, obj = await fut
+        assert (t, obj.metadata.uid) == ("ADDED", created.metadata.uid)
+        stale = await cb.get("pods", "default", "x")
+        created.metadata.labels["by"] = "a"
+        await ca.update(created)
+        stale.metadata.labels["by"] = "b"
+        with pytest.raises(ApiError, match="the object has been modified"):
+            await cb.update(stale)
+        await w.aclose()

@@ -318,3 +318,25 @@ def test_label_changes() -> None:
         with pytest.raises(util.CliError):
             parse_changes(bad, "label")
     assert parse_changes(["note=any text: at all"], "annotation").set == {"note": "any text: at all"}
+
+
+def test_port_forward_specs_and_targets() -> None:
+    from cli.port_forward import Forward, parse_ports, target_of
+    from pkapi.v1 import core_pb2
+
+    assert parse_ports(("8080:80", "80", ":http", "0:9")) == [
+        Forward(8080, "80"), Forward(80, "80"), Forward(0, "http"), Forward(0, "9")]
+    for bad in ("x:80", "70000:80", "80:0", "80:"):
+        with pytest.raises(util.CliError):
+            parse_ports((bad,))
+    p = core_pb2.Pod()
+    p.metadata.name = "web-1"
+    p.status.host_ip = "10.0.0.2"
+    p.spec.containers.add(name="c").ports.add(name="http", container_port=8080)
+    p.status.port_mappings.add(container_name="c", container_port=8080, protocol="TCP", host_port=40001)
+    assert target_of(p, "8080") == ("10.0.0.2", 40001, 8080)
+    assert target_of(p, "http") == ("10.0.0.2", 40001, 8080)
+    with pytest.raises(util.CliError, match="no published TCP port 81"):
+        target_of(p, "81")
+    with pytest.raises(util.CliError, match="does not have a named port 'grpc'"):
+        target_of(p, "grpc")

@@ -278,3 +278,32 @@ async def test_manager_admits_up_to_max_pods(rt: FakeRuntime) -> None:
             assert w.task is not None
             w.task.cancel()
         await asyncio.gather(*(w.task for w in mgr.workers.values() if w.task), return_exceptions=True)
+
+
+async def test_startup_probe_failure_restarts_and_gates_readiness(rt: FakeRuntime) -> None:
+    rt.exec_results["started?"] = (1, b"not yet")
+    m = StubManager(rt, backoff=0.1)
+    probe = {"exec": {"command": ["started?"]}, "periodSeconds": 1, "failureThreshold": 2}
+    ready_probe = {"exec": {"command": ["true"]}, "periodSeconds": 1}
+    w = PodWorker(m, "u-1", mkpod(container={"startupProbe": probe, "readinessProbe": ready_probe}))  # type: ignore[arg-type]
+    task = asyncio.create_task(w.run())
+    try:
+        deadline = time.monotonic() + 5
+        while not (m.client.statuses and m.client.statuses[-1].container_statuses[0].restart_count >= 1):
+            assert time.monotonic() < deadline, "no restart after the startup probe failed twice"
+            st = m.client.statuses[-1] if m.client.statuses else None
+            if st is not None:
+                cs = st.container_statuses[0]
+                assert not cs.ready and not cs.started  # readiness held back while starting
+            await asyncio.sleep(0.05)
+        assert any(r == "Killing" and "failed startup probe" in msg for _, r, msg in m.events), m.events
+        # once started, readiness runs and the pod becomes Ready
+        rt.exec_results["started?"] = (0, b"")
+        deadline = time.monotonic() + 5
+        while not m.client.statuses[-1].container_statuses[0].ready:
+            assert time.monotonic() < deadline, "not Ready after the startup probe passed"
+            await asyncio.sleep(0.05)
+        assert m.client.statuses[-1].container_statuses[0].started
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

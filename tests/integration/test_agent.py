@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -644,3 +645,40 @@ async def test_control_plane_outage_keeps_pods_running_and_agent_reconnects(
     pod = await client.get("pods", "default", "steady")
     assert cstatus(pod).container_id.endswith(cid) and cstatus(pod).restart_count == 0  # type: ignore[arg-type,union-attr]
     await client.close()
+
+
+async def run_pkctl(cp: ControlPlane, *args: str, stdin: bytes = b"", timeout: float = 20) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli.main", "--server", cp.address, *args,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_pkctl_logs_and_exec(node: Any) -> None:
+    cp, ag, client = node
+    script = 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'
+    await client.create(make_pod(ag.node_name, "cli-pod", [sh(script)]))
+    await wait_pod(client, "cli-pod", ready, "Ready")
+    await poll("2 log lines", lambda: _count_lines(client, "cli-pod", 2))
+    code, out, err = await run_pkctl(cp, "logs", "cli-pod", "--tail", "1")
+    assert code == 0 and len(out.splitlines()) == 1 and out.startswith("tick "), (out, err)
+    # -f streams: read three new lines, then stop the client
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "cli.main", "--server", cp.address, "logs", "-f", "--tail", "0", "cli-pod",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [await asyncio.wait_for(proc.stdout.readline(), 10) for _ in range(3)]
+        nums = [int(line.split()[1]) for line in lines]
+        assert nums == [nums[0], nums[0] + 1, nums[0] + 2]
+    finally:
+        proc.kill()
+        await proc.wait()
+    code, out, err = await run_pkctl(cp, "exec", "cli-pod", "--", "sh", "-c", "echo hi; exit 3")
+    assert (code, out) == (3, "hi\n"), err
+    code, out, err = await run_pkctl(cp, "exec", "-i", "cli-pod", "--", "cat", stdin=b"piped\n")
+    assert (code, out) == (0, "piped\n"), err

@@ -215,7 +215,6 @@ async def get_once(ctx: click.Context, targets: list[util.Target], printer: Prin
                 errors.append(f)
         else:
             results.append(f)
-    # A transport-level failure is the same for every target: report once.
     groups = group(results)
     for g in groups:
         g.objs = sort_objs(g.objs, sort_by)
@@ -244,8 +243,9 @@ async def get_once(ctx: click.Context, targets: list[util.Target], printer: Prin
             printer.structured(printers.object_dict(groups[0].objs[0]))
         elif not (single and total == 0):
             printer.structured(printers.list_dict([printers.object_dict(o) for g in groups for o in g.objs]))
-    for e in errors:
-        util.err(util.api_error_text(e))
+    # One bad selector fails every target alike: say it once.
+    for text in dict.fromkeys(util.api_error_text(e) for e in errors):
+        util.err(text)
     return not errors
 
 

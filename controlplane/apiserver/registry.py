@@ -640,10 +640,9 @@ def _apply_onto(k: Kind, incoming: Message, new: Message, old: Message) -> None:
     """Copy what a manifest owns from `incoming` onto `new` (a copy of the
     stored object), keeping server-set fields."""
     imd, nmd = incoming.metadata, new.metadata  # type: ignore[attr-defined]
-    nmd.labels.clear()
-    nmd.labels.update(imd.labels)
-    nmd.annotations.clear()
-    nmd.annotations.update(imd.annotations)
+    omd = old.metadata  # type: ignore[attr-defined]
+    _replace_keeping_system_keys(nmd.labels, imd.labels, omd.labels)
+    _replace_keeping_system_keys(nmd.annotations, imd.annotations, omd.annotations)
     if imd.owner_references:
         del nmd.owner_references[:]
         nmd.owner_references.extend(imd.owner_references)
@@ -658,6 +657,14 @@ def _apply_onto(k: Kind, incoming: Message, new: Message, old: Message) -> None:
                 getattr(new, f.name).CopyFrom(getattr(incoming, f.name))
         else:
             setattr(new, f.name, getattr(incoming, f.name))
+    if k.kind in ("Deployment", "ReplicaSet"):
+        # `rollout restart` stamps kubectl.kubernetes.io/restartedAt on the
+        # template; re-applying the manifest must not undo it (a rollout).
+        _replace_keeping_system_keys(
+            new.spec.template.metadata.annotations,  # type: ignore[attr-defined]
+            incoming.spec.template.metadata.annotations,  # type: ignore[attr-defined]
+            old.spec.template.metadata.annotations,  # type: ignore[attr-defined]
+        )
     if k.kind == "Service":
         _keep_service_allocations(old, new)
     elif k.kind == "Pod":
@@ -667,6 +674,27 @@ def _apply_onto(k: Kind, incoming: Message, new: Message, old: Message) -> None:
         # Registration and controllers own the taints the manifest omits.
         if not new.spec.taints:  # type: ignore[attr-defined]
             new.spec.taints.extend(old.spec.taints)  # type: ignore[attr-defined]
+
+
+# Label/annotation domains that controllers and tools own. kubectl's
+# three-way merge keeps live keys the manifest never set; without a
+# last-applied record, apply keeps keys in these domains the manifest omits
+# (deployment.kubernetes.io/revision, pocketkube.io/lb-node, ...) and
+# replaces everything else, so re-applying a manifest is "unchanged" while
+# controllers run.
+SYSTEM_DOMAINS = ("kubernetes.io", "k8s.io", "pocketkube.io")
+
+
+def is_system_key(key: str) -> bool:
+    prefix, slash, _ = key.rpartition("/")
+    return bool(slash) and any(prefix == d or prefix.endswith("." + d) for d in SYSTEM_DOMAINS)
+
+
+def _replace_keeping_system_keys(target: Any, manifest: Any, live: Any) -> None:
+    kept = {k: v for k, v in live.items() if is_system_key(k) and k not in manifest}
+    target.clear()
+    target.update(manifest)
+    target.update(kept)
 
 
 def _keep_service_allocations(old: Any, new: Any) -> None:

@@ -568,3 +568,22 @@ async def test_two_control_planes_serve_one_etcd(start_controlplane, etcd_proces
         with pytest.raises(ApiError, match="the object has been modified"):
             await cb.update(stale)
         await w.aclose()
+
+
+async def test_reapply_is_unchanged_while_controllers_run(start_controlplane):
+    """The controllers annotate the Deployment (revision) and the rollout
+    settles; re-applying the seed manifests is still "unchanged"."""
+    import json
+
+    cp = await start_controlplane(controllers=True)
+    async with cp.client() as c:
+        for m in (SEED_DEPLOYMENT, SEED_SERVICE):
+            assert (await c.apply(json.dumps(m)))[1] == "created"
+
+        async def annotated():
+            d = await c.get("deployments", "default", "my-web-app-deployment")
+            return "deployment.kubernetes.io/revision" in d.metadata.annotations
+
+        await wait_for(annotated, 15, "the deployment controller's revision annotation")
+        for m in (SEED_DEPLOYMENT, SEED_SERVICE):
+            assert (await c.apply(json.dumps(m)))[1] == "unchanged", m["kind"]

@@ -135,3 +135,26 @@ async def test_graceful_pod_deletion(reg):
 async def test_unknown_resource(reg):
     with pytest.raises(ApiError, match='the server could not find the requested resource "statefulsets"'):
         await reg.get("statefulsets", "default", "x")
+
+
+async def test_apply_keeps_what_controllers_and_tools_own(reg):
+    d = dep()
+    d.metadata.annotations["team"] = "a"
+    await reg.apply(d)
+    live = await reg.get("deployments", "default", "web")
+    live.metadata.annotations["deployment.kubernetes.io/revision"] = "1"  # the deployment controller
+    live.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"] = "2026-11-28T10:00:00Z"
+    await reg.update(live)
+    out, r = await reg.apply(d)
+    assert r == "unchanged"
+    assert out.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
+    # a user key the manifest drops is removed; system keys stay
+    d2 = dep()
+    out, r = await reg.apply(d2)
+    assert r == "configured" and "team" not in out.metadata.annotations
+    assert out.metadata.annotations["deployment.kubernetes.io/revision"] == "1"
+    assert out.spec.template.metadata.annotations["kubectl.kubernetes.io/restartedAt"] == "2026-11-28T10:00:00Z"
+    # a manifest value for a system key wins
+    d2.metadata.annotations["deployment.kubernetes.io/revision"] = "7"
+    out, _ = await reg.apply(d2)
+    assert out.metadata.annotations["deployment.kubernetes.io/revision"] == "7"

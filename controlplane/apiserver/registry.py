@@ -658,6 +658,10 @@ def _apply_onto(k: Kind, incoming: Message, new: Message, old: Message) -> None:
         else:
             setattr(new, f.name, getattr(incoming, f.name))
     if k.kind in ("Deployment", "ReplicaSet"):
+        # A manifest without replicas leaves the scale to `scale` (kubectl's
+        # three-way merge does the same when replicas was never applied).
+        if not incoming.spec.HasField("replicas") and old.spec.HasField("replicas"):  # type: ignore[attr-defined]
+            new.spec.replicas = old.spec.replicas  # type: ignore[attr-defined]
         # `rollout restart` stamps kubectl.kubernetes.io/restartedAt on the
         # template; re-applying the manifest must not undo it (a rollout).
         _replace_keeping_system_keys(

@@ -158,3 +158,17 @@ async def test_apply_keeps_what_controllers_and_tools_own(reg):
     d2.metadata.annotations["deployment.kubernetes.io/revision"] = "7"
     out, _ = await reg.apply(d2)
     assert out.metadata.annotations["deployment.kubernetes.io/revision"] == "7"
+
+
+async def test_apply_without_replicas_keeps_the_scale(reg):
+    d = dep()
+    d.spec.ClearField("replicas")
+    assert (await reg.apply(d))[0].spec.replicas == 1
+    live = await reg.get("deployments", "default", "web")
+    live.spec.replicas = 5  # pkctl scale
+    await reg.update(live)
+    out, r = await reg.apply(d)
+    assert r == "unchanged" and out.spec.replicas == 5
+    d.spec.replicas = 2
+    out, r = await reg.apply(d)
+    assert r == "configured" and out.spec.replicas == 2

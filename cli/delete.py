@@ -131,7 +131,7 @@ async def wait_gone(c: ClusterClient, gone: list[tuple[Victim, str]], deadline: 
   pkctl delete pod/web-1 svc/web
   pkctl delete pods -l app=web --cascade=foreground
   pkctl delete pod web-1 --force --grace-period=0""")
-@click.argument("args", nargs=-1, metavar="(TYPE [NAME…] | TYPE/NAME…)")
+@click.argument("args", nargs=-1, metavar="(TYPE [NAME…] | TYPE/NAME…)", shell_complete=util.complete_types)
 @click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-",
               help="Delete the objects named in these manifests.")
 @click.option("-R", "--recursive", is_flag=True, help="Read directories given to -f recursively.")

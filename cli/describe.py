@@ -701,7 +701,7 @@ async def find(c: ClusterClient, kind: Kind, ns: str, name: str) -> list[Message
   pkctl describe deploy web
   pkctl describe pods -l app=web
   pkctl describe svc/web node/node-1""")
-@click.argument("args", nargs=-1, metavar="(TYPE [NAME_PREFIX…] | TYPE/NAME…)")
+@click.argument("args", nargs=-1, metavar="(TYPE [NAME_PREFIX…] | TYPE/NAME…)", shell_complete=util.complete_types)
 @click.option("-l", "--selector", default="", metavar="SELECTOR", help="Describe the objects matching this label selector.")
 @click.option("--show-events/--no-show-events", default=True, show_default=True, help="Include Events.")
 @click.pass_context

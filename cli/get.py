@@ -308,7 +308,7 @@ async def watch(ctx: click.Context, target: util.Target, printer: Printer, selec
 
 Types: pods (po), deployments (deploy), replicasets (rs), services (svc),
 endpoints (ep), nodes (no), namespaces (ns), events (ev), leases, all.""")
-@click.argument("args", nargs=-1, metavar="(TYPE[,TYPE…] [NAME…] | TYPE/NAME…)")
+@click.argument("args", nargs=-1, metavar="(TYPE[,TYPE…] [NAME…] | TYPE/NAME…)", shell_complete=util.complete_types)
 @click.option("-o", "--output", metavar="FORMAT",
               help="wide, yaml, json, name, jsonpath=TEMPLATE or custom-columns=HEADER:PATH,…")
 @click.option("-l", "--selector", default="", metavar="SELECTOR", help="Label selector, e.g. app=web,tier!=db.")

@@ -65,6 +65,7 @@ COMMANDS: list[str] = [
     "cluster-info=cli.cluster_info:command",
     "config=cli.cluster_info:config_group",
     "version=cli.version:command",
+    "completion=cli.completion:command",
     "lab=cli.lab:command",
 ]
 

@@ -306,6 +306,16 @@ def parse_targets(args: tuple[str, ...] | list[str], verb: str = "get") -> list[
     return [Target(kinds[0], n) for n in names]
 
 
+def complete_types(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[Any]:
+    """Shell completion of the first TYPE argument (get, describe, delete, …)."""
+    from click.shell_completion import CompletionItem
+
+    if ctx.params.get(param.name or ""):
+        return []  # only the first argument is a type
+    names = sorted({n for k in meta.KINDS for n in (k.resource, *k.short_names) if n} | {"all"})
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
 def scope_namespace(kind: Kind, s: Settings) -> str:
     """The namespace to ask about: "" for cluster-scoped kinds and -A."""
     if not kind.namespaced or s.all_namespaces:

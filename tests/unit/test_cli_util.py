@@ -340,3 +340,18 @@ def test_port_forward_specs_and_targets() -> None:
         target_of(p, "81")
     with pytest.raises(util.CliError, match="does not have a named port 'grpc'"):
         target_of(p, "grpc")
+
+
+def test_completion(run) -> None:
+    r = run("completion", "bash")
+    assert r.exit_code == 0 and "_PKCTL_COMPLETE=bash_complete" in r.stdout
+    assert run("completion", "tcsh").exit_code == 1
+    import click
+
+    from cli.get import command as get_cmd
+
+    ctx = click.Context(get_cmd)
+    param = next(p for p in get_cmd.params if p.name == "args")
+    assert [c.value for c in util.complete_types(ctx, param, "de")] == ["deploy", "deployments"]
+    ctx.params["args"] = ("deploy",)
+    assert util.complete_types(ctx, param, "") == []

@@ -307,7 +307,11 @@ async def watch(ctx: click.Context, target: util.Target, printer: Printer, selec
   pkctl get pods -o jsonpath='{range .items[*]}{.metadata.name}{"\\n"}{end}'
 
 Types: pods (po), deployments (deploy), replicasets (rs), services (svc),
-endpoints (ep), nodes (no), namespaces (ns), events (ev), leases, all.""")
+endpoints (ep), nodes (no), namespaces (ns), events (ev), leases, all.
+
+JSONPath (-o jsonpath, custom-columns, --sort-by): .a.b, ['key.with.dots'],
+[n], [-1], [a:b], [*], ..name, [?(@.f=="v")] (== != < <= > >=, existence),
+{range …}…{end} and "\\n" literals; a missing field prints nothing.""")
 @click.argument("args", nargs=-1, metavar="(TYPE[,TYPE…] [NAME…] | TYPE/NAME…)", shell_complete=util.complete_types)
 @click.option("-o", "--output", metavar="FORMAT",
               help="wide, yaml, json, name, jsonpath=TEMPLATE or custom-columns=HEADER:PATH,…")

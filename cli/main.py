@@ -48,6 +48,7 @@ COMMANDS: list[str] = [
     "describe=cli.describe:command",
     "delete=cli.delete:command",
     "edit=cli.edit:command",
+    "events=cli.events:command",
     "logs=cli.logs:command",
     "wait=cli.wait:command",
     "label=cli.label:label",

@@ -568,6 +568,14 @@ def test_describe_deployment_service_namespace_with_events(pk: Pk, cp: ControlPl
     assert "TargetPort:               80/TCP" in svc
     assert "Endpoints:                <none>" in svc
     assert svc.rstrip().endswith("Events:                   <none>")
+    # pkctl events: time order, --for, --types
+    ev = rows(pk.ok("events", "--for", "deploy/my-web-app-deployment"))
+    assert ev[0] == ["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]
+    assert ev[1][1:4] == ["Normal", "ScalingReplicaSet", "deployment/my-web-app-deployment"]
+    r = pk("events", "--types", "Warning")
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "", f"No events found in {pk.ns} namespace.\n")
+    r = pk("events", "--for", "svc/my-web-app-service")
+    assert (r.exit_code, r.stdout) == (0, "")
     # name prefixes match as kubectl's describe does
     assert pk.ok("describe", "deploy", "my-web").startswith("Name:")
     r = pk("describe", "deploy", "nope")

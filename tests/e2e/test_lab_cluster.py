@@ -3,7 +3,8 @@ pk-controlplane, and per node a network namespace with its own dockerd and
 pk-agent) shared by the tests of this module, in order: the seed's
 manifests; the Service every way; a hard node kill under load; the node's
 return; a rolling update and a rollback under load; the control plane
-killed and restarted; a partition; and last `pkctl lab down`, which must
+killed and restarted; a partition; an agent killed (containers left
+running); and last `pkctl lab down`, which must
 leave nothing behind.
 
 Each test leaves the cluster as the next one expects it (3 Ready replicas,
@@ -302,6 +303,28 @@ def test_partitioned_node_is_replaced_then_heals_without_duplicates(lab_cluster:
          sum(all_pod_containers(lab).values()) == 3, 20)
     running = all_pod_containers(lab)
     assert max(running.values()) == 1 and len(running) == 3, f"duplicates after healing: {running}"
+
+
+def test_killed_agent_leaves_containers_running_until_it_returns(lab_cluster: LabHandle) -> None:
+    """`kill-node` without --hard: the agent dies as a kubelet may, its
+    containers keep running; the node is NotReady and its pods are replaced;
+    when the agent is back it removes the now foreign containers."""
+    lab = lab_cluster
+    counts = by_node(ready_pods(lab))
+    node = max(sorted(counts), key=lambda n: counts[n])
+    before = set(all_pod_containers(lab, [node]))
+    assert before, f"no containers on {node}"
+    lab.lab("kill-node", node)
+    assert labmod.agent_pidfile(lab.plan.node(node)) and not procs.alive(labmod.agent_pidfile(lab.plan.node(node)))
+    wait(f"{node} NotReady", lambda: lab.node_ready().get(node) not in (None, "True"), 15)
+    assert set(all_pod_containers(lab, [node])) == before, "containers died with the agent"
+    wait(f"3 Ready replicas off {node}", lambda: len(ready_pods(lab)) == 3 and node not in by_node(ready_pods(lab)),
+         FAILOVER_DEADLINE)
+    lab.lab("start-node", node)
+    wait(f"{node} Ready again", lambda: lab.node_ready().get(node) == "True", 20)
+    wait(f"{node}'s replaced containers removed", lambda: not (set(all_pod_containers(lab, [node])) & before), 20)
+    wait("exactly 3 pods and 3 containers", lambda: three_ready_everywhere(lab) and
+         sum(all_pod_containers(lab).values()) == 3, 20)
 
 
 def test_lab_down_leaves_nothing_behind(lab_cluster: LabHandle) -> None:

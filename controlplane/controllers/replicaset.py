@@ -115,7 +115,9 @@ def calculate_status(rs: apps_pb2.ReplicaSet, pods: list[core_pb2.Pod], now: flo
 
 class ReplicaSetController(Controller):
     name = "replicaset"
-    workers = 4
+    # Slow-start creation waits for each batch: more workers keep many
+    # ReplicaSets growing at once (Kubernetes' default is 5).
+    workers = 8
 
     def __init__(self, client: Any, config: Any, informers: SharedInformers) -> None:
         super().__init__()

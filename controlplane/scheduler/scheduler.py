@@ -227,10 +227,9 @@ class Scheduler:
                     self.queue.add_rate_limited(key)
                 return
             self.bound += 1
-            self.recorder.event(pod, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
-            cond = meta.condition(pod.status.conditions, "PodScheduled")
-            if cond is not None and cond.status != "True":
-                await self._set_scheduled_condition(key, "True", "", "", out)
+            # PodScheduled=True is written by the node's agent with the pod's
+            # first status (agent/pods/status.py): one write less per pod.
+            self.recorder.event(out, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
         finally:
             self._bind_slots.release()
 

@@ -29,15 +29,13 @@ async def test_three_replicas_spread_over_three_nodes(cluster: Any) -> None:
 
     pods = await eventually(all_ready, "3 ready pods of web")
     assert len({p.spec.node_name for p in pods}) == 3
-    d = await client.get("deployments", "default", "web")
-    assert (d.status.replicas, d.status.updated_replicas, d.status.available_replicas) == (3, 3, 3)
+    d = await _wait_complete(client, "web", 3)
     conds = {c.type: (c.status, c.reason) for c in d.status.conditions}
     assert conds["Available"] == ("True", "MinimumReplicasAvailable")
     assert conds["Progressing"] == ("True", "NewReplicaSetAvailable")
     rss, _ = await client.list("replicasets", "default")
     assert len(rss) == 1 and rss[0].metadata.name.startswith("web-")
     assert rss[0].metadata.annotations["deployment.kubernetes.io/revision"] == "1"
-    await asyncio.sleep(0)
 
 
 async def _wait_complete(client: Any, name: str, replicas: int, timeout: float = 20.0) -> Any:

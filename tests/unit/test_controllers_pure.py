@@ -125,22 +125,23 @@ def test_event_expiry() -> None:
 
 
 async def test_election_one_leader_and_takeover() -> None:
+    # Long TTLs where the test needs a lease to live (a loaded machine may
+    # stall the loop for a second); a short one only where it must expire.
     store = MemoryStore()
-    s1 = await Session(store, ttl=1).start()
-    s2 = await Session(store, ttl=1).start()
+    s1 = await Session(store, ttl=30).start()
+    s2 = await Session(store, ttl=2).start()
+    s2._task.cancel()  # type: ignore[union-attr] - never renewed: it expires ~2 s from now, as if its process died
     e1, e2 = Election(s1, "test"), Election(s2, "test")
     await e1.campaign("one")
     second = asyncio.create_task(e2.campaign("two"))
-    await asyncio.sleep(0.1)
-    assert not second.done() and await e1.leader() == "one"
+    await asyncio.sleep(0.05)
+    assert not second.done() and await e1.leader() == "one"  # a second campaigner waits
     await e1.resign()
-    await asyncio.wait_for(second, 2)
+    await asyncio.wait_for(second, 1.5)
     assert await e2.leader() == "two"
-    # the leader's process dies: its lease expires and a campaigner wins
-    s3 = await Session(store, ttl=1).start()
+    s3 = await Session(store, ttl=30).start()
     third = asyncio.create_task(Election(s3, "test").campaign("three"))
-    s2._task.cancel()  # type: ignore[union-attr] - stop renewing, as a dead process would
-    await asyncio.wait_for(third, 3)
+    await asyncio.wait_for(third, 10)  # after s2's lease expired
     assert await Election(s3, "test").leader() == "three"
     await s1.close()
     await s3.close()

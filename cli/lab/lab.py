@@ -661,7 +661,9 @@ def kill_node(name: str, node_name: str, hard: bool = False, say: Say = print) -
             "; its containers keep running (as when a kubelet dies)")
         return
     n = engine.hard_kill(node)
-    say(f"{node.name}: killed pk-agent, dockerd and every container ({n + int(agent)} processes): the node is gone")
+    dropped = net.drop_extra_addresses(node)
+    extra = f"; dropped its LoadBalancer address{'es' if len(dropped) > 1 else ''} {', '.join(dropped)}" if dropped else ""
+    say(f"{node.name}: killed pk-agent, dockerd and every container ({n + int(agent)} processes){extra}: the node is gone")
 
 
 def start_node(name: str, node_name: str, say: Say = print) -> None:

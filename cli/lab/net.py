@@ -225,6 +225,24 @@ def is_partitioned(plan: LabPlan, node: NodePlan) -> bool:
     return link_exists(node.port, plan.switch_ns) and not link_is_up(node.port, plan.switch_ns)
 
 
+def drop_extra_addresses(node: NodePlan) -> list[str]:
+    """Delete every IPv4 address of the node's eth0 but its own (the
+    LoadBalancer addresses it held): a dead machine answers for nothing, so
+    the address can move to a live node without a duplicate on the wire."""
+    proc = run(["ip", "-j", "-n", node.netns, "-4", "addr", "show", "dev", "eth0"], check=False)
+    try:
+        infos = json.loads(proc.stdout or "[]")
+    except ValueError:
+        return []
+    dropped = []
+    for info in infos:
+        for a in info.get("addr_info", []):
+            if a.get("local") and a["local"] != node.ip:
+                _ip("addr", "del", f"{a['local']}/{a.get('prefixlen', 32)}", "dev", "eth0", ns=node.netns, ok_if=GONE)
+                dropped.append(a["local"])
+    return dropped
+
+
 def wait_gone(plan: LabPlan, timeout: float = 10.0) -> list[str]:
     """Namespace teardown is asynchronous in the kernel: wait until the lab's
     interfaces and namespaces are gone; returns what is left at the deadline."""

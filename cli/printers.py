@@ -557,47 +557,12 @@ def table(objs: Iterable[Message], kind: Kind, now: _dt.datetime, opts: TableOpt
 # ------------------------------------------------------- structured output
 
 
-def _kubernetes_name(f: Any) -> str:
-    # Kubernetes capitalises initialisms (clusterIP, podIPs, containerID,
-    # podCIDR); protobuf's JSON names do not (clusterIp).
-    head, *rest = f.name.split("_")
-    return head + "".join({"ip": "IP", "ips": "IPs", "cidr": "CIDR", "id": "ID"}.get(w, w.capitalize()) for w in rest)
-
-
-_WELL_KNOWN = ("google.protobuf.",)
-
-
-def _rename(d: Any, desc: Any) -> Any:
-    if not isinstance(d, dict):
-        return d
-    by_json = {f.json_name: f for f in desc.fields}
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        f = by_json.get(key)
-        if f is None:
-            out[key] = value
-            continue
-        mt = f.message_type
-        if mt is not None and not mt.full_name.startswith(_WELL_KNOWN):
-            if mt.GetOptions().map_entry:
-                vt = mt.fields_by_name["value"].message_type
-                if vt is not None and not vt.full_name.startswith(_WELL_KNOWN) and isinstance(value, dict):
-                    value = {k: _rename(v, vt) for k, v in value.items()}
-            elif isinstance(value, list):
-                value = [_rename(v, mt) for v in value]
-            else:
-                value = _rename(value, mt)
-        out[_kubernetes_name(f)] = value
-    return out
-
-
 def object_dict(msg: Message) -> dict[str, Any]:
-    """The object as kubectl's -o json shows it: pkapi.meta.to_dict with
-    Kubernetes' field names (spec.clusterIP, status.podIPs, containerID), so
-    jq scripts and JSONPath written for kubectl work unchanged. The API
-    server accepts these names, so the output applies back as is."""
-    d: dict[str, Any] = _rename(meta.to_dict(msg), msg.DESCRIPTOR)
-    return d
+    """The object as kubectl's -o json shows it. The .proto files give
+    Kubernetes' initialisms as json_name (spec.clusterIP, status.podIPs,
+    containerID), so jq scripts and JSONPath written for kubectl work
+    unchanged and the output applies back as is."""
+    return meta.to_dict(msg)
 
 
 def list_dict(items: list[dict[str, Any]]) -> dict[str, Any]:

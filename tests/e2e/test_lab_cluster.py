@@ -16,6 +16,7 @@ addresses (the node IPs on its private bridge).
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import time
 from collections import Counter
 from pathlib import Path
@@ -48,6 +49,18 @@ spec:
   ports:
   - port: 80
     targetPort: 80
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-lb
+spec:
+  type: LoadBalancer
+  selector:
+    app: my-web-app
+  ports:
+  - port: 8080
+    targetPort: 80
 """
 # lab preset: node grace 4 s + unreachable toleration 0 s, plus 10 s
 FAILOVER_DEADLINE = 4 + 0 + 10
@@ -79,6 +92,11 @@ def deployment(lab: LabHandle) -> Any:
     async def f(c: Any) -> Any:
         return await c.get("deployments", "default", DEPLOY)
     return lab.api(f)
+
+
+def lb_address(lab: LabHandle) -> str:
+    ingress = service(lab, "web-lb").status.load_balancer.ingress
+    return ingress[0].ip if ingress else ""
 
 
 def node_port(lab: LabHandle) -> int:
@@ -167,6 +185,11 @@ def test_service_answers_by_nodeport_clusterip_and_dns(lab_cluster: LabHandle) -
             assert body in names, f"{body!r} is not one of the pods {names}"
             seen.add(body)
     assert len(seen) >= 2, f"NodePort answers came from one replica only: {seen}"
+    # the LoadBalancer address (from the lab's pool, held by one node) from the host and from a node
+    lb = wait("web-lb's LoadBalancer address", lambda: lb_address(lab), 15)
+    assert ipaddress.ip_address(lb) in ipaddress.ip_network(lab.plan.lb_cidrs[0]), lb
+    assert wait(f"an answer on {lb}:8080", lambda: http_get(lb, 8080), 10) in names
+    assert lab.exec("node-1", "curl", "-s", "-m", "3", f"http://{lb}:8080/").stdout.strip() in names
     # ClusterIP from inside a node
     cip = service(lab, SVC).spec.cluster_ip
     body = lab.exec("node-2", "curl", "-s", "-m", "3", f"http://{cip}/").stdout.strip()
@@ -204,6 +227,9 @@ def test_failover_hard_kill_under_load_loses_no_request(lab_cluster: LabHandle) 
         wait(f"3 Ready replicas off {victim} after its hard kill", replaced, FAILOVER_DEADLINE + 5)
         took = time.monotonic() - t0
         wait(f"{victim} NotReady", lambda: lab.node_ready().get(victim) != "True", 5)
+        # the LoadBalancer address answers again (moved if the victim held it)
+        lb = lb_address(lab)
+        wait(f"the LoadBalancer address {lb} to answer", lambda: http_get(lb, 8080, timeout=1), 10)
         time.sleep(1.0)
     finally:
         loop.stop()

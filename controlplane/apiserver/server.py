@@ -25,20 +25,20 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane.apiserver.registry import RETRIES, Registry, _copy
+from controlplane.apiserver.registry import RETRIES, Registry, _copy, encode
 from controlplane.apiserver.watchcache import Filter, WatchCaches
 from controlplane.config import ControlPlaneConfig
 from controlplane.store import ConflictError, KeyExistsError, StoreError, UnavailableError
 from pkapi import decode as pkdecode
 from pkapi import meta, selectors
-from pkapi.errors import ApiError, bad_request, conflict, not_found
+from pkapi.errors import ApiError, bad_request, conflict
 from pkapi.v1 import api_pb2, api_pb2_grpc, core_pb2
 
 log = logging.getLogger(__name__)
 
 VERSION = "v0.1.0"
 
-_ERR_SERVER_OPTIONS = [
+SERVER_OPTIONS = [
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
     ("grpc.max_send_message_length", 256 * 1024 * 1024),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -364,8 +364,6 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
             lease.spec.renew_time.FromDatetime(now)
             lease.spec.lease_duration_seconds = duration
             try:
-                from controlplane.apiserver.registry import encode
-
                 await store.update(key, encode(lease), kv.mod_revision)
                 return
             except ConflictError:
@@ -379,7 +377,7 @@ async def serve(
     config: ControlPlaneConfig, registry: Registry, caches: WatchCaches, etcd_version: str = ""
 ) -> tuple[grpc.aio.Server, ResourceServicer, health.aio.HealthServicer, int]:
     """Build and start the gRPC server; returns (server, servicer, health, port)."""
-    server = grpc.aio.server(options=_ERR_SERVER_OPTIONS)
+    server = grpc.aio.server(options=SERVER_OPTIONS)
     resources = ResourceServicer(registry, caches, etcd_version)
     api_pb2_grpc.add_ResourceServiceServicer_to_server(resources, server)
     api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(registry, config), server)
@@ -397,7 +395,3 @@ async def serve(
         raise OSError(f"cannot listen on {config.listen}")
     await server.start()
     return server, resources, health_servicer, port
-
-
-def not_found_error(qualified: str, name: str) -> ApiError:
-    return not_found(qualified, name)

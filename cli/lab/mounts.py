@@ -35,7 +35,7 @@ def mounts_under(prefix: str) -> list[str]:
                     found.append(point)
     except OSError:
         return []
-    return sorted(set(found), key=lambda p: (-p.count("/"), p))
+    return sorted(set(found), key=lambda p: (-len([c for c in p.split("/") if c]), p))
 
 
 def unmount_all(prefix: str) -> list[str]:

@@ -26,6 +26,8 @@ import psutil
 
 from cli.lab.net import NETNS_DIR
 
+_started: list[subprocess.Popen[bytes]] = []
+
 
 def start(
     argv: list[str],
@@ -50,8 +52,11 @@ def start(
             close_fds=True,
             env=env,
         )
-    # The Popen object is dropped on purpose: the process is the lab's, not
-    # this pkctl's. (Python reaps it if it dies while we still run.)
+    # The process is the lab's, not this pkctl's: nobody waits for it here.
+    # The Popen object is kept so that it is not finalized (with a "still
+    # running" warning) while the process runs; Python reaps it if it dies
+    # while this process still runs.
+    _started.append(popen)
     proc = psutil.Process(popen.pid)
     tmp = pid_path + ".tmp"
     with open(tmp, "w") as f:

@@ -41,7 +41,7 @@ from typing import Callable, Iterable
 import psutil
 
 from cli.lab import engine, flags, mounts, net, procs, state
-from cli.lab.plan import LabPlan, NodePlan, PlanError, free_index, make_plan
+from cli.lab.plan import MAX_LABS, LabPlan, NodePlan, PlanError, free_index, make_plan
 
 Say = Callable[[str], None]
 
@@ -297,7 +297,8 @@ def _record_for_up(opts: UpOptions) -> tuple[state.LabRecord, bool]:
     used = {r.index for r in state.all_labs()}
     # an interface of that name that no lab of ours records (another tool's, or
     # a lab whose state was deleted by hand): skip its index
-    used |= {i for i in range(8) if net.link_exists(f"pklab{i}")}
+    used |= {i for i in range(MAX_LABS) if i not in used and
+             (net.link_exists(f"pklab{i}") or net.subnet_in_use(f"10.231.{i}.0/24"))}
     index = free_index(used)
     etcd_ports_file = Path(state.state_root()) / opts.name / "etcd" / "pk-ports"
     client_port = peer_port = 0

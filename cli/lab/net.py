@@ -147,6 +147,30 @@ def remove_containment(plan: LabPlan, service_cidr_shared: bool) -> None:
         _ip("route", "del", "unreachable", plan.service_cidr, ok_if=GONE)
 
 
+def subnet_in_use(cidr: str) -> bool:
+    """Does any route of the host (any table, but the default route) overlap
+    cidr? A lab must not shadow or share an existing network."""
+    import ipaddress
+
+    net = ipaddress.ip_network(cidr)
+    proc = run(["ip", "-j", "-4", "route", "show", "table", "all"], check=False)
+    try:
+        routes = json.loads(proc.stdout or "[]")
+    except ValueError:
+        return False
+    for r in routes:
+        dst = r.get("dst", "")
+        if not dst or dst == "default":
+            continue
+        try:
+            other = ipaddress.ip_network(dst if "/" in dst else f"{dst}/32", strict=False)
+        except ValueError:
+            continue
+        if other.prefixlen > 0 and other.overlaps(net):
+            return True
+    return False
+
+
 def route_exists(dest: str, ns: str | None = None, table: str | None = None) -> bool:
     cmd = ["ip", "-j"] + (["-n", ns] if ns else []) + ["route", "show", "exact", dest]
     if table:

@@ -85,6 +85,12 @@ def alive(pid_path: str) -> bool:
 
 
 def _reap(pid: int) -> None:
+    """Collect a dead child of ours (a no-op for anyone else's process)."""
+    for popen in _started:
+        if popen.pid == pid:
+            if popen.poll() is not None:
+                _started.remove(popen)
+            return
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:

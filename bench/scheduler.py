@@ -488,6 +488,9 @@ async def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
+    # Hollow agents cancelled at the end of a run log their in-flight RPCs'
+    # CANCELLED as errors: noise here.
+    logging.getLogger("agent").setLevel(logging.CRITICAL)
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs "
           "(other work on the machine lowers every figure below)")
     d100 = statistics.median(decisions_per_s(args.nodes, 3000, args.deployments) for _ in range(3))

@@ -211,26 +211,15 @@ class _Walker:
         return v
 
 
-# Kubernetes spells initialisms in capitals (clusterIP, podCIDR, machineID);
-# protobuf's JSON names do not (clusterIp) unless the .proto sets json_name.
-_INITIALISMS = {"ip": "IP", "ips": "IPs", "cidr": "CIDR", "id": "ID"}
 _NAMES: dict[str, dict[str, FieldDescriptor]] = {}
 
 
-def kubernetes_name(f: FieldDescriptor) -> str:
-    head, *rest = f.name.split("_")
-    return head + "".join(_INITIALISMS.get(w, w.capitalize()) for w in rest)
-
-
 def _names(desc: Any) -> dict[str, FieldDescriptor]:
-    """JSON name -> field: Kubernetes' spelling, and protobuf's json_name
-    (what MessageToDict prints) for round trips."""
+    """JSON name -> field. The .proto files set json_name where Kubernetes
+    spells an initialism in capitals (clusterIP, podCIDR, containerID)."""
     names = _NAMES.get(desc.full_name)
     if names is None:
-        names = {}
-        for f in desc.fields:
-            names[f.json_name] = f
-            names[kubernetes_name(f)] = f
+        names = {f.json_name: f for f in desc.fields}
         _NAMES[desc.full_name] = names
     return names
 

@@ -40,8 +40,8 @@ def svc(name, **spec):
 
 
 SERVICES = [
-    svc("web", clusterIp="10.96.0.5"),
-    svc("head", clusterIp="None"),
+    svc("web", clusterIP="10.96.0.5"),
+    svc("head", clusterIP="None"),
     svc("ext", type="ExternalName", externalName="db.example.com"),
     svc("alias", type="ExternalName", externalName="web.default.svc.cluster.local"),
 ]
@@ -141,7 +141,7 @@ def test_pod_dns_config_and_service_env():
         "searches": ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local"],
         "options": ["ndots:5"],
     }
-    s = svc("my-web", clusterIp="10.96.0.7", ports=[{"port": 80, "name": "http"}, {"port": 53, "protocol": "UDP"}])
+    s = svc("my-web", clusterIP="10.96.0.7", ports=[{"port": 80, "name": "http"}, {"port": 53, "protocol": "UDP"}])
     env = service_env([s, *SERVICES], "default")
     assert env["MY_WEB_SERVICE_HOST"] == "10.96.0.7" and env["MY_WEB_SERVICE_PORT"] == "80"
     assert env["MY_WEB_SERVICE_PORT_HTTP"] == "80"

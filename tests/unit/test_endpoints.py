@@ -13,7 +13,7 @@ def pod(name, host_ip="127.0.0.2", ready=True, mappings=(), labels=None, ports=(
         "spec": {"nodeName": node, "containers": [{"name": "c", "image": "x", "ports": list(ports)}]},
         "status": {
             "phase": phase,
-            "hostIp": host_ip,
+            "hostIP": host_ip,
             "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
             "portMappings": [
                 {"containerName": "c", "name": n, "containerPort": cp, "protocol": pr, "hostPort": hp}

@@ -272,11 +272,11 @@ def _svc(d):
 
 def test_table_compute():
     s1 = _svc({"metadata": {"name": "web", "namespace": "default", "annotations": {table.LB_NODE_ANNOTATION: "n1"}},
-               "spec": {"type": "LoadBalancer", "clusterIp": "10.96.0.5", "sessionAffinity": "ClientIP",
+               "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.5", "sessionAffinity": "ClientIP",
                         "ports": [{"name": "http", "port": 80, "nodePort": 30080},
                                   {"name": "dns", "port": 53, "protocol": "UDP", "nodePort": 30053}]},
                "status": {"loadBalancer": {"ingress": [{"ip": "127.77.0.10"}]}}})
-    s2 = _svc({"metadata": {"name": "h", "namespace": "default"}, "spec": {"clusterIp": "None", "ports": [{"port": 80}]}})
+    s2 = _svc({"metadata": {"name": "h", "namespace": "default"}, "spec": {"clusterIP": "None", "ports": [{"port": 80}]}})
     s3 = _svc({"metadata": {"name": "x", "namespace": "default"}, "spec": {"type": "ExternalName", "externalName": "a.b"}})
     ep = meta.from_dict({"metadata": {"name": "web", "namespace": "default"}, "subsets": [
         {"addresses": [{"ip": "127.0.0.3"}], "notReadyAddresses": [{"ip": "127.0.0.9"}],
@@ -353,7 +353,7 @@ async def test_proxier_follows_services_and_endpoints():
 
     try:
         w.services.put(_svc({"metadata": {"name": "web", "namespace": "default"},
-                             "spec": {"type": "NodePort", "clusterIp": "None",
+                             "spec": {"type": "NodePort", "clusterIP": "None",
                                       "ports": [{"name": "http", "port": 80, "nodePort": node_port}]}}))
         await until("first sync", lambda: p.syncs >= 1)
         assert p.listeners == {}  # no endpoints: nothing listens, connections are refused

@@ -85,7 +85,15 @@ class PodManager:
             w.task = asyncio.create_task(w.run(), name=f"pod-{pod.metadata.namespace}/{pod.metadata.name}")
             w.task.add_done_callback(functools.partial(self._worker_done, uid, w))
         else:
-            w.pod = pod
+            prev, w.pod = w.pod, pod
+            if (
+                prev is not None
+                and w.last_written is not None
+                and pod.status == w.last_written
+                and pod.spec == prev.spec
+                and pod.metadata.deletion_timestamp == prev.metadata.deletion_timestamp
+            ):
+                return  # the echo of the worker's own status write: nothing to do
         w.poke()
 
     def admit(self, pod: core_pb2.Pod) -> str:
@@ -162,7 +170,9 @@ class PodManager:
                     uid = ev.labels.get(LABEL_POD_UID, "")
                     w = self.workers.get(uid)
                     if w is not None:
-                        if ev.action in ("die", "start", "destroy", "oom", "kill"):
+                        # Only what the worker did not do itself: its own
+                        # create/start would just cost another sync each.
+                        if ev.action in ("die", "destroy", "oom"):
                             w.poke()
                     elif ev.action in ("start", "create") and self.informer.synced:
                         self._gc_soon.set()

@@ -96,15 +96,27 @@ def waiting_reason(pod: core_pb2.Pod) -> str:
     return cs.state.waiting.reason if cs is not None and cs.state.HasField("waiting") else ""
 
 
-async def http_get(host: str, port: int, path: str = "/", timeout: float = 3.0) -> tuple[int, str]:
-    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-    try:
-        writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
-        data = await asyncio.wait_for(reader.read(), timeout)
-    finally:
-        writer.close()
-    head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
-    return int(head.split()[1]), body
+async def http_get(host: str, port: int, path: str = "/", timeout: float = 10.0) -> tuple[int, str]:
+    """GET, retried until `timeout`: Ready without a readiness probe means the
+    container started, not that its server listens yet (as in Kubernetes)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 3)
+            try:
+                writer.write(f"GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+                data = await asyncio.wait_for(reader.read(), 3)
+            finally:
+                writer.close()
+            if data:
+                head, _, body = data.decode(errors="replace").partition("\r\n\r\n")
+                return int(head.split()[1]), body
+            err: Exception = ConnectionError("empty response")
+        except (OSError, TimeoutError) as e:
+            err = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no HTTP answer from {host}:{port}{path} within {timeout}s: {err}")
+        await asyncio.sleep(0.05)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

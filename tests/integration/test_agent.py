@@ -443,8 +443,8 @@ async def test_graceful_termination(node: Any, docker_client: Any) -> None:
     pod = await client.get("pods", "default", "polite")
     assert pod.metadata.HasField("deletion_timestamp")  # type: ignore[attr-defined]
     t_polite, t_stubborn = await asyncio.gather(wait_gone(client, "polite"), wait_gone(client, "stubborn"))
-    assert 0.9 <= t_polite < 5, t_polite  # exited on its own after its 1 s of cleanup
-    assert 1.8 <= t_stubborn < 6, t_stubborn  # killed at the end of its 2 s
+    assert 0.9 <= t_polite < 8, t_polite  # exited on its own after its 1 s of cleanup, well before its 10 s
+    assert 1.8 <= t_stubborn < 8, t_stubborn  # killed at the end of its 2 s
     assert docker_client.containers.list(all=True, filters={"label": f"io.pocketkube.node={ag.node_name}"}) == []
 
 

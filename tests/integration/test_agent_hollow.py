@@ -19,7 +19,6 @@ N = 100
 
 async def test_hundred_hollow_agents_register_and_run_pods(start_controlplane: Any, hollow_agents: Any) -> None:
     cp = await start_controlplane()
-    t0 = time.monotonic()
     names = [(await hollow_agents(cp.address, node_name=f"hollow-{i:03d}"))[0] for i in range(N)]
     client = cp.client()
     try:
@@ -30,7 +29,6 @@ async def test_hundred_hollow_agents_register_and_run_pods(start_controlplane: A
                 break
             assert time.monotonic() < deadline, f"only {len(nodes)} of {N} hollow nodes registered"
             await asyncio.sleep(0.2)
-        registered = time.monotonic() - t0
         for i, name in enumerate(names[:20]):
             pod = meta.from_dict(
                 {
@@ -48,6 +46,5 @@ async def test_hundred_hollow_agents_register_and_run_pods(start_controlplane: A
                 break
             assert time.monotonic() < deadline, f"{len(ready)} of 20 hollow pods Ready"
             await asyncio.sleep(0.2)
-        assert registered < 30, registered
     finally:
         await client.close()

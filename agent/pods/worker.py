@@ -42,6 +42,7 @@ from agent.runtime.base import (
     ImagePullError,
     PortBinding,
     PortInUse,
+    RuntimeUnavailable,
 )
 from pkapi.client.cluster import ServerUnreachable
 from pkapi.errors import ApiError
@@ -155,6 +156,8 @@ class PodWorker:
                 except Exception as err:  # noqa: BLE001 - retried; the agent must stay up
                     if isinstance(err, ServerUnreachable):
                         log.info("pod %s: control plane unreachable (%s); will retry", self.key, err)
+                    elif isinstance(err, RuntimeUnavailable):
+                        log.warning("pod %s: container engine unreachable (%s); will retry", self.key, err)
                     else:
                         log.exception("pod %s: sync failed; retrying", self.key)
                     self.schedule(1.0)

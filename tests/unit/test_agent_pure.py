@@ -300,3 +300,30 @@ def test_parse_args() -> None:
 def test_parse_args_errors(argv: list[str], msg: str) -> None:
     with pytest.raises(UsageError, match=msg):
         parse_args(argv)
+
+
+# ------------------------------------------------------- docker inspect data
+
+
+def test_docker_inspect_parsing() -> None:
+    from agent.runtime.docker_runtime import _parse_time, _state_from_inspect
+
+    assert _parse_time("0001-01-01T00:00:00Z") is None and _parse_time("") is None
+    t = _parse_time("2026-11-28T15:20:01.123456789Z")
+    assert t == dt.datetime(2026, 11, 28, 15, 20, 1, 123456, tzinfo=dt.UTC)
+    st = _state_from_inspect(
+        {
+            "Id": "abc",
+            "Name": "/pk_c_web_default_u_0",
+            "Image": "sha256:1",
+            "Config": {"Image": "pocketkube/hello:1", "Labels": {"io.pocketkube.node": "n1"}},
+            "State": {"Status": "exited", "ExitCode": 137, "OOMKilled": True, "StartedAt": "2026-11-28T15:20:01Z",
+                      "FinishedAt": "2026-11-28T15:20:05.5Z", "Error": ""},
+            "NetworkSettings": {"IPAddress": "", "Networks": {"bridge": {"IPAddress": "172.17.0.9"}}},
+        }
+    )
+    assert (st.name, st.exit_code, st.oom_killed, st.ip, st.exited, st.running) == (
+        "pk_c_web_default_u_0", 137, True, "172.17.0.9", True, False)
+    assert st.finished_at is not None and st.finished_at.microsecond == 500000
+    cs = container_status(ContainerView("c", "img", st, done=True))
+    assert cs.state.terminated.reason == "OOMKilled" and cs.state.terminated.signal == 9

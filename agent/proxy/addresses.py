@@ -78,7 +78,9 @@ async def add(ip: str, dev: str, label: str) -> bool:
     if label:
         args += ["label", label]
     rc, out = await _ip(*args)
-    if rc != 0 and "File exists" not in out:
+    # Already there (another agent of the cluster on this machine added it):
+    # iproute2 says "File exists" or "Address already assigned".
+    if rc != 0 and "File exists" not in out and "already assigned" not in out:
         log.warning("ip %s: %s", " ".join(args), out.strip())
         return False
     return True

@@ -21,7 +21,10 @@ Guarantees:
   RETRY seconds until they succeed or the listener is no longer wanted.
 - ClusterIPs are put on `lo` for every Service with one (even without
   endpoints), so that Service traffic never follows a default route off the
-  machine.
+  machine; every CHECK_ADDRESSES seconds they are verified and re-added if
+  something removed them. On a clean stop the LoadBalancer addresses are
+  released, and the ClusterIPs removed by the last proxy of the cluster in
+  this network namespace (a shared flock counts them).
 
 Concurrency: handlers only set a flag; one sync task does all the work, so
 listeners and addresses are changed by one coroutine at a time.
@@ -30,8 +33,10 @@ listeners and addresses are changed by one coroutine at a time.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
+import tempfile
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +50,33 @@ log = logging.getLogger(__name__)
 
 SYNC_DELAY = 0.05
 RETRY = 1.0
+CHECK_ADDRESSES = 5.0
+
+
+class _ShareLock:
+    """A shared flock held by every proxy of one cluster in one network
+    namespace on this machine; at exit, whoever can upgrade it to an
+    exclusive lock is the last one and removes the ClusterIPs."""
+
+    def __init__(self, tag: str) -> None:
+        try:
+            netns = os.stat("/proc/self/ns/net").st_ino
+        except OSError:
+            netns = 0
+        d = "/run/pocketkube" if os.access("/run", os.W_OK) else tempfile.gettempdir()
+        os.makedirs(d, exist_ok=True)
+        self.fd = os.open(os.path.join(d, f"proxy-{tag}-{netns}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_SH)
+
+    def last_one(self) -> bool:
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 @dataclass
@@ -80,6 +112,7 @@ class Proxier:
         self.lb_ips: set[str] = set()
         self.lb_dev = ""
         self._dirty = asyncio.Event()
+        self._verify = False
         self.synced = asyncio.Event()
         self.syncs = 0
         for inf in (watch.services, watch.endpoints):
@@ -93,7 +126,9 @@ class Proxier:
 
     async def run(self) -> None:
         await self.watch.wait_synced(None)
+        lock = None
         if self.manage_addresses:
+            lock = _ShareLock(self.svc_label_suffix)
             self.lb_dev = await addresses.device_of(self.node_ip)
             # Addresses left by an earlier run of this agent are adopted and
             # reconciled by the first sync.
@@ -101,6 +136,8 @@ class Proxier:
             lb_label = addresses.label_for(self.lb_dev, self.lb_label_suffix)
             self.lb_ips = await addresses.labelled(lb_label) if lb_label else set()
         self._dirty.set()
+        loop = asyncio.get_running_loop()
+        check = loop.call_later(CHECK_ADDRESSES, self._check_addresses)
         try:
             while True:
                 await self._dirty.wait()
@@ -112,11 +149,38 @@ class Proxier:
                     log.exception("proxy sync failed")
                     incomplete = True
                 if incomplete:
-                    asyncio.get_running_loop().call_later(RETRY, self._dirty.set)
+                    loop.call_later(RETRY, self._dirty.set)
         finally:
+            check.cancel()
             for lst in self.listeners.values():
                 _close(lst)
             self.listeners.clear()
+            if lock is not None:
+                await self._release_addresses(lock)
+
+    def _check_addresses(self) -> None:
+        # Someone else may have removed "our" addresses (an agent of this
+        # cluster on the same machine that stopped): the next sync re-adds.
+        self._verify = True
+        self._dirty.set()
+        asyncio.get_running_loop().call_later(CHECK_ADDRESSES, self._check_addresses)
+
+    async def _release_addresses(self, lock: _ShareLock) -> None:
+        """On a clean stop: give up the LoadBalancer addresses this node
+        holds, and remove the ClusterIPs from lo if no other agent of this
+        cluster in this network namespace still uses them (the shared lock
+        says so). A killed agent leaves them; the next one adopts them."""
+        try:
+            dev = self.lb_dev or "lo"
+            for ip in sorted(self.lb_ips):
+                await addresses.delete(ip, dev)
+            if lock.last_one():
+                for ip in sorted(self.cluster_ips):
+                    await addresses.delete(ip, "lo")
+        except Exception:  # noqa: BLE001 - best effort at exit
+            log.exception("removing the proxy's addresses")
+        finally:
+            lock.close()
 
     async def sync(self) -> bool:
         """Apply the desired state once; True if something must be retried."""
@@ -159,6 +223,9 @@ class Proxier:
     async def _sync_addresses(self, want: table.Desired) -> bool:
         bad = False
         label = addresses.label_for("lo", self.svc_label_suffix)
+        if self._verify and label:
+            self._verify = False
+            self.cluster_ips &= await addresses.labelled(label)
         for ip in sorted(want.cluster_ips - self.cluster_ips):
             if await addresses.add(ip, "lo", label):
                 self.cluster_ips.add(ip)

@@ -61,6 +61,8 @@ class NodeLifecycleController:
         self.last_seen: dict[str, float] = {}
         # pod key -> monotonic time the unreachable taint was seen on its node
         self.tainted_since: dict[str, float] = {}
+        # node name -> when we first saw pods bound to it but no such Node
+        self.missing_since: dict[str, float] = {}
         self.leases.add_handler(on_add=self._lease_seen, on_update=self._lease_updated)
         self.nodes.add_handler(on_add=self._node_added)
 
@@ -93,6 +95,7 @@ class NodeLifecycleController:
 
     async def monitor(self) -> None:
         now = time.monotonic()
+        await self._collect_orphans(now)
         for node in self.nodes.list():
             name = node.metadata.name
             seen = self.last_seen.get(name, now)
@@ -209,6 +212,38 @@ class NodeLifecycleController:
             new.spec.taints.extend(keep)
             await self.client.update(new)
             log.info("node %s is back: taint removed", name)
+
+    async def _collect_orphans(self, now: float) -> None:
+        """PodGC's orphan rule: pods bound to a node that no longer exists
+        (deleted with `pkctl delete node`) are deleted with grace 0, after
+        the node has been missing from our cache for a grace period and a
+        live GET confirms it is gone (the caches of nodes and pods are not
+        mutually ordered)."""
+        for name in list(self._pod_nodes()):
+            if self.nodes.get("", name) is not None:
+                self.missing_since.pop(name, None)
+                continue
+            since = self.missing_since.setdefault(name, now)
+            if now - since < self.grace:
+                continue
+            try:
+                await self.client.get("nodes", "", name)
+                continue  # it exists: our cache lags
+            except ApiError as err:
+                if err.reason != "NotFound":
+                    raise
+            for pod in self.pods.by_index("node", name):
+                try:
+                    await self.client.delete("pods", pod.metadata.namespace, pod.metadata.name,
+                                             grace_period_seconds=0, uid=pod.metadata.uid)
+                    log.info("pod %s: its node %s is gone; deleted", meta.ns_name(pod), name)
+                except ApiError as err:
+                    if err.reason not in ("NotFound", "Conflict"):
+                        raise
+            self.missing_since.pop(name, None)
+
+    def _pod_nodes(self) -> list[str]:
+        return [v for v in self.pods.index_values("node") if v]
 
     def _pod_node(self, key: str) -> str | None:
         pod = self.pods.get(*meta.split_key(key))

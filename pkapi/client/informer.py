@@ -119,6 +119,10 @@ class Informer:
     def by_index(self, name: str, value: str) -> builtins.list[Any]:
         return list(self._indexes[name].get(value, {}).values())
 
+    def index_values(self, name: str) -> builtins.list[str]:
+        """Every value the index currently holds objects under."""
+        return list(self._indexes[name])
+
     def add_handler(
         self,
         on_add: AddHandler | None = None,

@@ -285,3 +285,20 @@ async def test_scale_and_proportional_mid_rollout(cluster: Any) -> None:
         return by_image if by_image == {"pocketkube/hello:1": 20, "pocketkube/never-there:1": 13} else None
 
     await eventually(scaled, "old RS 20 and new RS 13 after scaling to 30", timeout=20)
+
+
+async def test_pods_of_a_deleted_node_are_collected(cluster: Any) -> None:
+    from pkapi.v1 import core_pb2
+
+    client = cluster.client
+    pod = core_pb2.Pod()
+    pod.metadata.name, pod.metadata.namespace = "ghost-pod", "default"
+    pod.spec.node_name = "ghost"  # a node that does not exist (deleted)
+    pod.spec.containers.add(name="c", image="pocketkube/hello:1")
+    await client.create(pod)
+
+    async def gone() -> bool:
+        items, _ = await client.list("pods", "default", field_selector="metadata.name=ghost-pod")
+        return not items
+
+    await eventually(gone, "the pod bound to a missing node deleted", timeout=15)

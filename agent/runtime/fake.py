@@ -13,7 +13,9 @@ Images: `images` is the set present locally; `pullable` the set a pull
 succeeds for (default: none, as with no registry). stop() ends a container
 at once with exit code 143, unless `ignore_sigterm` contains its image: then
 it exits 137 after the stop timeout. exec() answers `exec_results[command[0]]`
-or (0, b"").
+or (0, b""). httpGet/tcpSocket probes never touch the network: the agent asks
+network_probe(), which answers `probe_results[kind]` (default: success while
+the container runs).
 
 Concurrency: single event loop; state changes happen synchronously inside
 each coroutine, so every call sees a consistent world.
@@ -90,6 +92,8 @@ class FakeRuntime:
         self.pullable: set[str] = set()
         self.ignore_sigterm: set[str] = set()
         self.exec_results: dict[str, tuple[int, bytes]] = {}
+        # "Readiness" / "Liveness" / "Startup" -> (ok, message)
+        self.probe_results: dict[str, tuple[bool, str]] = {}
         self.containers: dict[str, _Container] = {}
         self.calls: list[str] = []  # method names, for tests
         self._ids = itertools.count(1)
@@ -276,6 +280,13 @@ class FakeRuntime:
         for c in self.containers.values():
             if c.timer is not None:
                 c.timer.cancel()
+
+    def network_probe(self, container_id: str, kind: str) -> tuple[bool, str]:
+        """The result of an httpGet/tcpSocket probe of a fake container."""
+        c = self.containers.get(container_id)
+        if c is None or not c.state.running:
+            return False, "connect: connection refused"
+        return self.probe_results.get(kind, (True, ""))
 
     # --------------------------------------------------------- test hooks
 

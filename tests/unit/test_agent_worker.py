@@ -307,3 +307,24 @@ async def test_startup_probe_failure_restarts_and_gates_readiness(rt: FakeRuntim
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_fake_runtime_answers_network_probes(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    probe = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 1}
+    w = PodWorker(m, "u-1", mkpod(container={"readinessProbe": probe}))  # type: ignore[arg-type]
+    task = asyncio.create_task(w.run())
+    try:
+        deadline = time.monotonic() + 3
+        while not (m.client.statuses and m.client.statuses[-1].container_statuses[0].ready):
+            assert time.monotonic() < deadline, "a hollow pod's http readiness probe did not pass"
+            await asyncio.sleep(0.02)
+        rt.probe_results["Readiness"] = (False, "HTTP probe failed with statuscode: 503")
+        deadline = time.monotonic() + 5
+        while m.client.statuses[-1].container_statuses[0].ready:
+            assert time.monotonic() < deadline, "readiness did not turn false"
+            await asyncio.sleep(0.05)
+        assert any("statuscode: 503" in msg for _, r, msg in m.events if r == "Unhealthy")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

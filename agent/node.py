@@ -5,7 +5,8 @@
 
 Behaviour: run() registers the Node (idempotent on the server) and then
 calls Heartbeat every config.heartbeat_interval (the server renews the
-node's Lease). Any failure (control plane unreachable, Node deleted) makes
+node's Lease); every CHECK_EVERY heartbeats it also reads the Node, so a
+deleted Node object is registered again. Any failure (control plane unreachable, Node deleted) makes
 it retry with exponential backoff (0.2 s doubling to 5 s) and register
 again before the next heartbeat, so a restarted control plane, an expired
 node or a deleted Node object all heal. Nothing here touches containers:
@@ -33,6 +34,9 @@ from pkapi.errors import ApiError
 from pkapi.v1 import core_pb2
 
 log = logging.getLogger(__name__)
+
+# Every this many heartbeats, check that the Node object still exists.
+CHECK_EVERY = 5
 
 
 def _q(s: str) -> struct_pb2.Value:
@@ -101,6 +105,7 @@ class NodeRegistrar:
     async def run(self) -> None:
         delay = 0.2
         need_register = True
+        beats = 0
         while True:
             try:
                 if need_register:
@@ -112,6 +117,12 @@ class NodeRegistrar:
                     self.registered.set()
                     need_register = False
                 await self.client.heartbeat(self.config.node_name)  # type: ignore[attr-defined]
+                beats += 1
+                if beats % CHECK_EVERY == 0:
+                    # Heartbeats renew the Lease only: a deleted Node object
+                    # would stay deleted. Look now and then; NotFound below
+                    # re-registers it.
+                    await self.client.get("nodes", "", self.config.node_name)  # type: ignore[attr-defined]
                 if not self.connected:
                     log.info("control plane at %s reachable", self.config.server)
                 self.connected = True

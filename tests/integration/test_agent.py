@@ -694,3 +694,19 @@ async def test_pkctl_logs_and_exec(node: Any) -> None:
     assert (code, out) == (3, "hi\n"), err
     code, out, err = await run_pkctl(cp, "exec", "-i", "cli-pod", "--", "cat", stdin=b"piped\n")
     assert (code, out) == (0, "piped\n"), err
+
+
+async def test_deleted_node_object_is_registered_again(node: Any) -> None:
+    cp, ag, client = node
+    await client.delete("nodes", "", ag.node_name)
+
+    async def back() -> bool:
+        try:
+            await client.get("nodes", "", ag.node_name)
+            return True
+        except Exception as e:  # noqa: BLE001
+            if getattr(e, "reason", "") != "NotFound":
+                raise
+            return False
+
+    await poll("the agent to register its deleted Node again", back, timeout=15)

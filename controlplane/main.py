@@ -64,6 +64,10 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     p.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=d.leader_elect,
                    help="elect one leader to run controllers (default on)")
     p.add_argument("--identity", default="", help="leader-election identity (default hostname_pid)")
+    p.add_argument("--leader-lease-seconds", type=int, default=d.leader_lease_seconds,
+                   help="leader lease TTL: another control plane takes over this long after the leader dies "
+                        "(default %(default)s)")
+    p.add_argument("--event-ttl", type=int, default=d.event_ttl, help="seconds an Event is kept (default %(default)s)")
     p.add_argument("--controllers", action=argparse.BooleanOptionalAction, default=d.controllers,
                    help="run controllers and scheduler (default on)")
     p.add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
@@ -83,6 +87,8 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     if a.default_unreachable_toleration is not None:
         c.default_unreachable_toleration = a.default_unreachable_toleration
     c.leader_elect = a.leader_elect
+    c.leader_lease_seconds = a.leader_lease_seconds
+    c.event_ttl = a.event_ttl
     c.identity = a.identity or f"{socket.gethostname()}_{os.getpid()}"
     c.controllers = a.controllers
     c.log_level = a.log_level

@@ -140,7 +140,8 @@ def _parse_requirement(term: str) -> Requirement:
         _check_key(key)
         return Requirement(key, "!")
     if re.search(r"\s", t) or any(c in t for c in "()<>"):
-        raise SelectorError(f"unable to parse requirement: {t!r}")
+        # The API server prefixes "unable to parse requirement: " itself.
+        raise SelectorError(f"{t!r}: expected KEY, !KEY, KEY=VALUE, KEY!=VALUE, KEY in (...) or KEY notin (...)")
     _check_key(t)
     return Requirement(t, "exists")
 

@@ -47,6 +47,14 @@ def test_label_selector_errors(bad):
         parse_label_selector(bad)
 
 
+def test_label_selector_error_says_what_was_not_understood_once():
+    # The API server prefixes "unable to parse requirement: "; the reason
+    # must not repeat it.
+    with pytest.raises(SelectorError) as e:
+        parse_label_selector("a notin b")
+    assert str(e.value).startswith("'a notin b': expected ") and "unable to parse" not in str(e.value)
+
+
 def test_from_message():
     msg = meta_pb2.LabelSelector(
         match_labels={"app": "web"},

@@ -389,7 +389,6 @@ async def test_watch_too_old_after_compaction_then_relist(start_controlplane, et
 
     cp = await start_controlplane(etcd=etcd_process)
     async with cp.client() as c:
-        _, old_rv = await c.list("pods")
         for i in range(5):
             await c.create(pod(f"p{i}"))
         store = EtcdStore(etcd_process.endpoint)
@@ -412,7 +411,6 @@ async def test_watch_too_old_after_compaction_then_relist(start_controlplane, et
         t, obj = await fut
         assert (t, obj.metadata.name) == ("ADDED", "after")
         await w2.aclose()
-        assert old_rv
 
 
 async def test_watch_survives_etcd_restart(start_controlplane, etcd_process):
@@ -531,11 +529,14 @@ async def test_watch_resumes_across_a_control_plane_restart(start_controlplane, 
     SIGTERM with a watch open exits cleanly (status 0) and ends the stream."""
     cp = await start_controlplane(etcd=etcd_process)
     async with cp.client() as c:
-        await c.create(pod("a"))
         _, rv = await c.list("pods")
         w = c.watch("pods", resource_version=rv)
+        await c.create(pod("a"))
+        # The watch delivered: it is open on the server when SIGTERM comes.
+        t, obj = await next_event(w, 15)
+        assert (t, obj.metadata.name) == ("ADDED", "a")
+        rv = obj.metadata.resource_version
         pending = asyncio.ensure_future(next_event(w, 15))
-        await asyncio.sleep(0.2)
         assert await cp.stop() == 0
         with pytest.raises(Exception):  # noqa: B017 - ServerUnreachable or ApiError(ServiceUnavailable)
             await pending

@@ -260,6 +260,26 @@ async def _node_conditions(server: str) -> dict[str, str]:
     return out
 
 
+async def _pods_per_node(server: str) -> dict[str, int]:
+    from pkapi.client.cluster import ClusterClient
+
+    async with ClusterClient(server, timeout=2.0) as c:
+        pods, _ = await c.list("pods")
+    out: dict[str, int] = {}
+    for p in pods:
+        node = p.spec.node_name  # type: ignore[attr-defined]
+        if node and not p.metadata.HasField("deletion_timestamp"):  # type: ignore[attr-defined]
+            out[node] = out.get(node, 0) + 1
+    return out
+
+
+def pods_per_node(server: str) -> dict[str, int] | None:
+    try:
+        return asyncio.run(_pods_per_node(server))
+    except Exception:  # noqa: BLE001 - status reports what it can
+        return None
+
+
 def node_conditions(server: str) -> dict[str, str] | None:
     """Node name -> Ready/NotReady/Unknown, or None if the API does not answer."""
     try:
@@ -621,14 +641,16 @@ def _pid(pidfile: str) -> str:
 def status(name: str = "lab", say: Say = print) -> bool:
     """Print the lab's state; True if every part is running."""
     rec, plan = load_plan(name)
-    conds = node_conditions(plan.server) if procs.alive(controlplane_pidfile(plan)) else None
+    api_up = procs.alive(controlplane_pidfile(plan))
+    conds = node_conditions(plan.server) if api_up else None
+    pods = (pods_per_node(plan.server) if conds is not None else None) or {}
     say(f'lab "{plan.name}"  preset {plan.preset}  network {plan.subnet} ({plan.uplink})  state {plan.state_dir}')
     rows: list[tuple[str, ...]] = [("COMPONENT", "ADDRESS", "PROCESS")]
     rows.append(("etcd", f"127.0.0.1:{rec.etcd_client_port}", _pid(etcd_pidfile(plan))))
     rows.append(("controlplane", plan.server, _pid(controlplane_pidfile(plan))))
     say(_table(rows))
     say("")
-    rows = [("NODE", "IP", "LINK", "DOCKERD", "AGENT", "STATUS")]
+    rows = [("NODE", "IP", "LINK", "DOCKERD", "AGENT", "STATUS", "PODS")]
     healthy = procs.alive(etcd_pidfile(plan)) and procs.alive(controlplane_pidfile(plan))
     for n in plan.nodes:
         if not net.netns_exists(n.netns):
@@ -638,10 +660,11 @@ def status(name: str = "lab", say: Say = print) -> bool:
         else:
             link = "up"
         node_status = "-" if conds is None else conds.get(n.name, "not registered")
-        rows.append((n.name, n.ip, link, _pid(engine.dockerd_pidfile(n)), _pid(agent_pidfile(n)), node_status))
+        npods = "-" if conds is None else str(pods.get(n.name, 0))
+        rows.append((n.name, n.ip, link, _pid(engine.dockerd_pidfile(n)), _pid(agent_pidfile(n)), node_status, npods))
         healthy = healthy and link == "up" and procs.alive(engine.dockerd_pidfile(n)) and procs.alive(agent_pidfile(n))
     say(_table(rows))
-    if conds is None and procs.alive(controlplane_pidfile(plan)):
+    if conds is None and api_up:
         say("(the control plane does not answer: node status unknown)")
     return bool(healthy)
 

@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 
 # Namespaces that always exist and may not be deleted.
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-node-lease", "kube-public")
-PROTECTED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 FOREGROUND = "foregroundDeletion"
 ORPHAN = "orphan"
@@ -263,14 +262,17 @@ class Registry:
         mutate: Callable[[Message], Awaitable[Message]],
         precondition_rv: str = "",
         dry_run: bool = False,
+        read: tuple[Message, int] | None = None,
     ) -> tuple[Message, Message | None]:
         """Read, mutate, CAS-write; retry on conflict unless the client gave
-        a resourceVersion. Returns (result, old) where old is None when the
-        mutation changed nothing (no write)."""
+        a resourceVersion. `read`: the object and revision the caller has
+        just read, used for the first attempt (the CAS catches anything
+        newer). Returns (result, old) where old is None when the mutation
+        changed nothing (no write)."""
         key = meta.key(k.resource, ns, name)
         for attempt in range(RETRIES):
-            got = None
-            if attempt == 0 and precondition_rv:
+            got = read if attempt == 0 else None
+            if got is None and attempt == 0 and precondition_rv:
                 # The value of a key at a given mod_revision never changes, so
                 # a cached object at the client's revision is exactly what
                 # etcd holds at that revision; the CAS catches anything newer.
@@ -414,7 +416,7 @@ class Registry:
                 return await self._validated_update(k, old, new, dry_run)
 
             try:
-                out, old = await self._guaranteed_update(k, ns, name, mutate, "", dry_run)
+                out, old = await self._guaranteed_update(k, ns, name, mutate, "", dry_run, read=got)
             except ApiError as e:
                 if e.reason == "NotFound":
                     continue  # deleted meanwhile: create it
@@ -446,7 +448,7 @@ class Registry:
             )
         if grace_period_seconds is not None and grace_period_seconds < 0:
             grace_period_seconds = 0
-        if k.kind == "Namespace" and name in PROTECTED_NAMESPACES:
+        if k.kind == "Namespace" and name in SYSTEM_NAMESPACES:
             raise ApiError("Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be deleted')
         key = meta.key(k.resource, ns, name)
         for _attempt in range(RETRIES):
@@ -456,11 +458,7 @@ class Registry:
             old, rev = got
             omd = old.metadata  # type: ignore[attr-defined]
             if precondition_uid and precondition_uid != omd.uid:
-                raise ApiError(
-                    "Conflict",
-                    f'Operation cannot be fulfilled on {k.qualified} "{name}": Precondition failed: '
-                    f"UID in precondition: {precondition_uid}, UID in object meta: {omd.uid}",
-                )
+                raise _uid_conflict(k, name, precondition_uid, omd.uid)
             if precondition_rv and precondition_rv != str(rev):
                 raise ApiError(
                     "Conflict",
@@ -626,11 +624,15 @@ def _check_uid(k: Kind, incoming: Message, old: Message) -> None:
     on the new one (Kubernetes checks metadata.uid as a precondition)."""
     iuid, ouid = incoming.metadata.uid, old.metadata.uid  # type: ignore[attr-defined]
     if iuid and iuid != ouid:
-        raise ApiError(
-            "Conflict",
-            f'Operation cannot be fulfilled on {k.qualified} "{old.metadata.name}": Precondition failed: '  # type: ignore[attr-defined]
-            f"UID in precondition: {iuid}, UID in object meta: {ouid}",
-        )
+        raise _uid_conflict(k, old.metadata.name, iuid, ouid)  # type: ignore[attr-defined]
+
+
+def _uid_conflict(k: Kind, name: str, want: str, have: str) -> ApiError:
+    return ApiError(
+        "Conflict",
+        f'Operation cannot be fulfilled on {k.qualified} "{name}": Precondition failed: '
+        f"UID in precondition: {want}, UID in object meta: {have}",
+    )
 
 
 # ------------------------------------------------------------------ apply

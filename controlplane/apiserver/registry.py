@@ -88,7 +88,8 @@ def _same_ignoring_rv(a: Message, b: Message) -> bool:
     return encode(a) == encode(b)
 
 
-def _parse_rv(rv: str) -> int:
+def parse_resource_version(rv: str) -> int:
+    """A client's resourceVersion: a non-negative integer, else BadRequest."""
     try:
         n = int(rv)
     except ValueError:

@@ -25,7 +25,7 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane.apiserver.registry import RETRIES, Registry, _copy, encode
+from controlplane.apiserver.registry import RETRIES, Registry, _copy, encode, parse_resource_version
 from controlplane.apiserver.watchcache import Filter, WatchCaches
 from controlplane.config import ControlPlaneConfig
 from controlplane.store import ConflictError, KeyExistsError, StoreError, UnavailableError
@@ -154,10 +154,7 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
             flt = parse_selectors(k, request.namespace, request.label_selector, request.field_selector)
             rv: int | None = None
             if request.resource_version not in ("", "0"):
-                try:
-                    rv = int(request.resource_version)
-                except ValueError:
-                    raise bad_request(f'invalid resource version "{request.resource_version}"') from None
+                rv = parse_resource_version(request.resource_version)
             cache = await self.caches.get(k)
             stream = cache.stream(flt, rv, request.allow_bookmarks)
             try:

@@ -225,6 +225,15 @@ async def test_bookmarks(client):
     await w.aclose()
 
 
+async def test_watch_refuses_a_bad_resource_version(client):
+    for rv in ("abc", "-5"):
+        w = client.watch("pods", resource_version=rv)
+        with pytest.raises(ApiError) as e:
+            await next_event(w)
+        assert (e.value.reason, e.value.message) == ("BadRequest", f'invalid resource version "{rv}"')
+        await w.aclose()
+
+
 async def test_node_register_and_heartbeat(client):
     n = core_pb2.Node()
     n.metadata.name = "n1"

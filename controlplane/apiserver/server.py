@@ -28,7 +28,7 @@ from grpc_reflection.v1alpha import reflection
 from controlplane.apiserver.registry import RETRIES, Registry, _copy, encode, parse_resource_version
 from controlplane.apiserver.watchcache import Filter, WatchCaches
 from controlplane.config import ControlPlaneConfig
-from controlplane.store import ConflictError, KeyExistsError, StoreError, UnavailableError
+from controlplane.store import ConflictError, KeyNotFoundError, StoreError, UnavailableError
 from pkapi import decode as pkdecode
 from pkapi import meta, selectors
 from pkapi.errors import ApiError, bad_request, conflict
@@ -363,9 +363,9 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
             try:
                 await store.update(key, encode(lease), kv.mod_revision)
                 return
-            except ConflictError:
-                continue
-            except KeyExistsError:
+            except (ConflictError, KeyNotFoundError):
+                # Renewed by a concurrent call, or deleted since the read
+                # (the next round creates it again).
                 continue
         raise conflict("leases.coordination.k8s.io", node)
 

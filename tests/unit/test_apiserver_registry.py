@@ -172,3 +172,33 @@ async def test_apply_without_replicas_keeps_the_scale(reg):
     d.spec.replicas = 2
     out, r = await reg.apply(d)
     assert r == "configured" and out.spec.replicas == 2
+
+
+async def test_heartbeat_recreates_a_lease_deleted_under_it():
+    """A node's Lease deleted between the heartbeat's read and its write
+    (node deleted, namespace emptied) is created again, not a storage error."""
+    from controlplane.apiserver.server import NodeServicer
+    from controlplane.config import ControlPlaneConfig
+    from pkapi.v1 import api_pb2
+
+    class DeletesOnFirstUpdate(MemoryStore):  # the fake store, with the race forced
+        raced = False
+
+        async def update(self, key, value, expected_revision):
+            if not self.raced:
+                self.raced = True
+                await self.delete(key)
+            return await super().update(key, value, expected_revision)
+
+    store = DeletesOnFirstUpdate()
+    r = Registry(store)
+    await r.ensure_system_namespaces()
+    try:
+        nodes = NodeServicer(r, ControlPlaneConfig())
+        await nodes.Heartbeat(api_pb2.HeartbeatRequest(node_name="n1"), None)  # creates the Lease
+        await nodes.Heartbeat(api_pb2.HeartbeatRequest(node_name="n1"), None)  # renews: the race
+        assert store.raced
+        lease = await r.get("leases", "kube-node-lease", "n1")
+        assert lease.spec.holder_identity == "n1"
+    finally:
+        await r.close()

@@ -25,8 +25,9 @@ Guarantees:
   (pause_writing), reading from the other side is paused until it drains
   (resume_writing), so memory per connection stays bounded.
 
-Concurrency: everything runs on the one event loop; the per-connection
-connect runs as one task; no locks needed.
+Concurrency: everything runs on the one event loop, in protocol callbacks;
+the backend connect is loop.create_connection's coroutine stepped by a
+_Connector from callbacks (no Task per connection); no locks needed.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import pytest
 
 from cli.lab import engine, mounts, net
 from cli.lab import lab as labmod
-from tests.fixtures.lab import LabHandle, require_root, wait
+from tests.fixtures.lab import LabHandle, remove_stale_labs, require_root, wait
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -30,8 +30,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 def infra_lab(lab_images: str) -> Iterator[LabHandle]:
     require_root()
     tmp = tempfile.mkdtemp(prefix="pk-e2e-infra-")
-    lab = LabHandle("e2e-infra", os.path.join(tmp, "config"))
-    lab.lab("down", check=False)
+    lab = LabHandle(f"e2e-infra-{os.getpid()}", os.path.join(tmp, "config"))
+    remove_stale_labs(lab.env)
     try:
         lab.lab("up", "--nodes", "2", "--infra-only", "--images", lab_images)
         yield lab

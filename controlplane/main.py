@@ -41,6 +41,16 @@ def _port_range(s: str) -> tuple[int, int]:
     return a, b
 
 
+def _positive(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        v = 0.0
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"invalid value {s!r}: must be a number of seconds greater than 0")
+    return v
+
+
 def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     d = ControlPlaneConfig()
     p = argparse.ArgumentParser(prog="pk-controlplane", description="PocketKube control plane: API server on etcd, "
@@ -56,8 +66,8 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     p.add_argument("--preset", choices=sorted(PRESETS), default=d.preset,
                    help="timing preset: lab (1s/4s/0s) or kubernetes (10s/40s/300s) for heartbeat interval, "
                    "node grace period and default unreachable toleration")
-    p.add_argument("--heartbeat-interval", type=float, default=None, help="seconds between agent heartbeats")
-    p.add_argument("--node-grace-period", type=float, default=None,
+    p.add_argument("--heartbeat-interval", type=_positive, default=None, help="seconds between agent heartbeats")
+    p.add_argument("--node-grace-period", type=_positive, default=None,
                    help="seconds without a heartbeat before a node is NotReady")
     p.add_argument("--default-unreachable-toleration", type=int, default=None,
                    help="seconds pods tolerate an unreachable node before eviction")
@@ -119,12 +129,6 @@ def _etcd_version(endpoint: str) -> str:
         return ""
 
 
-def _allocator(store: Any, config: ControlPlaneConfig) -> Any:
-    try:
-        from controlplane.apiserver.service_alloc import ServiceAllocator
-    except ImportError:
-        return None
-    return ServiceAllocator(store, config)
 
 
 async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) -> None:
@@ -134,6 +138,7 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
 
     from controlplane.apiserver.registry import Registry
     from controlplane.apiserver.server import serve
+    from controlplane.apiserver.service_alloc import ServiceAllocator
     from controlplane.apiserver.watchcache import WatchCaches
 
     loop = asyncio.get_running_loop()
@@ -159,7 +164,7 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
     manager_task: asyncio.Task[Any] | None = None
     try:
         store = _make_store(config)
-        allocator = _allocator(store, config)
+        allocator = ServiceAllocator(store, config)
         registry = Registry(store, allocator)
         await registry.ensure_system_namespaces()
         await registry.resume_namespace_finalizers()
@@ -212,12 +217,9 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
             log.info("embedded etcd stopped")
 
 
-def _start_controllers(config: ControlPlaneConfig, api_address: str) -> asyncio.Task[Any] | None:
-    try:
-        from controlplane.controllers import manager  # type: ignore[attr-defined]
-    except ImportError:
-        log.info("controllers are not available in this build; serving the API only")
-        return None
+def _start_controllers(config: ControlPlaneConfig, api_address: str) -> asyncio.Task[Any]:
+    from controlplane.controllers import manager
+
     return asyncio.get_running_loop().create_task(manager.run(config, api_address), name="controllers")
 
 

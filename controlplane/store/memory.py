@@ -75,6 +75,15 @@ class MemoryStore:
         for wakeup in list(self._wakeups):
             wakeup.set()
 
+    def _expect(self, key: str, expected_revision: int) -> KV:
+        """The key's KV if it exists at expected_revision (0: any)."""
+        old = self._data.get(key)
+        if old is None:
+            raise KeyNotFoundError(key)
+        if expected_revision and old.mod_revision != expected_revision:
+            raise ConflictError(key, old.mod_revision)
+        return old
+
     def _remove_key(self, kv: KV, revision: int) -> Event:
         del self._data[kv.key]
         if kv.lease and kv.lease in self._leases:
@@ -119,11 +128,7 @@ class MemoryStore:
     async def update(self, key: str, value: bytes, expected_revision: int) -> int:
         await asyncio.sleep(0)
         self._check_open()
-        old = self._data.get(key)
-        if old is None:
-            raise KeyNotFoundError(key)
-        if expected_revision and old.mod_revision != expected_revision:
-            raise ConflictError(key, old.mod_revision)
+        old = self._expect(key, expected_revision)
         self._revision += 1
         rev = self._revision
         # The key keeps its lease, like etcd's put with ignore_lease.
@@ -134,11 +139,7 @@ class MemoryStore:
     async def delete(self, key: str, expected_revision: int = 0) -> int:
         await asyncio.sleep(0)
         self._check_open()
-        old = self._data.get(key)
-        if old is None:
-            raise KeyNotFoundError(key)
-        if expected_revision and old.mod_revision != expected_revision:
-            raise ConflictError(key, old.mod_revision)
+        old = self._expect(key, expected_revision)
         self._revision += 1
         self._commit([self._remove_key(old, self._revision)])
         return self._revision

@@ -273,13 +273,19 @@ class Registry:
         key = meta.key(k.resource, ns, name)
         for attempt in range(RETRIES):
             got = read if attempt == 0 else None
-            if got is None and attempt == 0 and precondition_rv:
+            guessed = False
+            if got is None and attempt == 0 and (precondition_rv or k.kind != "Service"):
                 # The value of a key at a given mod_revision never changes, so
                 # a cached object at the client's revision is exactly what
                 # etcd holds at that revision; the CAS catches anything newer.
+                # Without a client revision the cached object is a guess too:
+                # if stale, the CAS fails and the retry reads etcd (one etcd
+                # round trip per unconditional write instead of two).
+                # (Not for Services: their allocator acts on the old object.)
                 got = self._cached(k, ns, name)
-                if got is not None and str(got[1]) != precondition_rv:
+                if got is not None and precondition_rv and str(got[1]) != precondition_rv:
                     got = None
+                guessed = got is not None and not precondition_rv
             if got is None:
                 got = await self._get_kv(k, ns, name)
             if got is None:
@@ -287,8 +293,15 @@ class Registry:
             old, rev = got
             if precondition_rv and precondition_rv != str(rev):
                 raise conflict(k.qualified, name)
-            new = await mutate(_copy(old))
+            try:
+                new = await mutate(_copy(old))
+            except ApiError:
+                if guessed:
+                    continue  # judged against a possibly stale object: read etcd
+                raise
             if _same_ignoring_rv(new, old):
+                if guessed:
+                    continue  # "nothing to write" needs the current object: read etcd
                 return old, None
             if dry_run:
                 return new, old

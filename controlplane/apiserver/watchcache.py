@@ -19,6 +19,13 @@ Filtering follows Kubernetes: an update that makes an object match a
 watcher's selectors is delivered as ADDED, one that makes it stop matching
 as DELETED.
 
+Fan-out cost: a watcher whose field selector requires `field=value` (the
+agents' spec.nodeName=<node>) is indexed by that pair, so a change is
+matched only against the watchers indexed by its old and new values of
+that field plus the unindexed ones (Kubernetes' watch-cache indexers):
+a hundred node watches cost two lookups per pod change, not a hundred
+filter evaluations.
+
 Back-pressure: each watcher has a bounded queue. A watcher whose client
 reads too slowly is cut off with Expired (the client relists and watches
 again); it never stalls the cache or the other watchers.
@@ -176,6 +183,11 @@ class WatchCache:
         self.queue_limit = queue_limit
         self.bookmark_interval = bookmark_interval
         self.watchers: set[Watcher] = set()
+        # Fan-out index (see module docstring): (field, value) -> watchers
+        # whose field selector requires field=value; the rest are unindexed.
+        self._indexed: dict[tuple[str, str], set[Watcher]] = {}
+        self._index_fields: collections.Counter[str] = collections.Counter()
+        self._unindexed: set[Watcher] = set()
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -218,7 +230,7 @@ class WatchCache:
                 # Events may be lost: every watcher must relist.
                 for w in list(self.watchers):
                     w.cut_off(expired("the watch cache was reset; relist"))
-                self.watchers.clear()
+                    self._remove(w)
                 try:
                     await self._relist()
                 except asyncio.CancelledError:
@@ -245,14 +257,59 @@ class WatchCache:
             self.horizon = self.history[0].revision
         self.history.append(ch)
         self.revision = revision
-        for w in list(self.watchers):
+        for w in self._candidates(old, new):
             if revision <= w.min_revision:
                 continue
             ev = w.filter.translate(ch)
             if ev is not None:
                 w.push(ev)
             if w.closed:
-                self.watchers.discard(w)
+                self._remove(w)
+
+    @staticmethod
+    def _index_key(flt: Filter) -> tuple[str, str] | None:
+        for r in flt.fields.requirements:
+            if r.op == "=":
+                return r.field, r.value
+        return None
+
+    def _add(self, w: Watcher) -> None:
+        self.watchers.add(w)
+        ik = self._index_key(w.filter)
+        if ik is None:
+            self._unindexed.add(w)
+        else:
+            self._indexed.setdefault(ik, set()).add(w)
+            self._index_fields[ik[0]] += 1
+
+    def _remove(self, w: Watcher) -> None:
+        if w not in self.watchers:
+            return
+        self.watchers.discard(w)
+        ik = self._index_key(w.filter)
+        if ik is None:
+            self._unindexed.discard(w)
+            return
+        ws = self._indexed.get(ik)
+        if ws is not None:
+            ws.discard(w)
+            if not ws:
+                del self._indexed[ik]
+        self._index_fields[ik[0]] -= 1
+        if self._index_fields[ik[0]] <= 0:
+            del self._index_fields[ik[0]]
+
+    def _candidates(self, old: Entry | None, new: Entry | None) -> list[Watcher]:
+        """The watchers a change can match: the unindexed ones and those
+        indexed by the old or new object's value of their field."""
+        out = list(self._unindexed)
+        for f in self._index_fields:
+            vals = {e.fields.get(f, "") for e in (old, new) if e is not None}
+            for v in vals:
+                ws = self._indexed.get((f, v))
+                if ws:
+                    out.extend(ws)
+        return out
 
     async def _bookmarks(self) -> None:
         while True:
@@ -285,11 +342,11 @@ class WatchCache:
                     if ev is not None:
                         w.push(ev, force=True)
         w.limit = w.pending() + self.queue_limit
-        self.watchers.add(w)
+        self._add(w)
         return w
 
     def unsubscribe(self, w: Watcher) -> None:
-        self.watchers.discard(w)
+        self._remove(w)
         w.closed = True
 
     async def direct(self, flt: Filter, revision: int) -> AsyncGenerator[tuple[api_pb2.WatchEvent | None, int], None]:

@@ -125,3 +125,35 @@ async def test_horizon(env):
     assert meta.unwrap(ev.object).metadata.name == "live"
     await gen.aclose()
     assert not cache.watchers
+
+
+async def test_indexed_watchers_see_objects_enter_and_leave_their_value(env):
+    """Watchers indexed by a field=value requirement (spec.nodeName=n1,
+    status.phase=Running) get ADDED when a pod takes that value and DELETED
+    when it leaves it; other values' watchers, != watchers and unindexed
+    watchers behave as without the index."""
+    reg, cache = env
+    start = cache.revision
+
+    def sub(sel: str):
+        return cache.subscribe(Filter(fields=selectors.parse_field_selector(sel)), start, False)
+
+    n1, n2, neq, running = sub("spec.nodeName=n1"), sub("spec.nodeName=n2"), sub("spec.nodeName!=n1"), \
+        sub("status.phase=Running")
+    everyone = cache.subscribe(Filter(), start, False)
+    p = await reg.create(pod("a"))
+    p.spec.node_name = "n1"
+    p = await reg.update(p)
+    p.status.phase = "Running"
+    p = await reg.update_status(p)
+    p.status.phase = "Succeeded"
+    p = await reg.update_status(p)
+    await reg.delete("pods", "default", "a", grace_period_seconds=0)
+    await until(lambda: everyone.pending() == 5, what="5 events for the unfiltered watcher")
+    assert await drain(n1, 4) == [("ADDED", "a"), ("MODIFIED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
+    assert await drain(neq, 2) == [("ADDED", "a"), ("DELETED", "a")]
+    assert await drain(running, 2) == [("ADDED", "a"), ("DELETED", "a")]
+    assert n1.pending() == 0 and n2.pending() == 0 and running.pending() == 0 and neq.pending() == 0
+    for w in (n1, n2, running):
+        cache.unsubscribe(w)
+    assert not cache._indexed and not cache._index_fields

@@ -49,7 +49,7 @@ step "hard-kill $victim (the most pods) while $source_node sends ~20 requests/s"
 log=$(mktemp /tmp/pk-demo-requests.XXXXXX)
 trap 'rm -f "$log"' EXIT
 # shellcheck disable=SC2016
-pkctl lab exec "$source_node" -- sh -c 'end=$(( $(date +%s) + 20 )); while [ $(date +%s) -lt $end ]; do
+pkctl lab exec "$source_node" -- sh -c 'end=$(( $(date +%s) + 15 )); while [ $(date +%s) -lt $end ]; do
     curl -s -m 2 -o /dev/null -w "%{http_code}\n" http://'"$cip"'/ || echo fail; sleep 0.05; done' >"$log" 2>&1 &
 loop=$!
 sleep 2

@@ -32,7 +32,8 @@ import signal
 import socket
 import subprocess
 import time
-from typing import IO
+from collections.abc import Coroutine
+from typing import IO, Any
 
 ETCD_BINARY = "/usr/bin/etcd"
 _RUN_MARKER = "--- pocketkube: starting"
@@ -219,7 +220,7 @@ class EtcdProcess:
                     if self._repick_ports():
                         break  # retry on new ports
                     raise EtcdStartError(self._died_message(f"exited with code {self.returncode}"))
-                if await _healthy_async(self.client_port):
+                if await _healthy(self.client_port):
                     self._served = True
                     return
                 if time.monotonic() > deadline:
@@ -229,24 +230,10 @@ class EtcdProcess:
         raise EtcdStartError(self._died_message("could not get free ports"))
 
     def start_blocking(self, timeout: float = 20.0) -> None:
-        """start() for callers without an event loop (session test fixtures)."""
-        for _attempt in range(3):
-            self._spawn()
-            deadline = time.monotonic() + timeout
-            while True:
-                if not self.running:
-                    self._reap()
-                    if self._repick_ports():
-                        break
-                    raise EtcdStartError(self._died_message(f"exited with code {self.returncode}"))
-                if _healthy_blocking(self.client_port):
-                    self._served = True
-                    return
-                if time.monotonic() > deadline:
-                    self.stop_blocking()
-                    raise EtcdStartError(self._died_message(f"not healthy after {timeout}s"))
-                time.sleep(0.05)
-        raise EtcdStartError(self._died_message("could not get free ports"))
+        """start() for callers without an event loop (session test fixtures):
+        on a private loop in this thread (the parent-death signal follows
+        the thread that starts etcd)."""
+        _run_private(self.start(timeout))
 
     # -- stop ----------------------------------------------------------------
 
@@ -279,15 +266,8 @@ class EtcdProcess:
         self._reap()
 
     def stop_blocking(self, grace: float = 5.0) -> None:
-        if self._proc is None:
-            return
-        self._signal(signal.SIGTERM)
-        try:
-            self._proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            self._signal(signal.SIGKILL)
-            self._proc.wait()
-        self._reap()
+        """stop() for callers without an event loop."""
+        _run_private(self.stop(grace))
 
     def kill(self) -> None:
         """SIGKILL without waiting (a crash, for tests); stop() reaps."""
@@ -307,6 +287,16 @@ class EtcdProcess:
         await self.stop()
 
 
+def _run_private(coro: Coroutine[Any, Any, None]) -> None:
+    """Run coro to completion on a new event loop that is never made this
+    thread's current loop (asyncio.run would reset a test framework's)."""
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(coro)
+    finally:
+        loop.close()
+
+
 # -- health probes: GET /health on the client port ----------------------------
 
 _HEALTH_REQUEST = b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"
@@ -317,7 +307,7 @@ def _is_healthy_response(data: bytes) -> bool:
     return head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n", 1)[0] and b'"health":"true"' in body.replace(b" ", b"")
 
 
-async def _healthy_async(port: int) -> bool:
+async def _healthy(port: int) -> bool:
     try:
         async with asyncio.timeout(0.5):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -329,15 +319,3 @@ async def _healthy_async(port: int) -> bool:
     except (OSError, TimeoutError):
         return False
     return _is_healthy_response(data)
-
-
-def _healthy_blocking(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-            s.sendall(_HEALTH_REQUEST)
-            chunks = []
-            while chunk := s.recv(4096):
-                chunks.append(chunk)
-    except OSError:
-        return False
-    return _is_healthy_response(b"".join(chunks))

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from controlplane.etcdproc import EtcdProcess, EtcdStartError, _healthy_blocking
+from controlplane.etcdproc import EtcdProcess, EtcdStartError, _healthy
 from controlplane.store import EtcdStore
 
 pytestmark = pytest.mark.integration
@@ -66,14 +66,14 @@ async def test_start_stop_leaves_no_process(data_dir: str) -> None:
     await etcd.start()
     assert etcd.running and etcd.pid is not None
     assert etcd.endpoint == f"http://127.0.0.1:{etcd.client_port}"
-    assert _healthy_blocking(etcd.client_port)
+    assert await _healthy(etcd.client_port)
     assert has_data_and_log(data_dir, etcd.log_path)
     pid = etcd.pid
     await etcd.stop()
     assert not etcd.running
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
     assert processes_using(data_dir) == []
-    assert not _healthy_blocking(etcd.client_port)
+    assert not await _healthy(etcd.client_port)
 
 
 async def test_restart_keeps_ports_and_data(data_dir: str) -> None:

@@ -3,7 +3,6 @@ argument parsing, manifests, config resolution, usage errors, exit codes."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from click.testing import CliRunner
 from cli import config, delete, util
 from cli.main import cli
 from pkapi import meta
+from tests.fixtures.controlplane import free_port
 
 
 def kinds(targets: list[util.Target]) -> list[tuple[str, str | None]]:
@@ -172,12 +172,6 @@ def test_cascade_values() -> None:
 
 
 # ------------------------------------------------------ the command line
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -539,6 +539,11 @@ def down(name: str = "lab", keep_data: bool = False, say: Say = print) -> list[s
     procs.kill_all(strays)
 
     left_mounts = mounts.unmount_all(plan.run_dir) + mounts.unmount_all(plan.state_dir)
+    for path in agent_files_outside(plan):
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
     for n in plan.nodes:
         net.remove_node(plan, n)
     net.remove_switch(plan)
@@ -570,6 +575,20 @@ def down(name: str = "lab", keep_data: bool = False, say: Say = print) -> list[s
         state.save(rec)  # keep the record: a later `down` retries
         say(f'lab "{name}" removed, but these remain:\n  ' + "\n  ".join(left))
     return left
+
+
+def agent_files_outside(plan: LabPlan) -> list[str]:
+    """Files the nodes' agents keep outside the lab's directories: the service
+    proxy's share lock /run/pocketkube/proxy-<tag>-<netns inode>.lock. Keyed
+    by the node's network namespace, so they are the lab's alone."""
+    inodes = set()
+    for n in plan.nodes:
+        try:
+            inodes.add(os.stat(n.netns_path).st_ino)
+        except OSError:
+            pass
+    return sorted(str(p) for p in Path("/run/pocketkube").glob("proxy-*.lock")
+                  if p.stem.rsplit("-", 1)[-1] in {str(i) for i in inodes})
 
 
 def _rmdir_empty(path: str, levels: int) -> None:

@@ -356,8 +356,10 @@ def test_killed_agent_leaves_containers_running_until_it_returns(lab_cluster: La
 def test_lab_down_leaves_nothing_behind(lab_cluster: LabHandle) -> None:
     lab = lab_cluster
     plan = lab.plan
+    outside = labmod.agent_files_outside(plan)  # the agents' proxy lock files, if any
     r = lab.lab("down", check=False)
     assert r.returncode == 0, f"pkctl lab down: {r.stdout}{r.stderr}"
+    assert not [f for f in outside if Path(f).exists()], f"left behind: {outside}"
     assert net.leftovers(plan) == []
     assert labmod.stray_processes(plan) == []
     for pidfile in [labmod.etcd_pidfile(plan), labmod.controlplane_pidfile(plan)] + [

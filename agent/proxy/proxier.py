@@ -15,6 +15,8 @@ Guarantees:
 - A listener exists only while its Service port has ready endpoints: with
   none, nothing listens on the address, so the kernel refuses the
   connection at once (RST / ICMP port unreachable) instead of a hang.
+  (When endpoints drop to none, the listener lingers EMPTY_HOLD = 0.5 s
+  with its last backends, so a momentary empty Endpoints costs nothing.)
 - An endpoint change swaps the backend list inside the live Balancer; open
   connections are untouched and the listening socket is not rebound.
 - Bind failures (address not there yet, port taken) are retried every
@@ -51,6 +53,7 @@ log = logging.getLogger(__name__)
 SYNC_DELAY = 0.05
 RETRY = 1.0
 CHECK_ADDRESSES = 5.0
+EMPTY_HOLD = 0.5
 
 
 class _ShareLock:
@@ -84,6 +87,7 @@ class _Listener:
     spec: table.ListenSpec
     balancer: Balancer
     server: Any = None  # asyncio Server (TCP) or DatagramTransport (UDP)
+    empty_since: float | None = None  # when its endpoints went to none
 
 
 class Proxier:
@@ -191,16 +195,29 @@ class Proxier:
         incomplete = False
         if self.manage_addresses:
             incomplete |= await self._sync_addresses(want)
-        # Listeners that go away, or whose backends vanished.
+        # Listeners that go away, or whose backends vanished. A Service port
+        # whose endpoints drop to none keeps its listener (and last
+        # backends) for EMPTY_HOLD seconds: a blip of the Endpoints to empty
+        # must not refuse connections, while endpoints that are really gone
+        # still get refused within a second.
+        now = asyncio.get_running_loop().time()
         for key in list(self.listeners):
             spec = want.listeners.get(key)
-            if spec is None or not spec.backends:
+            if spec is None:
                 _close(self.listeners.pop(key))
+            elif not spec.backends:
+                held = self.listeners[key]
+                if held.empty_since is None:
+                    held.empty_since = now
+                    asyncio.get_running_loop().call_later(EMPTY_HOLD, self._dirty.set)
+                elif now - held.empty_since >= EMPTY_HOLD:
+                    _close(self.listeners.pop(key))
         for key, spec in want.listeners.items():
             if not spec.backends:
                 continue
             lst = self.listeners.get(key)
             if lst is not None:
+                lst.empty_since = None
                 lst.spec = spec
                 lst.balancer.update(spec.backends, spec.affinity_timeout)
                 continue

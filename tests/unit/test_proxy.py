@@ -368,6 +368,8 @@ async def test_proxier_follows_services_and_endpoints():
         assert p.listeners[("127.0.0.1", node_port, "TCP")].server is server  # not rebound
         assert await ask(node_port) == b"two:hi\n"
         w.endpoints.put(endpoints())
+        await until("the empty Endpoints seen", lambda: p.listeners[("127.0.0.1", node_port, "TCP")].empty_since)
+        assert await ask(node_port) == b"two:hi\n"  # a blip to empty costs nothing (EMPTY_HOLD)
         await until("listener gone", lambda: not p.listeners)
         with pytest.raises(ConnectionRefusedError):
             await ask(node_port)

@@ -42,11 +42,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, Coroutine, NoReturn, TypeVar
 
 import click
-import grpc
 
 from cli import config
 from pkapi import manifest, meta
 from pkapi.client.cluster import ClusterClient, ServerUnreachable
+from pkapi.client.cluster import convert_rpc_error as convert_rpc_error  # for logs, exec, edit
 from pkapi.errors import ApiError
 from pkapi.meta import Kind
 
@@ -191,8 +191,7 @@ def err(message: str) -> None:
 
 
 def api_error_text(e: ApiError) -> str:
-    text = e.kubectl()
-    return text
+    return e.kubectl()
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -223,14 +222,6 @@ def unreachable_text(e: ServerUnreachable) -> str:
     elif any(w in low for w in ("dns resolution failed", "name or service not known", "domain name not found")):
         d = "unknown host (see --server)"
     return f"cannot reach the control plane at {e.address}: {d}"
-
-
-def convert_rpc_error(e: grpc.aio.AioRpcError, address: str) -> Exception:
-    """A gRPC error from a raw stub call (logs, exec) as ClusterClient does."""
-    details = e.details() or ""
-    if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not details.startswith("["):
-        return ServerUnreachable(address, details or e.code().name.lower())
-    return ApiError.from_wire(e.code(), details)
 
 
 def binary_stream(name: str) -> BinaryIO:

@@ -40,12 +40,17 @@ class ServerUnreachable(Exception):
         self.detail = detail
 
 
-def _convert(err: grpc.aio.AioRpcError, address: str) -> Exception:
-    if err.code() == grpc.StatusCode.UNAVAILABLE and not (err.details() or "").startswith("["):
-        return ServerUnreachable(address, err.details() or "unavailable")
-    if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED and not (err.details() or "").startswith("["):
-        return ServerUnreachable(address, "deadline exceeded")
-    return ApiError.from_wire(err.code(), err.details())
+def convert_rpc_error(err: grpc.aio.AioRpcError, address: str) -> Exception:
+    """A failed call to the control plane (this client's or a raw stub's,
+    as pkctl's logs and exec make): ApiError when the server answered in
+    its "[Reason] message" wording, else ServerUnreachable."""
+    details = err.details() or ""
+    if not details.startswith("["):
+        if err.code() == grpc.StatusCode.UNAVAILABLE:
+            return ServerUnreachable(address, details or "unavailable")
+        if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return ServerUnreachable(address, "deadline exceeded")
+    return ApiError.from_wire(err.code(), details)
 
 
 class ClusterClient:
@@ -69,7 +74,7 @@ class ClusterClient:
         try:
             return await method(request, timeout=self.timeout)
         except grpc.aio.AioRpcError as err:
-            raise _convert(err, self.address) from None
+            raise convert_rpc_error(err, self.address) from None
 
     # ---------------------------------------------------------------- reads
 
@@ -115,7 +120,7 @@ class ClusterClient:
             async for ev in call:
                 yield ev.type, meta.unwrap(ev.object)
         except grpc.aio.AioRpcError as err:
-            raise _convert(err, self.address) from None
+            raise convert_rpc_error(err, self.address) from None
         finally:
             call.cancel()
 

@@ -378,19 +378,10 @@ def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
         docs = manifest.load_all(text)
     except manifest.ManifestError as e:
         fail(f"error parsing {source}: {e}")
-    out: list[dict[str, Any]] = []
     try:
-        for d in docs:
-            if d is None:
-                continue
-            d = manifest.check(d, source)
-            if d.get("kind") == "List" and isinstance(d.get("items"), list):
-                out.extend(manifest.check(item, source) for item in d["items"])
-            else:
-                out.append(d)
+        return [d.data for d in manifest.expand(docs, source)]
     except manifest.ManifestError as e:
         fail(str(e))
-    return out
 
 
 def read_manifests(paths: tuple[str, ...] | list[str], recursive: bool = False) -> list[Document]:

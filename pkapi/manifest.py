@@ -102,8 +102,15 @@ def check(d: Any, source: str) -> dict[str, Any]:
 
 def documents(text: str, source: str) -> list[Document]:
     """The objects of one source, checked; `kind: List` expanded."""
+    return expand(load_all(text), source)
+
+
+def expand(loaded: list[Any], source: str) -> list[Document]:
+    """The documents load_all() returned, checked, empty ones skipped and
+    `kind: List` expanded (callers that word a parse error themselves
+    call load_all and this apart)."""
     out: list[Document] = []
-    for i, d in enumerate(load_all(text)):
+    for i, d in enumerate(loaded):
         if d is None:
             continue
         d = check(d, source)

@@ -710,3 +710,14 @@ async def test_deleted_node_object_is_registered_again(node: Any) -> None:
             return False
 
     await poll("the agent to register its deleted Node again", back, timeout=15)
+
+
+async def test_bad_command_shows_run_container_error(node: Any) -> None:
+    cp, ag, client = node
+    c = {"name": "main", "image": "pocketkube/hello:1", "command": ["/no/such/binary"]}
+    await client.create(make_pod(ag.node_name, "badcmd", [c]))
+    pod = await wait_pod(client, "badcmd", lambda p: waiting_reason(p) == "RunContainerError", "RunContainerError")
+    assert "/no/such/binary" in cstatus(pod).state.waiting.message  # type: ignore[union-attr]
+    assert pod.status.phase == "Pending"
+    await client.create(make_pod(ag.node_name, "still-fine"))
+    await wait_pod(client, "still-fine", ready, "Ready next to a pod that cannot start")

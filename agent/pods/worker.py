@@ -529,6 +529,35 @@ class PodWorker:
 
     # --------------------------------------------------------- terminate
 
+    async def _stop_all(self, running: list[ContainerState], grace: int) -> None:
+        """Stop the containers within `grace` seconds. While they stop, a
+        shorter grace period (a second delete, or a force delete: the pod is
+        gone) kills them at once, as a kubelet does."""
+        rt = self.m.runtime
+        if not running:
+            return
+        stops = asyncio.gather(*(rt.stop(s.id, grace) for s in running))
+        killed = False
+        try:
+            while not stops.done():
+                self.wake.clear()
+                waker = asyncio.ensure_future(self.wake.wait())
+                futs: set[asyncio.Future[Any]] = {stops, waker}
+                try:
+                    await asyncio.wait(futs, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waker.cancel()
+                if stops.done() or killed:
+                    continue
+                if self.pod is None or grace_seconds(self.pod) < grace:
+                    killed = True
+                    log.info("pod %s: deletion grace shortened; killing its containers now", self.key)
+                    await asyncio.gather(*(rt.stop(s.id, 0) for s in running), return_exceptions=True)
+            await stops
+        finally:
+            if not stops.done():
+                stops.cancel()
+
     async def terminate(self, pod: core_pb2.Pod | None, states: list[ContainerState]) -> bool:
         rt = self.m.runtime
         for cid in list(self.probes):
@@ -539,7 +568,7 @@ class PodWorker:
             for s in running:
                 self.m.event(pod, "Normal", "Killing", f"Stopping container {s.labels.get(LABEL_CONTAINER, '')}",
                              s.labels.get(LABEL_CONTAINER, ""))
-        await asyncio.gather(*(rt.stop(s.id, grace) for s in running))
+        await self._stop_all(running, grace)
         await asyncio.gather(*(rt.remove(s.id) for s in states))
         for bindings in self.bindings.values():
             self._release(bindings)

@@ -721,3 +721,23 @@ async def test_bad_command_shows_run_container_error(node: Any) -> None:
     assert pod.status.phase == "Pending"
     await client.create(make_pod(ag.node_name, "still-fine"))
     await wait_pod(client, "still-fine", ready, "Ready next to a pod that cannot start")
+
+
+async def test_force_delete_during_graceful_termination_kills_at_once(node: Any, docker_client: Any) -> None:
+    cp, ag, client = node
+    stubborn = sh('trap "" TERM; while true; do sleep 0.1; done')
+    await client.create(make_pod(ag.node_name, "slowpoke", [stubborn], terminationGracePeriodSeconds=60))
+    await wait_pod(client, "slowpoke", ready, "Ready")
+    await client.delete("pods", "default", "slowpoke")  # 60 s of grace
+    await wait_pod(client, "slowpoke", lambda p: p.metadata.HasField("deletion_timestamp"), "deletionTimestamp")
+    await poll("the agent to begin the graceful stop", lambda: _reasons(client, "slowpoke", {"Killing"}))
+    t0 = time.monotonic()
+    await client.delete("pods", "default", "slowpoke", grace_period_seconds=0)
+    label = f"io.pocketkube.node={ag.node_name}"
+
+    async def no_containers() -> bool:
+        return not await asyncio.to_thread(docker_client.containers.list, all=True, filters={"label": label})
+
+    await poll("the container to be killed after the force delete", no_containers, timeout=10)
+    assert time.monotonic() - t0 < 10  # not the 60 s grace
+    assert "deletion grace shortened" in ag.log_tail(200)

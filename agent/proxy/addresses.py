@@ -73,6 +73,22 @@ async def labelled(label: str) -> set[str]:
     return found
 
 
+async def by_label(dev: str) -> dict[str, set[str]]:
+    """The device's IPv4 addresses grouped by label."""
+    rc, out = await _ip("-o", "-4", "addr", "show", "dev", dev)
+    found: dict[str, set[str]] = {}
+    if rc != 0:
+        return found
+    for line in out.splitlines():
+        parts = line.split("\\")[0].split()
+        if "inet" not in parts:
+            continue
+        ip = parts[parts.index("inet") + 1].split("/")[0]
+        label = parts[-1] if parts[-1] not in ("dynamic", "noprefixroute", "secondary") else dev
+        found.setdefault(label, set()).add(ip)
+    return found
+
+
 async def add(ip: str, dev: str, label: str) -> bool:
     args = ["addr", "add", f"{ip}/32", "dev", dev]
     if label:

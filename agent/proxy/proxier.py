@@ -56,19 +56,24 @@ CHECK_ADDRESSES = 5.0
 EMPTY_HOLD = 0.5
 
 
+def _lock_path(suffix: str) -> str:
+    try:
+        netns = os.stat("/proc/self/ns/net").st_ino
+    except OSError:
+        netns = 0
+    d = "/run/pocketkube" if os.access("/run", os.W_OK) else tempfile.gettempdir()
+    os.makedirs(d, exist_ok=True)
+    return os.path.join(d, f"proxy-{suffix}-{netns}.lock")
+
+
 class _ShareLock:
     """A shared flock held by every proxy of one cluster in one network
     namespace on this machine; at exit, whoever can upgrade it to an
     exclusive lock is the last one and removes the ClusterIPs."""
 
-    def __init__(self, tag: str) -> None:
-        try:
-            netns = os.stat("/proc/self/ns/net").st_ino
-        except OSError:
-            netns = 0
-        d = "/run/pocketkube" if os.access("/run", os.W_OK) else tempfile.gettempdir()
-        os.makedirs(d, exist_ok=True)
-        self.fd = os.open(os.path.join(d, f"proxy-{tag}-{netns}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    def __init__(self, suffix: str) -> None:
+        self.path = _lock_path(suffix)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self.fd, fcntl.LOCK_SH)
 
     def last_one(self) -> bool:
@@ -80,6 +85,19 @@ class _ShareLock:
 
     def close(self) -> None:
         os.close(self.fd)
+
+
+def _nobody_holds(suffix: str) -> int | None:
+    """An fd holding the exclusive lock of that cluster if no proxy of it
+    runs in this network namespace (the caller removes its addresses, then
+    closes the fd), else None."""
+    fd = os.open(_lock_path(suffix), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
 
 
 @dataclass
@@ -134,6 +152,7 @@ class Proxier:
         if self.manage_addresses:
             lock = _ShareLock(self.svc_label_suffix)
             self.lb_dev = await addresses.device_of(self.node_ip)
+            await self._collect_dead_clusters()
             # Addresses left by an earlier run of this agent are adopted and
             # reconciled by the first sync.
             self.cluster_ips = await addresses.labelled(addresses.label_for("lo", self.svc_label_suffix))
@@ -162,6 +181,47 @@ class Proxier:
             if lock is not None:
                 await self._release_addresses(lock)
 
+    async def _collect_dead_clusters(self) -> None:
+        """Remove the addresses other clusters' proxies left on this node's
+        devices when no proxy of theirs runs here any more (killed agents of
+        finished test clusters): their lock is free."""
+        try:
+            for dev in sorted({"lo", self.lb_dev or "lo"}):
+                for label, ips in (await addresses.by_label(dev)).items():
+                    _, _, suffix = label.partition(":")
+                    kind, tag = suffix[:2], suffix[2:]
+                    if kind not in (addresses.SVC_LABEL_PREFIX, addresses.LB_LABEL_PREFIX) or len(tag) != 8:
+                        continue
+                    if addresses.SVC_LABEL_PREFIX + tag == self.svc_label_suffix:
+                        continue  # ours: adopted below
+                    fd = _nobody_holds(addresses.SVC_LABEL_PREFIX + tag)
+                    if fd is None:
+                        continue  # that cluster still has a proxy here
+                    try:
+                        for ip in sorted(ips):
+                            await addresses.delete(ip, dev)
+                        log.info("removed %s left on %s by a cluster no longer here", ",".join(sorted(ips)), dev)
+                    finally:
+                        os.close(fd)
+            # Lock files of clusters with no proxy here any more.
+            mine = _lock_path(self.svc_label_suffix)
+            d, _, base = mine.rpartition("/")
+            netns_part = base.rsplit("-", 1)[1]
+            for name in os.listdir(d):
+                path = os.path.join(d, name)
+                if path == mine or not (name.startswith("proxy-") and name.endswith("-" + netns_part)):
+                    continue
+                fd = os.open(path, os.O_RDWR)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    os.unlink(path)
+                except OSError:
+                    pass
+                finally:
+                    os.close(fd)
+        except Exception:  # noqa: BLE001 - housekeeping must never stop the proxy
+            log.exception("collecting addresses of dead clusters")
+
     def _check_addresses(self) -> None:
         # Someone else may have removed "our" addresses (an agent of this
         # cluster on the same machine that stopped): the next sync re-adds.
@@ -181,6 +241,7 @@ class Proxier:
             if lock.last_one():
                 for ip in sorted(self.cluster_ips):
                     await addresses.delete(ip, "lo")
+                os.unlink(lock.path)
         except Exception:  # noqa: BLE001 - best effort at exit
             log.exception("removing the proxy's addresses")
         finally:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import random
 import subprocess
 import time
 from typing import Any
@@ -33,8 +35,17 @@ from pkapi.v1 import core_pb2
 pytestmark = pytest.mark.integration
 
 IMAGE = "pocketkube/hello:1"
-SERVICE_CIDR = "10.97.0.0/16"
-LB_POOL = "127.77.0.10/32"
+# Per run (a process of this test module): several runs of the suite on one
+# machine at once (other subsystems' engineers, CI) must not share node
+# IPs, ClusterIPs, LoadBalancer addresses or NodePorts.
+_RUN = random.Random(os.getpid() ^ int(time.time()))
+_OCTET = _RUN.randrange(100, 200)
+SERVICE_CIDR = f"10.{_OCTET}.0.0/16"
+NODE_IPS = [f"127.{_OCTET}.0.21", f"127.{_OCTET}.0.22"]
+LB_IP = f"127.77.{_OCTET}.10"
+LB_POOL = f"{LB_IP}/32"
+NODE_PORT = _RUN.randrange(30100, 32700)
+_HOST_PORTS = _RUN.randrange(40, 44) * 1000 + _RUN.randrange(0, 5) * 200
 
 
 # ------------------------------------------------------------------ helpers
@@ -195,8 +206,8 @@ async def make_cluster(start_controlplane: Any, start_agent: Any, monkeypatch: p
     route_added = await asyncio.to_thread(_route, "add")
     cp = await start_controlplane(controllers=with_controllers, lb_pool=LB_POOL, service_cidr=SERVICE_CIDR)
     agents = await asyncio.gather(
-        start_agent(cp, node_ip="127.0.0.21", host_port_range="42000-42199"),
-        start_agent(cp, node_ip="127.0.0.22", host_port_range="42200-42399"),
+        start_agent(cp, node_ip=NODE_IPS[0], host_port_range=f"{_HOST_PORTS}-{_HOST_PORTS + 99}"),
+        start_agent(cp, node_ip=NODE_IPS[1], host_port_range=f"{_HOST_PORTS + 100}-{_HOST_PORTS + 199}"),
     )
     client = ClusterClient(cp.address)
     try:
@@ -228,17 +239,17 @@ async def cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest
 async def test_cluster_ip_nodeport_affinity_endpoints_and_no_failures(cluster: Any) -> None:
     cp, agents, client = cluster
     nodes = [a.node_name for a in agents]
-    node_ips = ["127.0.0.21", "127.0.0.22"]
+    node_ips = NODE_IPS
     async with controllers(client):
         svc = await client.create(service("web", {"app": "web"}, [{"name": "http", "port": 80, "targetPort": "http",
-                                                                    "nodePort": 30480}], type="NodePort"))
+                                                                    "nodePort": NODE_PORT}], type="NodePort"))
         cip = svc.spec.cluster_ip
-        assert svc.spec.ports[0].node_port == 30480
+        assert svc.spec.ports[0].node_port == NODE_PORT
         # conflict and range errors, kubectl's wording
         with pytest.raises(ApiError) as e:
-            await client.create(service("web2", {"app": "web"}, [{"port": 80, "nodePort": 30480}], type="NodePort"))
-        assert e.value.message == ('The Service "web2" is invalid: spec.ports[0].nodePort: Invalid value: 30480: '
-                                   "provided port is already allocated")
+            await client.create(service("web2", {"app": "web"}, [{"port": 80, "nodePort": NODE_PORT}], type="NodePort"))
+        assert e.value.message == (f'The Service "web2" is invalid: spec.ports[0].nodePort: Invalid value: '
+                                   f"{NODE_PORT}: provided port is already allocated")
         with pytest.raises(ApiError) as e:
             await client.create(service("web3", {"app": "web"}, [{"port": 80, "nodePort": 8080}], type="NodePort"))
         assert "provided port is not in the valid range. The range of valid ports is 30000-32767" in e.value.message
@@ -258,7 +269,7 @@ async def test_cluster_ip_nodeport_affinity_endpoints_and_no_failures(cluster: A
         assert set(seen) == {"web-0", "web-1", "web-2"}, seen
         # NodePort on every node IP
         for ip in node_ips:
-            got = {await poll(f"NodePort on {ip}", lambda ip=ip: http_get(ip, 30480), 10) for _ in range(6)}
+            got = {await poll(f"NodePort on {ip}", lambda ip=ip: http_get(ip, NODE_PORT), 10) for _ in range(6)}
             assert got == {"web-0", "web-1", "web-2"}
 
         # session affinity: ClientIP -> one backend; None -> several; back -> one.
@@ -271,7 +282,7 @@ async def test_cluster_ip_nodeport_affinity_endpoints_and_no_failures(cluster: A
             await client.update(s)
 
         async def distinct() -> int:
-            return len({await http_get(node_ips[0], 30480) for _ in range(15)})
+            return len({await http_get(node_ips[0], NODE_PORT) for _ in range(15)})
 
         await set_affinity("ClientIP")
         await poll("15 requests in a row on one backend (ClientIP)", lambda: _eq(distinct(), 1), 5, 0)
@@ -330,7 +341,7 @@ async def test_multiport_named_target_ports_dns_from_a_pod(cluster: Any) -> None
         await client.create(service("ext", None, [], type="ExternalName", external_name="db.example.com"))
         # The node's DNS knows the Service (so its agent's informer does):
         # the pod created now gets the Service environment variables.
-        await poll("multi in node DNS", lambda: dns_a("127.0.0.21", "multi.default.svc.cluster.local"), 10)
+        await poll("multi in node DNS", lambda: dns_a(NODE_IPS[0], "multi.default.svc.cluster.local"), 10)
         # one pod, two containers, each a named port; the Service maps both
         await client.create(pod("multi", node, {"app": "multi"}, containers=[
             {"name": "web", "image": IMAGE, "ports": [{"name": "web", "containerPort": 8080}]},
@@ -376,7 +387,7 @@ async def test_multiport_named_target_ports_dns_from_a_pod(cluster: Any) -> None
             code, out = await asyncio.to_thread(run, "nslookup", "ext.default.svc.cluster.local")
             assert "canonical name = db.example.com" in out, out
             code, out = await asyncio.to_thread(run, "nslookup", "head.default.svc.cluster.local")
-            assert "127.0.0.21" in out, out
+            assert NODE_IPS[0] in out, out
             code, out = await asyncio.to_thread(run, "nslookup", "nothere.default.svc.cluster.local")
             assert code != 0 and "NXDOMAIN" in out, out
             # short names through the search path, then answered through the
@@ -407,7 +418,7 @@ async def test_load_balancer_address_moves_when_its_node_dies(
         for i, a in enumerate(agents):
             await client.create(pod(f"lb-{i}", a.node_name, {"app": "lb"}))
         svc = await client.create(service("lb", {"app": "lb"}, [{"port": 80, "targetPort": 8080}], type="LoadBalancer"))
-        assert [i.ip for i in svc.status.load_balancer.ingress] == ["127.77.0.10"]
+        assert [i.ip for i in svc.status.load_balancer.ingress] == [LB_IP]
         assert svc.spec.ports[0].node_port
         # the pool has one address: a second LoadBalancer stays pending
         other = await client.create(service("lb2", {"app": "lb"}, [{"port": 81, "targetPort": 8080}],
@@ -418,9 +429,9 @@ async def test_load_balancer_address_moves_when_its_node_dies(
             s = await client.get("services", "default", "lb")
             return str(s.metadata.annotations.get(LB_NODE, ""))
 
-        first = await poll("a holder for 127.77.0.10", holder, 20)
+        first = await poll(f"a holder for {LB_IP}", holder, 20)
         await endpoints_with(client, "lb", 2)
-        assert await poll("127.77.0.10:80 answering", lambda: http_get("127.77.0.10", 80), 10) in ("lb-0", "lb-1")
+        assert await poll(f"{LB_IP}:80 answering", lambda: http_get(LB_IP, 80), 10) in ("lb-0", "lb-1")
 
         victim = next(a for a in agents if a.node_name == first)
         await victim.kill()
@@ -428,14 +439,13 @@ async def test_load_balancer_address_moves_when_its_node_dies(
                             lambda: _moved(holder(), first), 30, 0.2)
         assert second != first
         survivor = "lb-0" if agents[0].node_name == second else "lb-1"
-        got = await poll("127.77.0.10:80 answering from the new holder",
-                         lambda: http_get("127.77.0.10", 80), 15)
+        got = await poll(f"{LB_IP}:80 answering from the new holder", lambda: http_get(LB_IP, 80), 15)
         assert got in ("lb-0", "lb-1")
         # the dead node's pod has left the endpoints: only the survivor answers
         await endpoints_with(client, "lb", 1, None)
         # (the proxy applies the Endpoints change within ~50 ms)
         async def only_survivor() -> bool:
-            return {await http_get("127.77.0.10", 80) for _ in range(6)} == {survivor}
+            return {await http_get(LB_IP, 80) for _ in range(6)} == {survivor}
 
         await poll(f"only {survivor} answering", only_survivor, 5)
 
@@ -446,7 +456,7 @@ async def test_load_balancer_address_moves_when_its_node_dies(
             s = await client.get("services", "default", "lb2")
             return [i.ip for i in s.status.load_balancer.ingress]
 
-        assert await poll("lb2 getting the freed address", lb2_address, 10) == ["127.77.0.10"]
+        assert await poll("lb2 getting the freed address", lb2_address, 10) == [LB_IP]
 
 
 async def _moved(aw: Any, old: str) -> str:
@@ -504,3 +514,26 @@ async def test_addresses_removed_by_the_last_agent_to_stop(
         assert on_lo(cip), "the first agent to stop removed a ClusterIP the other still serves"
         await agents[1].stop()
         assert not on_lo(cip) and not await labelled(f"lo:ps{tag}"), "the last agent to stop left its ClusterIPs"
+
+
+async def test_addresses_of_a_cluster_gone_from_this_machine_are_collected(
+    start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed agent of a finished cluster leaves its ClusterIPs on lo; the
+    next agent to start on the machine removes them (nobody holds that
+    cluster's lock), and leaves those of live clusters alone."""
+    stale = f"10.{_OCTET}.250.250"  # in our unreachable service range
+    label = "lo:psdeadbeef"
+
+    def ip(*args: str) -> bool:
+        return subprocess.run(["ip", *args], capture_output=True).returncode == 0
+
+    route_added = await asyncio.to_thread(_route, "add")
+    try:
+        assert await asyncio.to_thread(ip, "addr", "add", f"{stale}/32", "dev", "lo", "label", label)
+        async with make_cluster(start_controlplane, start_agent, monkeypatch):
+            await poll(f"{stale} ({label}) removed by the agents' proxies", lambda: not on_lo(stale), 10)
+    finally:
+        await asyncio.to_thread(ip, "addr", "del", f"{stale}/32", "dev", "lo")
+        if route_added:
+            await asyncio.to_thread(_route, "del")

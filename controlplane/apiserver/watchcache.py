@@ -30,6 +30,12 @@ Back-pressure: each watcher has a bounded queue. A watcher whose client
 reads too slowly is cut off with Expired (the client relists and watches
 again); it never stalls the cache or the other watchers.
 
+Events are not cached (as Kubernetes' default watch-cache size 0 for
+events): they are most of the writes of a busy cluster and few watch them,
+so decoding and keeping each one cost the control plane CPU and memory for
+nothing. Each watch of events is its own store watch (after a store list
+when it gives no revision); Get and CAS read etcd.
+
 A watch from a revision older than the cache's history is served by its
 own store watch (etcd keeps history until compaction); a compacted
 revision gives Expired ("too old resource version").
@@ -398,6 +404,41 @@ class WatchCache:
             self.unsubscribe(w)
 
 
+class UncachedWatch(WatchCache):
+    """A kind without a cache (see module docstring): every watch is served
+    by its own store watch; `objects` stays empty, so nothing reads it."""
+
+    async def start(self) -> None:
+        self.ready.set()
+
+    async def stop(self) -> None:
+        return None
+
+    def can_serve(self, revision: int | None) -> bool:
+        return False
+
+    async def stream(
+        self, flt: Filter, revision: int | None, bookmarks: bool
+    ) -> AsyncGenerator[api_pb2.WatchEvent, None]:
+        if revision is None:
+            kvs, revision = await self.store.list(self.prefix)
+            for kv in kvs:
+                e = make_entry(self.kind, kv.value, kv.mod_revision)
+                if flt.matches(e):
+                    yield e.event("ADDED")
+        gen = self.direct(flt, revision)
+        try:
+            async for ev, _ in gen:
+                if ev is not None:
+                    yield ev
+        finally:
+            await gen.aclose()
+
+
+# Kinds served without a watch cache (see module docstring).
+UNCACHED = ("events",)
+
+
 class WatchCaches:
     """The caches of every kind, started lazily on first watch."""
 
@@ -423,7 +464,8 @@ class WatchCaches:
 
     async def _start(self, kind: Kind) -> WatchCache:
         try:
-            c = WatchCache(self.store, kind, **self.options)
+            cls = UncachedWatch if kind.resource in UNCACHED else WatchCache
+            c = cls(self.store, kind, **self.options)
             await c.start()
             self.caches[kind.resource] = c
             return c

@@ -157,3 +157,45 @@ async def test_indexed_watchers_see_objects_enter_and_leave_their_value(env):
     for w in (n1, n2, running):
         cache.unsubscribe(w)
     assert not cache._indexed and not cache._index_fields
+
+
+async def test_events_are_served_without_a_cache():
+    """Events are watched straight from the store (Kubernetes' watch-cache
+    size 0 for events): current ones first without a revision, then live
+    changes, filtered; from a revision, only what came after it."""
+    from controlplane.apiserver.watchcache import UncachedWatch, WatchCaches
+
+    store = MemoryStore()
+    reg = Registry(store)
+    await reg.ensure_system_namespaces()
+    caches = WatchCaches(store)
+    reg.caches = caches
+    try:
+        kind = meta.kind_by_resource("events")
+        await caches.start_all()
+        c = await caches.get(kind)
+        assert isinstance(c, UncachedWatch) and not c.objects
+
+        def event(name: str, pod_name: str) -> core_pb2.Event:
+            ev = core_pb2.Event(reason="Scheduled", message="m", type="Normal", count=1)
+            ev.metadata.name, ev.metadata.namespace = name, "default"
+            ev.involved_object.kind, ev.involved_object.name, ev.involved_object.namespace = "Pod", pod_name, "default"
+            return ev
+
+        first = await reg.create(event("e1", "a"))
+        flt = Filter(fields=selectors.parse_field_selector("involvedObject.name=a"))
+        live = c.stream(flt, None, False)
+        since = c.stream(Filter(), int(first.metadata.resource_version), False)
+        assert (await asyncio.wait_for(live.__anext__(), 5)).type == "ADDED"
+        await reg.create(event("e2", "b"))
+        await reg.create(event("e3", "a"))
+        ev = await asyncio.wait_for(live.__anext__(), 5)
+        assert (ev.type, meta.unwrap(ev.object).metadata.name) == ("ADDED", "e3")
+        names = [meta.unwrap((await asyncio.wait_for(since.__anext__(), 5)).object).metadata.name for _ in range(2)]
+        assert names == ["e2", "e3"]
+        await live.aclose()
+        await since.aclose()
+        assert reg._cached(kind, "default", "e1") is None
+    finally:
+        await caches.stop()
+        await reg.close()

@@ -7,7 +7,6 @@ double, which value() turns back into an int.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from google.protobuf import struct_pb2
@@ -42,10 +41,7 @@ def value(v: Any) -> int | str | None:
 def make(x: int | str) -> struct_pb2.Value:
     """A Value holding x."""
     out = struct_pb2.Value()
-    if isinstance(x, str):
-        out.string_value = x
-    else:
-        out.number_value = float(x)
+    set_value(out, x)
     return out
 
 
@@ -55,10 +51,6 @@ def set_value(target: Any, x: int | str) -> None:
         target.string_value = x
     else:
         target.number_value = float(x)
-
-
-def is_percent(x: int | str | None) -> bool:
-    return isinstance(x, str) and x.endswith("%")
 
 
 def percent(x: str) -> int:
@@ -84,7 +76,3 @@ def scaled(v: Any, total: int, round_up: bool) -> int:
     if round_up:
         return -((-p * total) // 100)
     return (p * total) // 100
-
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b) if b else 0

@@ -78,14 +78,6 @@ def bytes_(v: Any) -> int:
     return int(parse(v).to_integral_value(rounding=ROUND_CEILING))
 
 
-def is_valid(v: Any) -> bool:
-    try:
-        parse(v)
-        return True
-    except QuantityError:
-        return False
-
-
 def format_millis(m: int) -> str:
     """CPU millis as Kubernetes prints them: 1500 -> "1500m", 2000 -> "2"."""
     return str(m // 1000) if m % 1000 == 0 else f"{m}m"

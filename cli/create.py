@@ -91,9 +91,6 @@ def emit(ctx: click.Context, obj: Message, dry_run: str, output: str | None) -> 
     show(out, " (server dry run)" if dry_run == "server" else "")
 
 
-_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-
-
 def container_name(image: str) -> str:
     """kubectl's container name for an image: the last path part, no tag or
     digest ("registry:5000/team/web:1.2" -> "web")."""

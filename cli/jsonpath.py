@@ -32,8 +32,6 @@ class JSONPathError(ValueError):
     """A template that does not parse; str() is the reason."""
 
 
-_MISSING = object()
-
 # ------------------------------------------------------------------ paths
 
 

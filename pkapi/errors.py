@@ -124,7 +124,3 @@ def field_duplicate(path: str, value: object) -> str:
 
 def field_forbidden(path: str, detail: str) -> str:
     return f"{path}: Forbidden: {detail}"
-
-
-def field_too_long(path: str, value: object, limit: int) -> str:
-    return f"{path}: Too long: may not be more than {limit} bytes"

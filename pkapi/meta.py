@@ -110,13 +110,6 @@ def unwrap(obj: api_pb2.Object) -> Message:
     return msg
 
 
-def kind_of_object(obj: api_pb2.Object) -> Kind:
-    field = obj.WhichOneof("kind")
-    if field is None:
-        raise ValueError("empty Object")
-    return _BY_FIELD[field]
-
-
 # -------------------------------------------------------------------- dict
 
 

@@ -411,4 +411,8 @@ def relaxed(expr: str) -> Path:
     e = expr.strip()
     if e.startswith("{") and e.endswith("}"):
         e = e[1:-1]
+    if "{" in e or "}" in e:
+        # kubectl's RelaxedJSONPathExpression takes one path, braced or not.
+        raise JSONPathError("unexpected path string, expected a 'name1.name2' or '.name1.name2' or "
+                            "'{name1.name2}' or '{.name1.name2}'")
     return parse_path(e)

@@ -79,6 +79,9 @@ def test_bad_templates(tmpl: str) -> None:
 def test_relaxed_paths_for_custom_columns_and_sort_by() -> None:
     for expr in (".metadata.name", "metadata.name", "{.metadata.name}"):
         assert evaluate(relaxed(expr), POD, POD) == ["web-1"]
+    for bad in ("{.metadata.name", ".metadata.name}", "{.a}{.b}", "{.a},{.b}"):
+        with pytest.raises(JSONPathError, match="unexpected path string"):
+            relaxed(bad)
 
 
 def test_parse_path_segments() -> None:

@@ -82,8 +82,10 @@ def no_resources(kinds: list[Kind], s: util.Settings) -> str:
     return "No resources found"
 
 
-def sort_objs(objs: list[Message], path: jsonpath.Path | None) -> list[Message]:
-    if path is None:
+def sort_objs(objs: list[Message], path: jsonpath.Path | None, text: str = "") -> list[Message]:
+    """Sorted by the value at path (objects without it first); as kubectl,
+    an error when no object has the field at all (a typo, most likely)."""
+    if path is None or not objs:
         return objs
 
     def key(o: Message) -> tuple[int, Any]:
@@ -96,7 +98,13 @@ def sort_objs(objs: list[Message], path: jsonpath.Path | None) -> list[Message]:
             return (1, v)
         return (2, jsonpath.text(v))
 
-    return sorted(objs, key=key)
+    keys = [key(o) for o in objs]
+    if all(k[0] == 0 for k in keys):
+        t = text.strip()
+        braced = t if t.startswith("{") else "{" + t + "}"
+        util.fail(f'couldn\'t find any field with path "{braced}" in the list of objects')
+    order = sorted(range(len(objs)), key=lambda i: keys[i])
+    return [objs[i] for i in order]
 
 
 class Printer:
@@ -203,7 +211,8 @@ def group(results: list[Result]) -> list[Result]:
 
 
 async def get_once(ctx: click.Context, targets: list[util.Target], printer: Printer, selector: str,
-                   field_selector: str, ignore_not_found: bool, sort_by: jsonpath.Path | None) -> bool:
+                   field_selector: str, ignore_not_found: bool, sort_by: jsonpath.Path | None,
+                   sort_text: str = "") -> bool:
     s = util.settings(ctx)
     async with util.client(ctx) as c:
         fetched = await asyncio.gather(*(fetch(c, t, s, selector, field_selector) for t in targets))
@@ -217,7 +226,7 @@ async def get_once(ctx: click.Context, targets: list[util.Target], printer: Prin
             results.append(f)
     groups = group(results)
     for g in groups:
-        g.objs = sort_objs(g.objs, sort_by)
+        g.objs = sort_objs(g.objs, sort_by, sort_text)
     total = sum(len(g.objs) for g in groups)
     fmt = printer.out.format
     if printer.out.tabular:
@@ -362,7 +371,7 @@ def command(ctx: click.Context, args: tuple[str, ...], output: str | None, selec
                 deadline = time.monotonic() + s.request_timeout
             await watch(ctx, targets[0], printer, selector, field_selector, watch_only, deadline)
             return True
-        return await get_once(ctx, targets, printer, selector, field_selector, ignore_not_found, sort_path)
+        return await get_once(ctx, targets, printer, selector, field_selector, ignore_not_found, sort_path, sort_by)
 
     if not util.run(main()):
         ctx.exit(1)

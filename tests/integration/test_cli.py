@@ -358,8 +358,15 @@ def test_get_jsonpath_custom_columns_labels_selectors(pk: Pk) -> None:
     t = rows(pk.ok("get", "deploy", "--show-labels", "-L", "tier"))
     assert t[0][-2:] == ["TIER", "LABELS"] and t[1][-2:] == ["front", "tier=front"]
     assert [r[0] for r in rows(pk.ok("get", "deploy", "--sort-by", ".spec.replicas", "--no-headers"))] == ["a", "b"]
+    r = pk("get", "deploy", "--sort-by", ".spec.replicaz")
+    assert (r.exit_code, r.stdout, r.stderr) == (
+        1, "", 'error: couldn\'t find any field with path "{.spec.replicaz}" in the list of objects\n')
+    r = pk("get", "deploy", "--sort-by", "{.spec.replicas")
+    assert r.exit_code == 1 and "unexpected path string" in r.stderr
     r = pk("get", "deploy", "-l", "a b c")
-    assert r.exit_code == 1 and r.stderr.startswith("Error from server (BadRequest): ") and "a b c" in r.stderr
+    assert (r.exit_code, r.stderr) == (
+        1, "Error from server (BadRequest): unable to parse requirement: 'a b c': expected KEY, !KEY, KEY=VALUE, "
+        "KEY!=VALUE, KEY in (...) or KEY notin (...)\n")
     r = pk("get", "po", "--field-selector", "spec.foo=x")
     assert (r.exit_code, r.stderr) == (1, "Error from server (BadRequest): field label not supported: spec.foo\n")
     wide = rows(pk.ok("get", "deploy", "-o", "wide"))

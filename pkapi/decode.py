@@ -289,8 +289,16 @@ def decode_dict(d: Any, raw: str = "") -> Message:
 
 def decode_json(text: str) -> Message:
     """One JSON document (a Body.json) to its message; ApiError BadRequest."""
+    # Parsing and the decoding walk recurse per level of nesting: nesting
+    # deeper than Python's stack is refused (Go's decoder has a limit too).
+    too_deep = bad_request("couldn't get version/kind; json parse error: exceeded max depth")
     try:
         d = loads(text)
     except ValueError as e:
         raise bad_request(f"couldn't get version/kind; json parse error: {e}") from None
-    return decode_dict(d, text if len(text) < 200 else "")
+    except RecursionError:
+        raise too_deep from None
+    try:
+        return decode_dict(d, text if len(text) < 200 else "")
+    except RecursionError:
+        raise too_deep from None

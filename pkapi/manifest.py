@@ -74,6 +74,10 @@ def load_all(text: str) -> list[Any]:
         raise ManifestError(f"error converting YAML to JSON: yaml: {line}{problem}") from None
     except yaml.YAMLError as e:
         raise ManifestError(f"error converting YAML to JSON: yaml: {e}") from None
+    except RecursionError:
+        # PyYAML composes nodes recursively: nesting deeper than Python's
+        # stack is refused as go-yaml refuses nesting beyond its limit.
+        raise ManifestError("error converting YAML to JSON: yaml: exceeded max depth") from None
 
 
 @dataclass

@@ -131,3 +131,16 @@ def test_value_fields_keep_both_shapes():
     assert isinstance(p, core_pb2.Pod)
     assert p.spec.containers[0].readiness_probe.http_get.port.string_value == "http"
     assert p.spec.containers[0].liveness_probe.tcp_socket.port.number_value == 8080
+
+
+def test_nesting_beyond_the_stack_is_bad_request_not_a_crash():
+    deep = "[" * 100_000 + "]" * 100_000
+    free_form = ('{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"},"data":'
+                 + '{"a":' * 5000 + "1" + "}" * 5000 + "}")
+    for text in (deep, free_form):
+        with pytest.raises(ApiError) as e:
+            decode.decode_json(text)
+        assert (e.value.reason, e.value.message) == (
+            "BadRequest", "couldn't get version/kind; json parse error: exceeded max depth")
+    with pytest.raises(manifest.ManifestError, match="^error converting YAML to JSON: yaml: exceeded max depth$"):
+        manifest.load_all("a: " + "[" * 5000 + "]" * 5000)

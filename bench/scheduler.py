@@ -345,6 +345,7 @@ async def throughput_run(args: Any) -> dict[str, float]:
             "create_per_s": base,
             "rss_mib": cp.peak_rss / 2**20,
             **cpu,
+            "load1": os.getloadavg()[0],
         }
     finally:
         for t in agents:
@@ -518,6 +519,8 @@ async def main() -> None:
     print(f"  {'baseline: bare pod creates/s (16 clients)':<44}{med(rows, 'create_per_s'):>10.0f}")
     print(f"  {'ratio bound/s : create/s':<44}{med(rows, 'bound_per_s') / med(rows, 'create_per_s'):>10.2f}")
     print(f"  {'control plane peak RSS (MiB)':<44}{med(rows, 'rss_mib'):>10.0f}")
+    print(f"  {'control plane CPU s per 1,000 pods':<44}{med(rows, 'cpu_cp') * 1000 / total:>10.1f}")
+    print(f"  {'load average during the runs (1 min)':<44}{med(rows, 'load1'):>10.1f}")
     best = max(med(rows, "bound_per_s"), med(rows, "backlog_binds_per_s"))
     print(f"  target: >= 300 pods/s bound -> {'met' if best >= 300 else 'NOT met'}")
     if not args.skip_big:

@@ -66,6 +66,16 @@ def _rpc(fn: Any) -> Any:
             await _abort(context, e)
         except StoreError as e:
             await _abort(context, _store_error(e))
+        except grpc.aio.AbortError:
+            raise
+        except Exception as e:
+            # A bug, not the client's fault: kubectl's 500 wording for the
+            # client (not gRPC's "Unexpected <class ...>"), the traceback
+            # for the log.
+            log.exception("%s failed", fn.__name__)
+            await _abort(context, ApiError(
+                "InternalError", f'an error on the server ("{type(e).__name__}: {e}") has prevented the request '
+                "from succeeding"))
 
     wrapper.__name__ = fn.__name__
     return wrapper

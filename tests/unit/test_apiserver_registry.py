@@ -202,3 +202,26 @@ async def test_heartbeat_recreates_a_lease_deleted_under_it():
         assert lease.spec.holder_identity == "n1"
     finally:
         await r.close()
+
+
+async def test_an_unexpected_exception_is_kubectls_internal_error():
+    """A bug in a unary RPC reaches the client as [InternalError] in
+    kubectl's wording (not gRPC's 'Unexpected <class ...>')."""
+    import grpc
+
+    from controlplane.apiserver.server import _rpc
+
+    class Context:  # records what the servicer aborts with
+        async def abort(self, code, details):
+            self.got = (code, details)
+            raise grpc.aio.AbortError()
+
+    @_rpc
+    async def Broken(self, request, context):
+        raise KeyError("boom")
+
+    ctx = Context()
+    with pytest.raises(grpc.aio.AbortError):
+        await Broken(None, None, ctx)
+    assert ctx.got == (grpc.StatusCode.INTERNAL, "[InternalError] an error on the server (\"KeyError: 'boom'\") "
+                       "has prevented the request from succeeding")

@@ -110,6 +110,17 @@ class PkctlGroup(click.Group):
                 self.add_command(cmd, cmd_name)
         return self.commands.get(cmd_name)
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # `pkctl describe pods | head -1`: the reader went away; not an
+            # error. Caught here because click's main() would turn it into
+            # exit status 1. Later flushes go to /dev/null.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 0
+
     def main(self, args: Any = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
         try:
@@ -124,11 +135,6 @@ class PkctlGroup(click.Group):
             rv = 1
         except click.Abort:
             rv = 130  # Ctrl-C: quietly, as a shell reports SIGINT
-        except BrokenPipeError:
-            # `pkctl get pods | head -1`: the reader went away; not an error.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            rv = 0
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -452,6 +452,18 @@ def pkctl_process(cp: ControlPlane, *args: str) -> subprocess.Popen[str]:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+def test_a_reader_that_goes_away_is_not_an_error(cp: ControlPlane) -> None:
+    """`pkctl describe ... | head -1`: stdout's reader closed before pkctl
+    writes (here: before it has started): exit 0, nothing on stderr."""
+    for args in (["describe", "namespaces"], ["get", "namespaces", "-o", "yaml"]):
+        proc = pkctl_process(cp, *args)
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read()
+        proc.stderr.close()
+        assert (proc.wait(timeout=30), err) == (0, ""), args
+
+
 def stop(proc: subprocess.Popen[str], lines: Lines | None) -> tuple[int, str]:
     """SIGINT (Ctrl-C) the process; its exit code and stderr."""
     if proc.poll() is None:

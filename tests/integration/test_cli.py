@@ -34,6 +34,7 @@ from pkapi import meta
 from pkapi.client.cluster import ClusterClient
 from pkapi.v1 import core_pb2
 from tests.fixtures.controlplane import REPO, ControlPlane
+from tests.fixtures.etcd import _tmp_root
 
 pytestmark = pytest.mark.integration
 
@@ -101,7 +102,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def cp() -> Iterator[ControlPlane]:
-    work = tempfile.mkdtemp(prefix="pk-cli-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+    work = tempfile.mkdtemp(prefix="pk-cli-", dir=_tmp_root())
     plane = ControlPlane(work, None, False, {})  # no etcd endpoint: pk-controlplane runs its own etcd
     try:
         asyncio.run(plane.start())

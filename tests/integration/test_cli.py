@@ -34,7 +34,7 @@ from pkapi import meta
 from pkapi.client.cluster import ClusterClient
 from pkapi.v1 import core_pb2
 from tests.fixtures.controlplane import REPO, ControlPlane
-from tests.fixtures.etcd import _tmp_root
+from tests.fixtures.etcd import tmp_root
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def cp() -> Iterator[ControlPlane]:
-    work = tempfile.mkdtemp(prefix="pk-cli-", dir=_tmp_root())
+    work = tempfile.mkdtemp(prefix="pk-cli-", dir=tmp_root())
     plane = ControlPlane(work, None, False, {})  # no etcd endpoint: pk-controlplane runs its own etcd
     try:
         asyncio.run(plane.start())

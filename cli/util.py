@@ -271,25 +271,23 @@ def parse_targets(args: tuple[str, ...] | list[str], verb: str = "get") -> list[
     """kubectl's resource arguments: `TYPE[,TYPE…] [NAME…]` or `TYPE/NAME…`."""
     if not args:
         return []
-    if "/" in args[0]:
+    slashed = sum("/" in a for a in args)
+    if slashed and slashed != len(args):
+        fail(f"there is no need to specify a resource type as a separate argument when passing arguments in "
+             f"resource/name form (e.g. 'pkctl {verb} resource/<resource_name>' instead of "
+             f"'pkctl {verb} resource resource/<resource_name>'")
+    if slashed:
         out = []
         for a in args:
-            typ, slash, name = a.partition("/")
-            if not slash or not typ or not name or "/" in name:
-                fail(f"there is no need to specify a resource type as a separate argument when passing arguments "
-                     f"in resource/name form (e.g. 'pkctl {verb} resource/<resource_name>' instead of "
-                     f"'pkctl {verb} resource resource/<resource_name>'")
-            if "," in typ:
-                fail(f"arguments in resource/name form may not have more than one slash: {a}")
+            typ, _, name = a.partition("/")
+            if "/" in name:
+                fail("arguments in resource/name form may not have more than one slash")
+            if not typ or not name or "," in typ:
+                fail("arguments in resource/name form must have a single resource and name")
             out.append(Target(lookup_kind(typ), name))
         return out
     kinds = kinds_of(args[0])
     names = list(args[1:])
-    for n in names:
-        if "/" in n:
-            fail(f"there is no need to specify a resource type as a separate argument when passing arguments in "
-                 f"resource/name form (e.g. 'pkctl {verb} resource/<resource_name>' instead of "
-                 f"'pkctl {verb} resource resource/<resource_name>'")
     if names and len(kinds) > 1:
         fail(f"you must specify only one resource type when passing names: {args[0]}")
     if not names:

@@ -44,6 +44,10 @@ def test_parse_targets_forms() -> None:
     (["deploy,foo"], 'the server doesn\'t have a resource type "foo"'),
     (["deploy/web", "web2"], "there is no need to specify a resource type"),
     (["deploy", "svc/web"], "there is no need to specify a resource type"),
+    (["deploy/web/x"], "^arguments in resource/name form may not have more than one slash$"),
+    (["deploy,svc/web"], "^arguments in resource/name form must have a single resource and name$"),
+    (["deploy/"], "^arguments in resource/name form must have a single resource and name$"),
+    (["/web"], "^arguments in resource/name form must have a single resource and name$"),
     (["deploy,svc", "web"], "you must specify only one resource type"),
     (["StatefulSet/x"], 'doesn\'t have a resource type "StatefulSet"'),
 ])

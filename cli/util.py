@@ -219,7 +219,8 @@ def unreachable_text(e: ServerUnreachable) -> str:
         d = "connection refused (is pk-controlplane running there? see --server)"
     elif "deadline" in low or "timeout" in low or "timed out" in low:
         d = "timed out (is the address right? see --server and --request-timeout)"
-    elif any(w in low for w in ("dns resolution failed", "name or service not known", "domain name not found")):
+    elif any(w in low for w in ("dns resolution failed", "name or service not known", "domain name not found",
+                                "errors resolving", "address lookup failed")):
         d = "unknown host (see --server)"
     return f"cannot reach the control plane at {e.address}: {d}"
 

@@ -353,3 +353,15 @@ def test_completion(run) -> None:
     assert [c.value for c in util.complete_types(ctx, param, "de")] == ["deploy", "deployments"]
     ctx.params["args"] = ("deploy",)
     assert util.complete_types(ctx, param, "") == []
+
+
+@pytest.mark.parametrize("detail", [
+    "DNS resolution failed for nosuch.invalid:6443: C-ares status is not ARES_SUCCESS",
+    "errors resolving garbage:::: [field:hostname lookup error:address lookup failed for garbage:::: "
+    "Misformatted domain name]",
+])
+def test_unresolvable_server_is_an_unknown_host(detail: str) -> None:
+    from pkapi.client.cluster import ServerUnreachable
+
+    assert util.unreachable_text(ServerUnreachable("h:1", detail)) == (
+        "cannot reach the control plane at h:1: unknown host (see --server)")

@@ -43,6 +43,24 @@ class HollowNode:
             self.task = None
 
 
+async def update_with_retry(client: Any, resource: str, namespace: str, name: str,
+                            mutate: Callable[[Any], None], attempts: int = 10) -> Any:
+    """Read, mutate, CAS-write; on Conflict (a controller wrote the object
+    meanwhile, as Kubernetes' controllers do) read again and retry, like
+    client-go's RetryOnConflict. Any other error fails at once."""
+    from pkapi.errors import ApiError
+
+    for _ in range(attempts):
+        obj = await client.get(resource, namespace, name)
+        mutate(obj)
+        try:
+            return await client.update(obj)
+        except ApiError as err:
+            if err.reason != "Conflict":
+                raise
+    raise AssertionError(f"{resource}/{name}: still conflicting after {attempts} attempts")
+
+
 async def start_nodes(server: str, n: int, prefix: str = "") -> list[HollowNode]:
     prefix = prefix or f"n{uuid.uuid4().hex[:4]}-"
     nodes = [HollowNode(server, f"{prefix}{i}") for i in range(n)]

@@ -14,6 +14,7 @@ from tests.integration.controllers_util import (  # noqa: F401 - cluster is a fi
     eventually,
     pods_of,
     ready,
+    update_with_retry,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -49,15 +50,10 @@ async def _wait_complete(client: Any, name: str, replicas: int, timeout: float =
 
 
 async def _set_image(client: Any, name: str, image: str) -> None:
-    for _ in range(10):
-        d = await client.get("deployments", "default", name)
+    def mutate(d: Any) -> None:
         d.spec.template.spec.containers[0].image = image
-        try:
-            await client.update(d)
-            return
-        except Exception as err:  # noqa: BLE001 - conflict with the controller's write: retry
-            last = err
-    raise AssertionError(f"could not update {name}: {last}")
+
+    await update_with_retry(client, "deployments", "default", name, mutate)
 
 
 async def test_rolling_update_never_exceeds_bounds(cluster: Any) -> None:
@@ -275,9 +271,10 @@ async def test_scale_and_proportional_mid_rollout(cluster: Any) -> None:
         return rss if sizes == [5, 8] else None
 
     await eventually(stuck, "the rollout stuck at old 8 / new 5")
-    d = await client.get("deployments", "default", "prop")
-    d.spec.replicas = 30
-    await client.update(d)
+    def scale_to_30(d: Any) -> None:
+        d.spec.replicas = 30
+
+    await update_with_retry(client, "deployments", "default", "prop", scale_to_30)
 
     async def scaled() -> Any:
         rss, _ = await client.list("replicasets", "default", label_selector="app=prop")

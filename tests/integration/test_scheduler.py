@@ -13,6 +13,7 @@ from tests.integration.controllers_util import (  # noqa: F401 - cluster is a fi
     HollowNode,
     cluster_fixture,
     eventually,
+    update_with_retry,
     wait_nodes_ready,
 )
 
@@ -21,9 +22,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 async def test_unschedulable_message_event_and_retry(cluster: Any) -> None:
     client = cluster.client
-    cordoned = await client.get("nodes", "", cluster.nodes[0].name)
-    cordoned.spec.unschedulable = True
-    await client.update(cordoned)
+    def cordon(node: Any) -> None:
+        node.spec.unschedulable = True
+
+    await update_with_retry(client, "nodes", "", cluster.nodes[0].name, cordon)
     pod = core_pb2.Pod()
     pod.metadata.name, pod.metadata.namespace = "big", "default"
     c = pod.spec.containers.add(name="c", image="pocketkube/hello:1")

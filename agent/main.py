@@ -48,6 +48,15 @@ def node_extras(ctx: NodeContext) -> list[Coroutine[Any, Any, None]]:
     return extras
 
 
+async def _register_when_ready(ctx: NodeContext, registrar: NodeRegistrar) -> None:
+    # The Node turns Ready with its first registration/heartbeat: only once
+    # the service proxy's first sync is done (NodePort listeners exist).
+    from agent.proxy.extras import wait_ready
+
+    await wait_ready(ctx)
+    await registrar.run()
+
+
 class UsageError(Exception):
     pass
 
@@ -144,9 +153,10 @@ async def run(config: AgentConfig, runtime: Runtime | None = None, check_port_bi
     ctx = NodeContext(config, client, runtime, hooks)
     try:
         async with asyncio.TaskGroup() as tg:
-            tg.create_task(registrar.run(), name="node-heartbeat")
+            extras = node_extras(ctx)
+            tg.create_task(_register_when_ready(ctx, registrar), name="node-heartbeat")
             tg.create_task(pods.run(), name="pods")
-            for coro in node_extras(ctx):
+            for coro in extras:
                 tg.create_task(coro)
     finally:
         await server.stop(1.0)

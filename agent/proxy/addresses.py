@@ -149,14 +149,17 @@ def garp_frame(mac: bytes, ip: str) -> bytes:
 
 
 def _raw_garp(dev: str, ip: str) -> None:
-    with open(f"/sys/class/net/{dev}/address") as f:
-        mac = bytes.fromhex(f.read().strip().replace(":", ""))
-    if len(mac) != 6:
-        return
-    frame = garp_frame(mac, ip)
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     try:
         s.bind((dev, 0))
+        # The MAC comes from the bound socket, i.e. from the device in OUR
+        # network namespace. /sys/class/net/<dev> would be the wrong one
+        # under `nsenter --net` (the lab's nodes): sysfs stays the host's,
+        # and the frame would announce the host's eth0 MAC.
+        mac = s.getsockname()[4]
+        if len(mac) != 6:
+            return
+        frame = garp_frame(mac, ip)
         for _ in range(2):
             s.send(frame)
     finally:

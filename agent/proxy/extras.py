@@ -15,6 +15,11 @@ node_services(ctx) returns the coroutines the agent runs in its TaskGroup:
     get it and the search path), and a provider of the Kubernetes service
     environment variables is added to ctx.hooks.env_providers.
 Both share one pair of Service/Endpoints informers (watch.shared).
+
+wait_ready(ctx) returns once the proxy has done its first sync (its
+NodePort/ClusterIP listeners exist), or after READY_TIMEOUT: agent.main
+registers the Node (and so lets it turn Ready) only then, so a client that
+waits for a (re)started node to be Ready is not refused by its NodePort.
 """
 
 from __future__ import annotations
@@ -32,6 +37,29 @@ from agent.proxy.proxier import run_proxy
 from agent.proxy.watch import shared
 
 log = logging.getLogger(__name__)
+
+READY_TIMEOUT = 10.0
+# id(ctx) -> the node's Proxier, once run_proxy created it.
+_proxiers: dict[int, asyncio.Future[Any]] = {}
+
+
+async def wait_ready(ctx: Any, timeout: float = READY_TIMEOUT) -> None:
+    """Return once this node's proxy finished its first sync (at once if
+    the node runs no proxy); after `timeout` return anyway, with a warning
+    (the control plane may be unreachable: registering must not wait for
+    ever)."""
+    fut = _proxiers.get(id(ctx))
+    if fut is None:
+        return
+
+    async def first_sync() -> None:
+        proxier = await fut
+        await proxier.synced.wait()
+
+    try:
+        await asyncio.wait_for(first_sync(), timeout)
+    except TimeoutError:
+        log.warning("service proxy not synced after %.0fs; registering the node anyway", timeout)
 
 
 async def _bridge_gateway(dev: str = "docker0") -> str:
@@ -95,7 +123,10 @@ def node_services(ctx: Any) -> list[Coroutine[Any, Any, None]]:
             log.error("cluster DNS cannot listen on %s port %d: %s", listen, port, err)
             await asyncio.Event().wait()
 
-    return [_guard("proxy", run_proxy(ctx.client, cfg.node_name, cfg.node_ip, watch=watch)), _guard("dns", dns())]
+    started: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    _proxiers[id(ctx)] = started
+    proxy = run_proxy(ctx.client, cfg.node_name, cfg.node_ip, watch=watch, started=started)
+    return [_guard("proxy", proxy), _guard("dns", dns())]
 
 
 async def _guard(what: str, coro: Coroutine[Any, Any, None]) -> None:

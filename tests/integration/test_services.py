@@ -537,3 +537,39 @@ async def test_addresses_of_a_cluster_gone_from_this_machine_are_collected(
         await asyncio.to_thread(ip, "addr", "del", f"{stale}/32", "dev", "lo")
         if route_added:
             await asyncio.to_thread(_route, "del")
+
+
+async def test_a_starting_node_is_ready_only_once_its_nodeports_listen(
+    start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The agent registers its Node (which makes it Ready) only after the
+    proxy's first sync: the moment a new node is Ready, its NodePort
+    answers. (A node coming back after NotReady likewise turns Ready with its
+    first heartbeat, which now also follows the first sync.)"""
+
+    class Hello(asyncio.Protocol):
+        def connection_made(self, t: Any) -> None:
+            self.t = t
+
+        def data_received(self, data: bytes) -> None:
+            if b"\r\n\r\n" in data:  # the whole request (it is tiny): answer
+                self.t.write(b"HTTP/1.0 200 OK\r\n\r\nhello\n")
+                self.t.close()
+
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(Hello, "127.0.0.1", 0)
+    port = srv.sockets[0].getsockname()[1]
+    node_port = NODE_PORT + 7 if NODE_PORT + 7 <= 32767 else NODE_PORT - 7
+    new_ip = f"127.{_OCTET}.0.23"
+    try:
+        async with make_cluster(start_controlplane, start_agent, monkeypatch) as (cp, agents, client):
+            await client.create(service("hello", None, [{"port": 80, "nodePort": node_port}], type="NodePort"))
+            await client.create(meta.from_dict({
+                "metadata": {"name": "hello", "namespace": "default"},
+                "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": port}]}]}, core_pb2.Endpoints))
+            await poll("the NodePort on a running node", lambda: http_get(NODE_IPS[0], node_port), 10)
+            # start() returns as soon as the Node is Ready: one try, no retry.
+            await start_agent(cp, node_ip=new_ip, host_port_range=f"{_HOST_PORTS + 200}-{_HOST_PORTS + 299}")
+            assert await http_get(new_ip, node_port) == "hello"
+    finally:
+        srv.close()

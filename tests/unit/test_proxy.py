@@ -327,8 +327,9 @@ class FakeWatch:
 
 async def test_proxier_follows_services_and_endpoints():
     """The reconcile loop on a fake watch: a NodePort listener appears with
-    the first ready endpoint, follows endpoint changes in place, and goes
-    (connections refused) when the endpoints do."""
+    the first ready endpoint, follows endpoint changes in place, resets
+    connections (without being rebound) while the endpoints are gone, and
+    goes (connections refused) with its Service."""
     from agent.proxy.proxier import Proxier
 
     log: list = []
@@ -370,6 +371,19 @@ async def test_proxier_follows_services_and_endpoints():
         w.endpoints.put(endpoints())
         await until("the empty Endpoints seen", lambda: p.listeners[("127.0.0.1", node_port, "TCP")].empty_since)
         assert await ask(node_port) == b"two:hi\n"  # a blip to empty costs nothing (EMPTY_HOLD)
+        key = ("127.0.0.1", node_port, "TCP")
+        await until("backends dropped after EMPTY_HOLD", lambda: not p.listeners[key].balancer)
+        # Still bound (never closed and bound again while wanted), but with
+        # no backend every connection is reset at once.
+        assert p.listeners[key].server is server
+        with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)):
+            await ask(node_port)
+        w.endpoints.put(endpoints(a1))
+        await until("backends back", lambda: p.listeners[key].balancer.backends == [a1])
+        assert p.listeners[key].server is server and await ask(node_port) == b"one:hi\n"
+        # The Service gone: the listener goes, connections are refused.
+        del w.services.objs[("default", "web")]
+        w.services.put(_svc({"metadata": {"name": "other", "namespace": "default"}, "spec": {"clusterIP": "None"}}))
         await until("listener gone", lambda: not p.listeners)
         with pytest.raises(ConnectionRefusedError):
             await ask(node_port)
@@ -378,6 +392,108 @@ async def test_proxier_follows_services_and_endpoints():
         await asyncio.gather(task, return_exceptions=True)
         s1.close()
         s2.close()
+
+
+async def test_listener_survives_updates_while_a_slow_address_sync_runs():
+    """Regression for the lab failover flake (connections REFUSED on a
+    surviving node's NodePort as the LoadBalancer address moved to it).
+
+    The address step of a sync (ip addr add + gratuitous ARP for the new LB
+    address) takes a while under load (~0.4 s seen in the lab). The sync
+    computed the wanted listeners BEFORE it, but read the clock for the
+    empty-endpoints hold AFTER it: an Endpoints blip to empty that had
+    already ended was judged to have lasted past EMPTY_HOLD, and the
+    unchanged NodePort listener was closed, then bound again one sync later:
+    in between the kernel refused. A listener whose (address, port,
+    protocol) is still wanted must never be closed by a Service or
+    Endpoints update; only its backends change."""
+    from agent.proxy.proxier import Proxier
+
+    log: list = []
+    s1, a1 = await backend(b"one", log)
+    node_port, lb_port = free_port(), free_port()
+    w = FakeWatch()
+    p = Proxier(w, "n1", "127.0.0.1", manage_addresses=False)
+    task = asyncio.create_task(p.run())
+
+    def service(holder):
+        return _svc({"metadata": {"name": "web", "namespace": "default",
+                                  "annotations": {table.LB_NODE_ANNOTATION: holder}},
+                     "spec": {"type": "LoadBalancer", "clusterIP": "None",
+                              "ports": [{"name": "http", "port": lb_port, "nodePort": node_port}]},
+                     "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}})
+
+    def endpoints(*addrs):
+        subsets = [{"addresses": [{"ip": ip}], "ports": [{"name": "http", "port": port}]} for ip, port in addrs]
+        return meta.from_dict({"metadata": {"name": "web", "namespace": "default"}, "subsets": subsets},
+                              core_pb2.Endpoints)
+
+    async def until(what, cond):
+        for _ in range(300):
+            if cond():
+                return
+            await asyncio.sleep(0.01)
+        raise TimeoutError(what)
+
+    refused: list[float] = []
+    others: list[str] = []
+    answered = 0
+    stop = asyncio.Event()
+
+    async def client_loop():
+        nonlocal answered
+        while not stop.is_set():
+            try:
+                await ask(node_port)
+                answered += 1
+            except ConnectionRefusedError:
+                refused.append(asyncio.get_running_loop().time())
+            except (OSError, asyncio.IncompleteReadError) as err:
+                others.append(repr(err))
+            await asyncio.sleep(0.005)
+
+    key = ("127.0.0.1", node_port, "TCP")
+    client = None
+    try:
+        w.services.put(service("n2"))  # the LB address is held by another node
+        w.endpoints.put(endpoints(a1))
+        await until("NodePort listener", lambda: key in p.listeners)
+        server = p.listeners[key].server
+        # From now on the address step is slow whenever an LB address is
+        # added (no real `ip` here: manage_addresses is switched on after
+        # run() started, and the step is replaced by a timed stand-in).
+        p.manage_addresses = True
+
+        async def slow_addresses(want):
+            if want.lb_ips - p.lb_ips:
+                await asyncio.sleep(0.6)
+                p.lb_ips |= want.lb_ips
+            return False
+
+        p._sync_addresses = slow_addresses  # type: ignore[method-assign]
+        client = asyncio.create_task(client_loop())
+        await until("first answers", lambda: answered >= 3)
+        w.endpoints.put(endpoints())  # a blip of the Endpoints to empty...
+        await until("the empty Endpoints seen", lambda: p.listeners[key].empty_since is not None)
+        w.services.put(service("n1"))  # ...as the LB address moves here (slow sync)
+        await asyncio.sleep(0.15)
+        w.endpoints.put(endpoints(a1))  # ...and the blip is over
+        await until("the LB listener", lambda: ("127.0.0.1", lb_port, "TCP") in p.listeners)
+        await asyncio.sleep(0.5)
+        before = answered
+        await until("answers after the move", lambda: answered >= before + 3)
+        stop.set()
+        await client
+        assert refused == [], f"{len(refused)} connections refused on the unchanged NodePort"
+        assert others == [], f"failed connections: {others[:3]}"
+        assert p.listeners[key].server is server, "the NodePort listener was closed and bound again"
+    finally:
+        stop.set()
+        if client is not None:
+            await asyncio.gather(client, return_exceptions=True)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        s1.close()
 
 
 def test_gratuitous_arp_frame_and_labels():

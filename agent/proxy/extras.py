@@ -48,7 +48,7 @@ async def wait_ready(ctx: Any, timeout: float = READY_TIMEOUT) -> None:
     the node runs no proxy); after `timeout` return anyway, with a warning
     (the control plane may be unreachable: registering must not wait for
     ever)."""
-    fut = _proxiers.get(id(ctx))
+    fut = _proxiers.pop(id(ctx), None)
     if fut is None:
         return
 

@@ -286,9 +286,13 @@ class Proxier:
                 _close(self.listeners.pop(key))
             elif not spec.backends:
                 if held.empty_since is None:
+                    log.info("proxy: %s:%s/%s (%s): no ready endpoints; keeping the last ones for %.1fs",
+                             *key, spec.service, EMPTY_HOLD)
                     held.empty_since = now
                     loop.call_later(EMPTY_HOLD, self._dirty.set)
-                elif now - held.empty_since >= EMPTY_HOLD:
+                elif now - held.empty_since >= EMPTY_HOLD and held.balancer:
+                    log.info("proxy: %s:%s/%s (%s): still no ready endpoints: connections now fail at once",
+                             *key, spec.service)
                     if key[2] == "TCP":
                         held.spec = spec
                         held.balancer.update((), spec.affinity_timeout)

@@ -95,10 +95,32 @@ async def test_rollout_set_image_history_undo_pause(cluster: Any) -> None:
 
 async def test_rollout_status_fails_on_deadline_and_scale(cluster: Any) -> None:
     s, client = cluster.cp.address, cluster.client
+    # Progress while waiting: a rollout that cannot finish (its image never
+    # runs) is reported as waiting, and --timeout ends the wait. The status
+    # is awaited first, so the first line pkctl prints is known.
+    await client.create(deployment("slow", 1, image="pocketkube/never-there:1"))
+
+    async def observed() -> Any:
+        d = await client.get("deployments", "default", "slow")
+        st = d.status
+        return d if st.observed_generation >= d.metadata.generation and st.updated_replicas == 1 else None
+
+    await eventually(observed, "deployment slow observed with its new ReplicaSet")
+    code, out, err = await pkctl(s, "rollout", "status", "deployment/slow", "--timeout", "1s")
+    assert (code, err) == (1, "error: timed out waiting for the condition\n"), (out, err)
+    assert out.startswith('Waiting for deployment "slow" rollout to finish: 0 of 1 updated replicas are available...')
+
+    # A rollout past its progress deadline fails at once, once the controller
+    # has said so in the Progressing condition.
     await client.create(deployment("bad", 1, image="pocketkube/never-there:1", progressDeadlineSeconds=1))
+
+    async def exceeded() -> Any:
+        d = await client.get("deployments", "default", "bad")
+        return any(c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded" for c in d.status.conditions)
+
+    await eventually(exceeded, "deployment bad's Progressing condition to say ProgressDeadlineExceeded")
     code, out, err = await pkctl(s, "rollout", "status", "deployment/bad", "--timeout", "30s")
-    assert code == 1 and 'error: deployment "bad" exceeded its progress deadline' in err, (out, err)
-    assert "Waiting for deployment \"bad\" rollout to finish: 0 of 1 updated replicas are available..." in out
+    assert (code, err) == (1, 'error: deployment "bad" exceeded its progress deadline\n'), (out, err)
 
     code, _, err = await pkctl(s, "scale", "deployment/bad", "--replicas", "3", "--current-replicas", "2")
     assert (code, err) == (1, "error: Expected replicas to be 2, was 1\n")

@@ -35,6 +35,9 @@ class ControlPlaneConfig:
     identity: str = ""
     # Run controllers and scheduler at all (tests of the bare API disable it).
     controllers: bool = True
+    # Run them in a supervised child process (their own core, like
+    # kube-controller-manager); false: on the API server's event loop.
+    controllers_process: bool = True
     # Where the events expire (seconds)
     event_ttl: int = 3600
     log_level: str = "info"

@@ -6,6 +6,16 @@ run() starts, in order: the store (an embedded etcd child process when no
 --controllers, controlplane.controllers.manager.run (leader election,
 controllers, scheduler) talking to the API over gRPC like any client.
 
+The controller manager runs in its own child process by default
+(`python -m controlplane.controllers`, like kube-controller-manager and
+kube-scheduler), so it uses a second CPU core instead of sharing the API
+server's event loop: it is restarted with backoff if it dies, gets SIGTERM
+then SIGKILL (by PID) when we stop, and SIGTERM when we die (setpriv
+--pdeathsig, plus a parent watch in the child). Every pk-controlplane serves
+the API; the leader election happens in the children, so exactly one of
+them runs controllers. --no-controllers-process runs the manager on this
+process's event loop instead.
+
 Shutdown: SIGTERM or SIGINT stops accepting RPCs, gives in-flight RPCs a
 grace period, cancels watches and controllers, closes the store and stops
 the embedded etcd, so no child process outlives the control plane.
@@ -18,9 +28,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
+import time
 from typing import Any
 
 from controlplane.config import PRESETS, ControlPlaneConfig
@@ -80,6 +93,9 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     p.add_argument("--event-ttl", type=int, default=d.event_ttl, help="seconds an Event is kept (default %(default)s)")
     p.add_argument("--controllers", action=argparse.BooleanOptionalAction, default=d.controllers,
                    help="run controllers and scheduler (default on)")
+    p.add_argument("--controllers-process", action=argparse.BooleanOptionalAction, default=d.controllers_process,
+                   help="run controllers and scheduler in a supervised child process, on their own core "
+                   "(default on); off: on the API server's event loop")
     p.add_argument("--log-level", default=d.log_level, choices=["debug", "info", "warning", "error"])
     a = p.parse_args(argv)
     c = ControlPlaneConfig()
@@ -101,6 +117,7 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     c.event_ttl = a.event_ttl
     c.identity = a.identity or f"{socket.gethostname()}_{os.getpid()}"
     c.controllers = a.controllers
+    c.controllers_process = a.controllers_process
     c.log_level = a.log_level
     return c
 
@@ -218,9 +235,78 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
 
 
 def _start_controllers(config: ControlPlaneConfig, api_address: str) -> asyncio.Task[Any]:
+    if config.controllers_process:
+        return asyncio.get_running_loop().create_task(ControllerProcess(config, api_address).run(),
+                                                      name="controllers")
     from controlplane.controllers import manager
 
     return asyncio.get_running_loop().create_task(manager.run(config, api_address), name="controllers")
+
+
+class ControllerProcess:
+    """The controller manager as a supervised child process.
+
+    run() starts `python -m controlplane.controllers`, waits for it, and
+    restarts it after a backoff (1 s doubling to 30 s; back to 1 s once a
+    child has lived a minute) until cancelled; cancellation sends SIGTERM
+    to the child's PID, SIGKILL after STOP_GRACE, and reaps it. The child is
+    started from the event loop's thread (PR_SET_PDEATHSIG fires when the
+    starting *thread* exits)."""
+
+    BACKOFF_MIN = 1.0
+    BACKOFF_MAX = 30.0
+    HEALTHY_AFTER = 60.0
+    STOP_GRACE = 5.0
+
+    def __init__(self, config: ControlPlaneConfig, api_address: str) -> None:
+        self.config = config
+        self.api_address = api_address
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def command(self) -> list[str]:
+        from controlplane.controllers.__main__ import config_to_json
+
+        cmd = [sys.executable, "-m", "controlplane.controllers", "--api-address", self.api_address,
+               "--config-json", config_to_json(self.config), "--parent-pid", str(os.getpid())]
+        setpriv = shutil.which("setpriv")
+        if setpriv:
+            cmd = [setpriv, "--pdeathsig", "TERM", "--", *cmd]
+        return cmd
+
+    async def run(self) -> None:
+        backoff = self.BACKOFF_MIN
+        try:
+            while True:
+                started = time.monotonic()
+                # stdout/stderr inherited: the children's logs join ours.
+                self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL)  # noqa: ASYNC220
+                self.starts += 1
+                log.info("controller manager started (pid %d)", self.proc.pid)
+                while self.proc.poll() is None:
+                    await asyncio.sleep(0.2)
+                if time.monotonic() - started >= self.HEALTHY_AFTER:
+                    backoff = self.BACKOFF_MIN
+                log.error("controller manager (pid %d) exited with %s; restarting in %.0f s",
+                          self.proc.pid, self.proc.returncode, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.BACKOFF_MAX)
+        finally:
+            await self.stop()
+
+    async def stop(self) -> None:
+        p = self.proc
+        if p is None or p.poll() is not None:
+            return
+        p.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.STOP_GRACE
+        while p.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0.02)
+        if p.poll() is None:
+            log.warning("controller manager (pid %d) ignored SIGTERM: killing it", p.pid)
+            p.kill()
+            p.wait()
 
 
 def main(argv: list[str] | None = None) -> None:

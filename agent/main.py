@@ -20,10 +20,11 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from agent import __version__
+from agent import config as cfgparse
 from agent.config import PRESETS, AgentConfig
 from agent.hooks import NodeContext, PodHooks
 from agent.node import NodeRegistrar
@@ -82,6 +83,33 @@ def _parse_range(s: str) -> tuple[int, int]:
     return first, last
 
 
+# Node-service flags whose default comes from an environment variable (the
+# way they were set before they were flags; kept for compatibility).
+_ENV_FLAGS: dict[str, str] = {
+    "proxy_workers": "PK_PROXY_WORKERS",
+    "dns_upstreams": "PK_DNS_UPSTREAMS",
+    "dns_port": "PK_DNS_PORT",
+    "dns_bridge": "PK_DNS_BRIDGE",
+    "node_services": "PK_NODE_SERVICES",
+}
+
+
+def _from_flag_or_env(a: argparse.Namespace, dest: str, parse: Callable[[str], Any], default: str) -> Any:
+    """The flag's value, else its environment variable's, else default;
+    parsed, or a UsageError naming where the bad value came from."""
+    env = _ENV_FLAGS[dest]
+    flag = "--" + dest.replace("_", "-")
+    raw, source = getattr(a, dest), ""
+    if raw is None:
+        raw, source = os.environ.get(env), f" (from ${env})"
+    if raw is None:
+        raw = default
+    try:
+        return parse(raw)
+    except ValueError as err:
+        raise UsageError(f'invalid value "{raw}" for {flag}{source}: {err}') from None
+
+
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p = argparse.ArgumentParser(prog="pk-agent", description="PocketKube node agent (kubelet)")
     p.add_argument("--server", default="127.0.0.1:6443", help="control plane address host:port")
@@ -97,6 +125,21 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--agent-port", type=int, default=10250, help="AgentService port on the node IP (0: any free)")
     p.add_argument("--resync-interval", type=float, default=10.0)
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    p.add_argument("--node-services", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the service proxy and cluster DNS on this node (default: on; $PK_NODE_SERVICES=0 "
+                        "turns it off)")
+    p.add_argument("--proxy-workers", metavar="N", default=None,
+                   help=f"processes serving the proxy's ports with SO_REUSEPORT, 1-{cfgparse.MAX_PROXY_WORKERS} "
+                        "(default: $PK_PROXY_WORKERS or 1)")
+    p.add_argument("--dns-upstreams", metavar="IP[:PORT],...", default=None,
+                   help='where cluster DNS forwards other names; "none": never forward (default: '
+                        "$PK_DNS_UPSTREAMS, else the nameservers of the host's /etc/resolv.conf)")
+    p.add_argument("--dns-port", metavar="PORT", default=None,
+                   help="cluster DNS port on the node IP; pods get cluster DNS only on 53 (default: $PK_DNS_PORT "
+                        "or 53)")
+    p.add_argument("--dns-bridge", metavar="DEV", default=None,
+                   help="with a loopback --node-ip: DNS also listens on this bridge's gateway address (e.g. "
+                        "docker0), which pods get as nameserver (default: $PK_DNS_BRIDGE or none)")
     p.add_argument("--version", action="version", version=f"pk-agent {__version__}")
 
     def error(message: str) -> None:  # argparse exits 2; PocketKube's programs exit 1
@@ -117,6 +160,13 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         resync_interval=a.resync_interval,
         log_level=a.log_level,
     )
+    if a.node_services is not None:
+        a.node_services = "1" if a.node_services else "0"
+    cfg.node_services = _from_flag_or_env(a, "node_services", cfgparse.parse_switch, "1")
+    cfg.proxy_workers = _from_flag_or_env(a, "proxy_workers", cfgparse.parse_proxy_workers, "1")
+    cfg.dns_upstreams = _from_flag_or_env(a, "dns_upstreams", cfgparse.parse_dns_upstreams, "")
+    cfg.dns_port = _from_flag_or_env(a, "dns_port", cfgparse.parse_port, "53")
+    cfg.dns_bridge = _from_flag_or_env(a, "dns_bridge", cfgparse.parse_bridge, "")
     cfg.apply_preset(a.preset)
     if a.heartbeat_interval is not None:
         if a.heartbeat_interval <= 0:

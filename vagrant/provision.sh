@@ -41,6 +41,8 @@ else
   systemctl enable --now docker
   echo "== $node_name: images (no registry needed)"
   "$src/images/build.sh"
+  # PK_DNS_UPSTREAMS empty: cluster DNS forwards other names to the VM's own
+  # resolv.conf nameservers.
   cat >/etc/pocketkube/agent.env <<ENV
 PK_NODE_NAME=$node_name
 PK_NODE_IP=$node_ip
@@ -48,6 +50,7 @@ PK_DOCKER_HOST=unix:///var/run/docker.sock
 PK_SERVER=$server
 PK_DATA_DIR=/var/lib/pocketkube/agent
 PK_PRESET=$preset
+PK_DNS_UPSTREAMS=
 ENV
   unit=pk-agent
 fi

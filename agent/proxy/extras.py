@@ -3,10 +3,10 @@ agent.main.node_extras).
 
 node_services(ctx) returns the coroutines the agent runs in its TaskGroup:
   - the proxy (run_proxy) for ctx.config.node_name / node_ip;
-  - cluster DNS on the node IP, port 53 (PK_DNS_PORT overrides). When the
+  - cluster DNS on the node IP, port 53 (--dns-port overrides). When the
     node IP is a loopback address (several agents on one machine, as in the
     integration tests) a container cannot reach it — its own loopback is a
-    different one. With PK_DNS_BRIDGE=docker0, DNS then also listens on that
+    different one. With --dns-bridge=docker0, DNS then also listens on that
     bridge's gateway address (shared with SO_REUSEPORT by the agents of one
     test cluster) and pods get it as their nameserver. Opt-in, because the
     agents of two unrelated clusters on one machine would share it; without
@@ -27,12 +27,11 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 from collections.abc import Coroutine
 from typing import Any
 
 from agent.dns.resolve import service_env
-from agent.dns.server import ClusterDNS, run_dns
+from agent.dns.server import ClusterDNS, resolv_conf_upstreams, run_dns
 from agent.proxy.proxier import run_proxy
 from agent.proxy.watch import shared
 
@@ -81,8 +80,8 @@ async def _bridge_gateway(dev: str = "docker0") -> str:
 def node_services(ctx: Any) -> list[Coroutine[Any, Any, None]]:
     cfg = ctx.config
     # Hollow agents (FakeRuntime, many per process) run no node services;
-    # PK_NODE_SERVICES=0 turns them off explicitly.
-    if os.environ.get("PK_NODE_SERVICES", "1") == "0" or type(ctx.runtime).__name__ == "FakeRuntime":
+    # --no-node-services turns them off explicitly.
+    if not cfg.node_services or type(ctx.runtime).__name__ == "FakeRuntime":
         return []
     watch = shared(ctx.client)
 
@@ -93,14 +92,14 @@ def node_services(ctx: Any) -> list[Coroutine[Any, Any, None]]:
     ctx.hooks.env_providers.append(env)
 
     async def dns() -> None:
-        port = int(os.environ.get("PK_DNS_PORT", "53"))
+        port = cfg.dns_port
         listen = [cfg.node_ip]
         nameserver = cfg.node_ip
         try:
             loopback = ipaddress.ip_address(cfg.node_ip).is_loopback
         except ValueError:
             loopback = False
-        bridge = os.environ.get("PK_DNS_BRIDGE", "")
+        bridge = cfg.dns_bridge
         if loopback and bridge:
             gw = await _bridge_gateway(bridge)
             if gw:
@@ -116,7 +115,9 @@ def node_services(ctx: Any) -> list[Coroutine[Any, Any, None]]:
 
         started.add_done_callback(on_started)
         try:
-            await run_dns(ctx.client, listen, port, watch=watch, started=started)
+            # [] (never forward) must reach run_dns as such; None = resolv.conf.
+            upstreams = cfg.dns_upstreams if cfg.dns_upstreams is not None else resolv_conf_upstreams()
+            await run_dns(ctx.client, listen, port, upstreams=upstreams, watch=watch, started=started)
         except OSError as err:
             # No DNS is not a reason to stop the node; pods keep the
             # engine's default resolver.
@@ -125,7 +126,8 @@ def node_services(ctx: Any) -> list[Coroutine[Any, Any, None]]:
 
     started: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
     _proxiers[id(ctx)] = started
-    proxy = run_proxy(ctx.client, cfg.node_name, cfg.node_ip, watch=watch, started=started)
+    proxy = run_proxy(ctx.client, cfg.node_name, cfg.node_ip, watch=watch, started=started,
+                      workers=cfg.proxy_workers)
     return [_guard("proxy", proxy), _guard("dns", dns())]
 
 

@@ -390,19 +390,17 @@ async def run_proxy(
     manage_addresses: bool | None = None,
     watch: ServiceWatch | None = None,
     started: asyncio.Future[Proxier] | None = None,
-    workers: int | None = None,
+    workers: int = 1,
 ) -> None:
     """The agent's entry point: run this node's proxy until cancelled.
     `started`, if given, receives the Proxier once it exists (for tests).
-    `workers` (default: $PK_PROXY_WORKERS or 1) > 1 adds worker processes
+    `workers` (pk-agent --proxy-workers) > 1 adds worker processes
     that share the listening ports (worker.py)."""
     w = watch or shared(client)
     proxier = Proxier(w, node_name, node_ip, connect_timeout, manage_addresses,
                       cluster_tag=addresses.cluster_tag(str(getattr(client, "address", ""))))
     if started is not None and not started.done():
         started.set_result(proxier)
-    if workers is None:
-        workers = int(os.environ.get("PK_PROXY_WORKERS", "1") or 1)
     procs = []
     if workers > 1:
         from agent.proxy import worker

@@ -1,6 +1,6 @@
 """Extra proxy worker processes sharing the listening ports (SO_REUSEPORT).
 
-One asyncio process forwards on one core. With PK_PROXY_WORKERS=N the
+One asyncio process forwards on one core. With pk-agent --proxy-workers=N the
 agent's proxy starts N-1 of these children; each watches Services and
 Endpoints itself and binds the same addresses with SO_REUSEPORT, so the
 kernel spreads new connections over all N processes. The agent's own

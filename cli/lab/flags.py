@@ -17,6 +17,9 @@ AGENT_FLAGS: tuple[tuple[str, str], ...] = (
     ("--server", "server"),
     ("--data-dir", "data_dir"),
     ("--preset", "preset"),
+    # "none" in the lab (nothing may leave the machine); empty in the Vagrant
+    # lab: the VM's own resolv.conf.
+    ("--dns-upstreams", "dns_upstreams"),
 )
 
 CONTROLPLANE_FLAGS: tuple[tuple[str, str], ...] = (

@@ -176,6 +176,9 @@ def agent_values(plan: LabPlan, node: NodePlan) -> dict[str, str]:
         "server": plan.server,
         "data_dir": f"{node.state_dir}/agent",
         "preset": plan.preset,
+        # The node's cluster DNS answers cluster names only: the lab forwards
+        # no query anywhere (nothing may leave this machine).
+        "dns_upstreams": "none",
     }
 
 
@@ -188,10 +191,7 @@ def agent_argv(plan: LabPlan, node: NodePlan) -> list[str]:
 
 
 def start_agent(plan: LabPlan, node: NodePlan) -> None:
-    # The node's cluster DNS answers cluster names only: the lab forwards no
-    # query anywhere (nothing may leave this machine).
-    env = {**os.environ, "PK_DNS_UPSTREAMS": "none"}
-    procs.start(agent_argv(plan, node), log_path(plan, f"{node.name}/agent"), agent_pidfile(node), netns=node.netns, env=env)
+    procs.start(agent_argv(plan, node), log_path(plan, f"{node.name}/agent"), agent_pidfile(node), netns=node.netns)
 
 
 def _free_port() -> int:

@@ -191,14 +191,16 @@ def _route(op: str) -> bool:
 @contextlib.asynccontextmanager
 async def make_cluster(start_controlplane: Any, start_agent: Any, monkeypatch: pytest.MonkeyPatch,
                        with_controllers: bool = False) -> Any:
-    # Agents inherit this: their DNS forwards only to the fake upstream here.
+    # The agents' DNS forwards only to the fake upstream here.
     loop = asyncio.get_running_loop()
     up_t, up = await loop.create_datagram_endpoint(FakeUpstream, local_addr=("127.0.0.1", 0))
-    monkeypatch.setenv("PK_DNS_UPSTREAMS", f"127.0.0.1:{up_t.get_extra_info('sockname')[1]}")
-    # Pods reach the nodes' DNS on the bridge gateway (node IPs are loopback).
-    monkeypatch.setenv("PK_DNS_BRIDGE", "docker0")
-    # Each agent's proxy runs a second worker process on the same ports.
-    monkeypatch.setenv("PK_PROXY_WORKERS", "2")
+    node_flags = {
+        "dns_upstreams": f"127.0.0.1:{up_t.get_extra_info('sockname')[1]}",
+        # Pods reach the nodes' DNS on the bridge gateway (node IPs are loopback).
+        "dns_bridge": "docker0",
+        # Each agent's proxy runs a second worker process on the same ports.
+        "proxy_workers": 2,
+    }
     # A service range of our own: other clusters on this machine (other
     # tests' agents) put their 10.96.x ClusterIPs on the same lo.
     # A safety net: should a ClusterIP ever be missing from lo, traffic to it
@@ -206,8 +208,9 @@ async def make_cluster(start_controlplane: Any, start_agent: Any, monkeypatch: p
     route_added = await asyncio.to_thread(_route, "add")
     cp = await start_controlplane(controllers=with_controllers, lb_pool=LB_POOL, service_cidr=SERVICE_CIDR)
     agents = await asyncio.gather(
-        start_agent(cp, node_ip=NODE_IPS[0], host_port_range=f"{_HOST_PORTS}-{_HOST_PORTS + 99}"),
-        start_agent(cp, node_ip=NODE_IPS[1], host_port_range=f"{_HOST_PORTS + 100}-{_HOST_PORTS + 199}"),
+        start_agent(cp, node_ip=NODE_IPS[0], host_port_range=f"{_HOST_PORTS}-{_HOST_PORTS + 99}", **node_flags),
+        start_agent(cp, node_ip=NODE_IPS[1], host_port_range=f"{_HOST_PORTS + 100}-{_HOST_PORTS + 199}",
+                    **node_flags),
     )
     client = ClusterClient(cp.address)
     try:
@@ -569,7 +572,8 @@ async def test_a_starting_node_is_ready_only_once_its_nodeports_listen(
                 "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": port}]}]}, core_pb2.Endpoints))
             await poll("the NodePort on a running node", lambda: http_get(NODE_IPS[0], node_port), 10)
             # start() returns as soon as the Node is Ready: one try, no retry.
-            await start_agent(cp, node_ip=new_ip, host_port_range=f"{_HOST_PORTS + 200}-{_HOST_PORTS + 299}")
+            same = {k: agents[0].flags[k] for k in ("dns_upstreams", "dns_bridge", "proxy_workers")}
+            await start_agent(cp, node_ip=new_ip, host_port_range=f"{_HOST_PORTS + 200}-{_HOST_PORTS + 299}", **same)
             assert await http_get(new_ip, node_port) == "hello"
     finally:
         srv.close()

@@ -79,6 +79,7 @@ def test_lab_command_lines_come_from_the_definition() -> None:
         "--server=10.231.0.1:6443",
         "--data-dir=/var/lib/pocketkube/lab/lab/nodes/node-2/agent",
         "--preset=lab",
+        "--dns-upstreams=none",
     ]
     cp = flags.argv(flags.CONTROLPLANE_FLAGS, controlplane_values(plan, _record()))
     assert cp == [

@@ -9,7 +9,7 @@ agent/proxy, agent/dns).
                                    containers of dnsPolicy ClusterFirst then
                                    get nameserver = node IP and the search
                                    path <ns>.svc.cluster.local svc.cluster.local
-                                   cluster.local
+                                   cluster.local and `options ndots:5`
 
 agent.main starts every coroutine in `agent.main.node_extras(ctx)` in the
 agent's TaskGroup. Providers run on the event loop while a container is being
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 EnvProvider = Callable[[core_pb2.Pod], dict[str, str]]
 CLUSTER_DOMAIN = "cluster.local"
+NDOTS = 5  # as agent.dns.pod_dns_config
 
 
 @dataclass
@@ -49,21 +50,26 @@ class PodHooks:
                 log.exception("env provider %r failed", fn)
         return out
 
-    def dns(self, pod: core_pb2.Pod) -> tuple[list[str], list[str]]:
-        """(nameservers, search path) for the pod's containers; ([], []) =
-        the engine's default (the host's resolv.conf)."""
+    def dns(self, pod: core_pb2.Pod) -> tuple[list[str], list[str], list[str]]:
+        """(nameservers, search path, resolver options) for the pod's
+        containers; ([], [], []) = the engine's default (the host's
+        resolv.conf). ClusterFirst adds ndots:5 as Kubernetes does: a name
+        with fewer than 5 dots tries the search path first, so `web` and
+        `web.other` resolve to Services."""
         servers: list[str] = []
         search: list[str] = []
+        options: list[str] = []
         policy = pod.spec.dns_policy or "ClusterFirst"
         if policy == "ClusterFirst" and self.cluster_dns and self.node_ip:
             ns = pod.metadata.namespace or "default"
             d = self.cluster_domain
             servers = [self.node_ip]
             search = [f"{ns}.svc.{d}", f"svc.{d}", d]
+            options = [f"ndots:{NDOTS}"]
         if pod.spec.HasField("dns_config"):
             servers += [s for s in pod.spec.dns_config.nameservers if s not in servers]
             search += [s for s in pod.spec.dns_config.searches if s not in search]
-        return servers, search
+        return servers, search, options
 
 
 @dataclass

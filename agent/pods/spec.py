@@ -153,7 +153,7 @@ def container_config(
     node_ip: str,
     bindings: list[PortBinding],
     extra_env: dict[str, str],
-    dns: tuple[list[str], list[str]],
+    dns: tuple[list[str], list[str], list[str]],
 ) -> ContainerConfig:
     env = container_env(pod, c, node_name, node_ip, extra_env)
     labels = pod_labels(pod, node_name)
@@ -176,6 +176,7 @@ def container_config(
         memory_bytes=mem,
         dns_servers=dns[0],
         dns_search=dns[1],
+        dns_options=dns[2],
         stdin=c.stdin,
         tty=c.tty,
     )

@@ -81,6 +81,7 @@ class ContainerConfig:
     memory_bytes: int = 0  # 0: unlimited
     dns_servers: list[str] = field(default_factory=list)
     dns_search: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)  # resolv.conf `options`, e.g. ndots:5
     stdin: bool = False
     tty: bool = False
 

@@ -294,6 +294,7 @@ class DockerRuntime:
             mem_limit=config.memory_bytes or None,
             dns=config.dns_servers or None,
             dns_search=config.dns_search or None,
+            dns_opt=config.dns_options or None,
             init=False,
         )
         entrypoint: Any = config.command if config.command is not None else None

@@ -13,7 +13,9 @@ Images: `images` is the set present locally; `pullable` the set a pull
 succeeds for (default: none, as with no registry). stop() ends a container
 at once with exit code 143, unless `ignore_sigterm` contains its image: then
 it exits 137 after the stop timeout. exec() answers `exec_results[command[0]]`
-or (0, b""). httpGet/tcpSocket probes never touch the network: the agent asks
+or (0, b""); `cat /etc/resolv.conf` (unless "cat" is in exec_results)
+answers the resolver file the engine would write from the container's DNS
+settings (nameservers, search path, options such as ndots:5). httpGet/tcpSocket probes never touch the network: the agent asks
 network_probe(), which answers `probe_results[kind]` (default: success while
 the container runs).
 
@@ -60,6 +62,17 @@ class _Container:
     logs: list[bytes] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _resolv_conf(config: ContainerConfig) -> str:
+    """What Docker writes for --dns/--dns-search/--dns-opt (the fake host's
+    own resolver otherwise: a documentation address, never contacted)."""
+    lines = [f"nameserver {s}" for s in (config.dns_servers or ["192.0.2.53"])]
+    if config.dns_search:
+        lines.append("search " + " ".join(config.dns_search))
+    if config.dns_options:
+        lines.append("options " + " ".join(config.dns_options))
+    return "\n".join(lines) + "\n"
 
 
 class _FakeExec:
@@ -270,6 +283,8 @@ class FakeRuntime:
         c = self._get(container_id)
         if not c.state.running:
             raise CreateError(f"Container {container_id} is not running")
+        if command == ["cat", "/etc/resolv.conf"] and "cat" not in self.exec_results:
+            return 0, _resolv_conf(c.config).encode()
         return self.exec_results.get(command[0] if command else "", (0, b""))
 
     async def exec_stream(self, container_id: str, command: list[str], stdin: bool, tty: bool) -> _FakeExec:

@@ -374,6 +374,7 @@ async def test_multiport_named_target_ports_dns_from_a_pod(cluster: Any) -> None
             c = dc.containers.list(filters={"label": "io.pocketkube.pod.name=multi"})[0]
             resolv = c.exec_run(["cat", "/etc/resolv.conf"]).output.decode()
             assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv, resolv
+            assert "options ndots:5" in resolv.splitlines(), resolv
 
             def run(*cmd: str) -> tuple[int, str]:
                 for _ in range(3):

@@ -182,7 +182,8 @@ def test_container_config_env_labels_ports_limits() -> None:
     c.resources.limits["memory"].CopyFrom(intstr.make("64Mi"))
     c.ports.add(container_port=80, name="http")
     bind = [PortBinding(80, "TCP", "10.0.0.5", 40002)]
-    cfg = podspec.container_config(pod, c, 2, "n1", "10.0.0.5", bind, {"SVC_SERVICE_HOST": "10.96.0.1"}, (["10.0.0.5"], ["a"]))
+    cfg = podspec.container_config(pod, c, 2, "n1", "10.0.0.5", bind, {"SVC_SERVICE_HOST": "10.96.0.1"},
+                                 (["10.0.0.5"], ["a"], ["ndots:5"]))
     assert cfg.name == "pk_c_web_prod_u-1_2"
     assert cfg.env["POD_NAME"] == "web" and cfg.env["POD_NAMESPACE"] == "prod" and cfg.env["NODE_NAME"] == "n1"
     assert cfg.env["GREETING"] == "hi web" and cfg.env["IP"] == "10.0.0.5" and cfg.env["APP"] == "web"
@@ -193,6 +194,7 @@ def test_container_config_env_labels_ports_limits() -> None:
     assert cfg.labels["io.pocketkube.container.attempt"] == "2"
     assert podspec.parse_ports_label(cfg.labels["io.pocketkube.ports"]) == bind
     assert cfg.hostname == "web" and cfg.dns_servers == ["10.0.0.5"]
+    assert cfg.dns_search == ["a"] and cfg.dns_options == ["ndots:5"]
 
 
 def test_parse_ports_label_tolerates_garbage() -> None:
@@ -258,10 +260,11 @@ def test_port_allocator_reserve() -> None:
 def test_dns_cluster_first_only_when_cluster_dns_runs() -> None:
     h = PodHooks(node_ip="10.0.0.5")
     pod = mkpod()
-    assert h.dns(pod) == ([], [])
+    assert h.dns(pod) == ([], [], [])
     h.cluster_dns = True
-    assert h.dns(pod) == (["10.0.0.5"], ["prod.svc.cluster.local", "svc.cluster.local", "cluster.local"])
-    assert h.dns(mkpod(dnsPolicy="Default")) == ([], [])
+    assert h.dns(pod) == (["10.0.0.5"], ["prod.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+                          ["ndots:5"])
+    assert h.dns(mkpod(dnsPolicy="Default")) == ([], [], [])
 
 
 def test_env_providers_and_service_links_off() -> None:

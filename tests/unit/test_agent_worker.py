@@ -328,3 +328,18 @@ async def test_fake_runtime_answers_network_probes(rt: FakeRuntime) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_cluster_first_pod_gets_cluster_dns_with_ndots(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    m.hooks.cluster_dns = True
+    w = PodWorker(m, "u-1", mkpod())  # type: ignore[arg-type]
+    assert not await w.sync()
+    [c] = rt.containers.values()
+    assert c.config.dns_servers == ["10.0.0.5"] and c.config.dns_options == ["ndots:5"]
+    _, out = await rt.exec(c.state.id, ["cat", "/etc/resolv.conf"], 5)
+    assert out.decode().splitlines() == [
+        "nameserver 10.0.0.5",
+        "search default.svc.cluster.local svc.cluster.local cluster.local",
+        "options ndots:5",
+    ]

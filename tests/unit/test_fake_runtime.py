@@ -124,6 +124,20 @@ class RuntimeContract:
         code, _ = await runtime.exec(cid, ["false"], timeout=5)
         assert code == 1
 
+    async def test_dns_settings_reach_resolv_conf(self, runtime: Any, labels: dict[str, str], cleanup: None) -> None:
+        # A ClusterFirst pod's settings (agent.hooks.PodHooks.dns); the
+        # nameserver is a documentation address: nothing is resolved here.
+        cid = await runtime.create(self.config(labels, dns_servers=["192.0.2.10"],
+                                               dns_search=["prod.svc.cluster.local", "svc.cluster.local"],
+                                               dns_options=["ndots:5"]))
+        await runtime.start(cid)
+        code, out = await runtime.exec(cid, ["cat", "/etc/resolv.conf"], timeout=5)
+        lines = out.decode().splitlines()
+        assert code == 0
+        assert "nameserver 192.0.2.10" in lines, lines
+        assert "search prod.svc.cluster.local svc.cluster.local" in lines, lines
+        assert "options ndots:5" in lines, lines
+
 
 async def _true(v: bool) -> bool:
     return v

@@ -72,15 +72,42 @@ def _lock_path(suffix: str) -> str:
     return os.path.join(d, f"proxy-{suffix}-{netns}.lock")
 
 
+def _same_file(fd: int, path: str) -> bool:
+    """Whether fd is still the file at path: a lock file is unlinked only
+    under its exclusive lock, so a lock taken on a file that is no longer
+    there (unlinked between our open and our flock) counts nothing."""
+    try:
+        a, b = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _open_locked(path: str, op: int) -> int:
+    """An fd of the lock file at path holding flock `op` (OSError if a
+    non-blocking op would block), retried while the file is replaced."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, op)
+        except OSError:
+            os.close(fd)
+            raise
+        if _same_file(fd, path):
+            return fd
+        os.close(fd)
+
+
 class _ShareLock:
     """A shared flock held by every proxy of one cluster in one network
     namespace on this machine; at exit, whoever can upgrade it to an
-    exclusive lock is the last one and removes the ClusterIPs."""
+    exclusive lock is the last one, removes the ClusterIPs and the file.
+    (Only the agent's own proxier takes it: worker processes manage no
+    addresses and never open it.)"""
 
     def __init__(self, suffix: str) -> None:
         self.path = _lock_path(suffix)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_SH)
+        self.fd = _open_locked(self.path, fcntl.LOCK_SH)
 
     def last_one(self) -> bool:
         try:
@@ -97,13 +124,10 @@ def _nobody_holds(suffix: str) -> int | None:
     """An fd holding the exclusive lock of that cluster if no proxy of it
     runs in this network namespace (the caller removes its addresses, then
     closes the fd), else None."""
-    fd = os.open(_lock_path(suffix), os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return _open_locked(_lock_path(suffix), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
-        os.close(fd)
         return None
-    return fd
 
 
 @dataclass
@@ -220,7 +244,8 @@ class Proxier:
                 fd = os.open(path, os.O_RDWR)
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    os.unlink(path)
+                    if _same_file(fd, path):
+                        os.unlink(path)
                 except OSError:
                     pass
                 finally:
@@ -247,7 +272,8 @@ class Proxier:
             if lock.last_one():
                 for ip in sorted(self.cluster_ips):
                     await addresses.delete(ip, "lo")
-                os.unlink(lock.path)
+                if _same_file(lock.fd, lock.path):
+                    os.unlink(lock.path)
         except Exception:  # noqa: BLE001 - best effort at exit
             log.exception("removing the proxy's addresses")
         finally:

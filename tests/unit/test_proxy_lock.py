@@ -1,0 +1,73 @@
+"""The service proxy's share lock (agent/proxy/proxier.py): one file per
+cluster and network namespace, held shared by every agent's proxier, removed
+by the last one under its exclusive lock. A lock taken on a file that was
+unlinked meanwhile must not count: the opener retries on the new file."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.proxy import proxier
+
+
+@pytest.fixture
+def lock_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(proxier, "_lock_path", lambda suffix: str(tmp_path / f"proxy-{suffix}-1.lock"))
+    return tmp_path
+
+
+def test_last_one_knows_it_is_last(lock_dir: Path) -> None:
+    a = proxier._ShareLock("psabcd1234")
+    b = proxier._ShareLock("psabcd1234")
+    assert a.path == b.path and os.path.exists(a.path)
+    assert proxier._nobody_holds("psabcd1234") is None
+    assert not a.last_one()
+    b.close()
+    assert a.last_one()
+    a.close()
+    fd = proxier._nobody_holds("psabcd1234")
+    assert fd is not None
+    os.close(fd)
+
+
+def test_a_lock_on_an_unlinked_file_is_retried(lock_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another agent's last proxier unlinks the file between our open and
+    our flock: we must end up holding the new file, not the orphan."""
+    path = str(lock_dir / "proxy-psabcd1234-1.lock")
+    real_flock = fcntl.flock
+    calls: list[int] = []
+
+    def racing_flock(fd: int, op: int) -> Any:
+        calls.append(fd)
+        if len(calls) == 1:
+            os.unlink(path)  # the other agent, under its exclusive lock
+        return real_flock(fd, op)
+
+    monkeypatch.setattr(proxier.fcntl, "flock", racing_flock)
+    lock = proxier._ShareLock("psabcd1234")
+    monkeypatch.setattr(proxier.fcntl, "flock", real_flock)
+    try:
+        assert len(calls) == 2, "the lock on the unlinked file was kept"
+        assert proxier._same_file(lock.fd, path)
+        # and it counts: nobody else can take the file exclusively now
+        assert proxier._nobody_holds("psabcd1234") is None
+    finally:
+        lock.close()
+
+
+def test_same_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "f.lock")
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        assert proxier._same_file(fd, path)
+        os.unlink(path)
+        assert not proxier._same_file(fd, path)
+        Path(path).touch()
+        assert not proxier._same_file(fd, path)
+    finally:
+        os.close(fd)

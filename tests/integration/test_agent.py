@@ -495,7 +495,9 @@ async def _count_lines(client: ClusterClient, name: str, n: int) -> bool:
 
 async def test_logs_previous(node: Any) -> None:
     cp, ag, client = node
-    c = sh('echo "run at $(date +%s%N)"; sleep 0.3; exit 1')
+    # A random id per run: busybox's date has no %N, and two runs within one
+    # second printed the same line.
+    c = sh('echo "run at $(cat /proc/sys/kernel/random/uuid)"; sleep 0.3; exit 1')
     await client.create(make_pod(ag.node_name, "prev", [c]))
     await wait_pod(client, "prev", lambda p: (cstatus(p) or core_pb2.ContainerStatus()).restart_count >= 1, "a restart")
     prev = await pod_logs(client, "prev", previous=True)

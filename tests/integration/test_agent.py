@@ -254,11 +254,44 @@ async def poll(what: str, fn: Callable[[], Awaitable[Any]], timeout: float = 15.
         await asyncio.sleep(0.1)
 
 
+def listed(docker_client: Any, label: str) -> list[Any]:
+    """The containers carrying `label`, all states. The SDK lists, then
+    inspects each container: one the agent removes in between would raise
+    NotFound ("No such container") unless ignored, and gone is what the
+    callers wait for."""
+    return list(docker_client.containers.list(all=True, filters={"label": label}, ignore_removed=True))
+
+
 def sh(script: str) -> dict[str, Any]:
     return {"name": "main", "image": "pocketkube/hello:1", "command": ["sh", "-c", script]}
 
 
 # -------------------------------------------------------------------- tests
+
+
+async def test_listing_tolerates_a_container_removed_while_listing(docker_host: str) -> None:
+    """The flake of the force-delete test: the agent removed the container
+    between the SDK's list and its inspect of that container. Injected here
+    at exactly that point, so it fails every time without ignore_removed."""
+    label = f"io.pocketkube.test=listed-{uuid.uuid4().hex[:8]}"
+    key, value = label.split("=")
+    client = docker.DockerClient(base_url=docker_host, timeout=30)
+    real = client.api.containers
+
+    def list_then_agent_removes(*args: Any, **kwargs: Any) -> Any:
+        out = real(*args, **kwargs)
+        for s in out:
+            client.api.remove_container(s["Id"], force=True)
+        return out
+
+    try:
+        client.api.create_container("pocketkube/hello:1", command=["true"], labels={key: value})
+        client.api.containers = list_then_agent_removes
+        assert listed(client, label) == []
+    finally:
+        client.api.containers = real
+        remove_containers(client, label)
+        client.close()
 
 
 async def test_env_args_and_workdir_reach_the_process(node: Any) -> None:
@@ -541,7 +574,7 @@ async def test_pod_deleted_while_agent_down_is_removed_on_return(node: Any, dock
     await ag.start()
 
     async def only_stays() -> bool:
-        names = [c.labels["io.pocketkube.pod.name"] for c in docker_client.containers.list(all=True, filters={"label": label})]
+        names = [c.labels["io.pocketkube.pod.name"] for c in listed(docker_client, label)]
         return names == ["stays"]
 
     await poll("the deleted pod's container to be removed", only_stays, timeout=10)
@@ -738,7 +771,7 @@ async def test_force_delete_during_graceful_termination_kills_at_once(node: Any,
     label = f"io.pocketkube.node={ag.node_name}"
 
     async def no_containers() -> bool:
-        return not await asyncio.to_thread(docker_client.containers.list, all=True, filters={"label": label})
+        return not await asyncio.to_thread(listed, docker_client, label)
 
     await poll("the container to be killed after the force delete", no_containers, timeout=10)
     assert time.monotonic() - t0 < 10  # not the 60 s grace

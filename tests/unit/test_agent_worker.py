@@ -14,6 +14,7 @@ from agent.config import AgentConfig
 from agent.hooks import PodHooks
 from agent.pods.ports import PortAllocator
 from agent.pods.worker import PodWorker
+from agent.runtime.base import ContainerNotFound, RuntimeUnavailable
 from agent.runtime.fake import FakeRuntime
 from pkapi import meta
 from pkapi.errors import ApiError
@@ -343,3 +344,80 @@ async def test_cluster_first_pod_gets_cluster_dns_with_ndots(rt: FakeRuntime) ->
         "search default.svc.cluster.local svc.cluster.local cluster.local",
         "options ndots:5",
     ]
+
+
+async def _graceful_stop_under_way(rt: FakeRuntime, m: StubManager) -> tuple[PodWorker, asyncio.Task[bool], str]:
+    """A pod with 60 s of grace whose container ignores SIGTERM, its
+    termination started (the graceful stop is waiting)."""
+    pod = mkpod(terminationGracePeriodSeconds=60)
+    w = PodWorker(m, "u-1", pod)  # type: ignore[arg-type]
+    await w.sync()
+    [cid] = list(rt.containers)
+    rt.ignore_sigterm.add("pocketkube/hello:1")
+    meta.set_timestamp(pod.metadata.deletion_timestamp)
+    pod.metadata.deletion_grace_period_seconds = 60
+    task = asyncio.create_task(w.sync())
+    deadline = time.monotonic() + 2
+    while "stop" not in rt.calls:
+        assert time.monotonic() < deadline, "the graceful stop to begin"
+        await asyncio.sleep(0.01)
+    assert not task.done()
+    return w, task, cid
+
+
+async def test_force_delete_during_graceful_stop_kills_at_once(rt: FakeRuntime) -> None:
+    m = StubManager(rt)
+    w, task, _ = await _graceful_stop_under_way(rt, m)
+    t0 = time.monotonic()
+    w.pod = None  # the force delete: the pod is gone from the API
+    w.poke()
+    assert await asyncio.wait_for(task, 2)
+    assert time.monotonic() - t0 < 1  # not the 60 s grace
+    assert rt.containers == {}
+
+
+async def test_force_delete_kill_of_a_container_already_gone_is_done(rt: FakeRuntime) -> None:
+    """The race: the container exits and is removed (by anyone) between the
+    force delete waking the worker and its kill, and the kill reports it
+    gone. Gone is what the kill wants; termination completes."""
+    m = StubManager(rt)
+    w, task, cid = await _graceful_stop_under_way(rt, m)
+    real_stop = rt.stop
+
+    async def stop(container_id: str, timeout: float) -> None:
+        if timeout == 0:
+            await rt.remove(container_id)  # ends the graceful stop too
+            raise ContainerNotFound(f"No such container: {container_id}")
+        await real_stop(container_id, timeout)
+
+    rt.stop = stop  # type: ignore[method-assign]
+    w.pod = None
+    w.poke()
+    assert await asyncio.wait_for(task, 2)
+    assert rt.containers == {}
+
+
+async def test_force_delete_kill_failure_is_logged_not_hidden(rt: FakeRuntime, caplog: pytest.LogCaptureFixture) -> None:
+    m = StubManager(rt)
+    pod = mkpod(terminationGracePeriodSeconds=1)
+    w = PodWorker(m, "u-1", pod)  # type: ignore[arg-type]
+    await w.sync()
+    rt.ignore_sigterm.add("pocketkube/hello:1")
+    meta.set_timestamp(pod.metadata.deletion_timestamp)
+    pod.metadata.deletion_grace_period_seconds = 1
+    real_stop = rt.stop
+
+    async def stop(container_id: str, timeout: float) -> None:
+        if timeout == 0:
+            raise RuntimeUnavailable("engine hiccup")
+        await real_stop(container_id, timeout)
+
+    rt.stop = stop  # type: ignore[method-assign]
+    task = asyncio.create_task(w.sync())
+    while "stop" not in rt.calls:
+        await asyncio.sleep(0.01)
+    w.pod = None
+    w.poke()
+    assert await asyncio.wait_for(task, 3)  # the graceful stop still bounds it
+    assert rt.containers == {}
+    assert "killing container" in caplog.text and "engine hiccup" in caplog.text

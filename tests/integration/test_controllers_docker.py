@@ -34,7 +34,7 @@ async def test_replicas_run_and_dead_agent_pods_replaced(start_controlplane: Any
         assert len({p.spec.node_name for p in pods}) == 3
 
         def containers(node: str) -> list[Any]:
-            return engine.containers.list(filters={"label": f"{LABEL_NODE}={node}", "status": "running"})
+            return engine.containers.list(filters={"label": f"{LABEL_NODE}={node}", "status": "running"}, ignore_removed=True)
 
         victim = next(a for a in agents if a.node_name == pods[0].spec.node_name)
         assert await asyncio.to_thread(containers, victim.node_name), "the pod's container really runs"

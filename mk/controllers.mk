@@ -5,7 +5,7 @@ test-controllers: .venv/.installed ## controllers/scheduler/leader unit + integr
 	  tests/unit/test_rollout.py tests/unit/test_scheduling.py tests/unit/test_tolerations.py \
 	  tests/unit/test_controllers_pure.py tests/unit/test_rollout_cli.py \
 	  tests/integration/test_controllers.py tests/integration/test_controllers_cli.py \
-	  tests/integration/test_scheduler.py tests/integration/test_leader.py tests/integration/test_controllers_docker.py
+	  tests/integration/test_scheduler.py tests/integration/test_leader.py tests/integration/test_controller_process.py tests/integration/test_controllers_docker.py
 
 bench-scheduler: .venv/.installed ## scheduler benchmark: 100 hollow nodes x 3,000 pods (bound/s, time to Running), 1,000 nodes x 10,000 pods (peak RSS)
 	$(PY) bench/scheduler.py $(BENCH_SCHEDULER_ARGS)

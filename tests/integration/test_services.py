@@ -133,6 +133,19 @@ def service(name: str, selector: dict[str, str] | None, ports: list[dict], **spe
     return meta.from_dict({"metadata": {"name": name, "namespace": "default"}, "spec": s}, core_pb2.Service)  # type: ignore[return-value]
 
 
+async def pod_containers(dc: Any, client: ClusterClient, name: str) -> list[Any]:
+    """The running containers of pod `name` of THIS cluster, found by the
+    pod's UID. Not by its name: other runs of this module on the machine
+    (other engineers, CI) have pods of the same names at the same time, and
+    a name filter picked their container (the test killed another run's
+    web-0, or found it already killed: "409 Cannot kill container ... is not
+    running")."""
+    p: Any = await client.get("pods", "default", name)
+    uid = p.metadata.uid
+    assert uid, f"pod {name} has no uid"
+    return await asyncio.to_thread(dc.containers.list, filters={"label": f"io.pocketkube.pod.uid={uid}"})
+
+
 def ready_ips(ep: Any) -> list[str]:
     return sorted(a.ip for s in ep.subsets for a in s.addresses)
 
@@ -300,12 +313,15 @@ async def test_cluster_ip_nodeport_affinity_endpoints_and_no_failures(cluster: A
         await endpoints_with(client, "web", 2)
         await client.create(pod("web-3", nodes[1], {"app": "web"}))
         await endpoints_with(client, "web", 3)
-        await poll("web-3 answering through the ClusterIP",
-                   lambda: asyncio.gather(*(http_get(cip, 80) for _ in range(9))), 10)
+
+        async def web3_answers() -> bool:
+            return "web-3" in await asyncio.gather(*(http_get(cip, 80) for _ in range(9)))
+
+        await poll("web-3 answering through the ClusterIP", web3_answers, 10)
 
         # a backend container killed abruptly during 200 requests: 0 failures
         dc = docker.DockerClient(base_url="unix:///var/run/docker.sock")
-        victim = [c for c in dc.containers.list(filters={"label": "io.pocketkube.pod.name=web-0"})]
+        victim = await pod_containers(dc, client, "web-0")
         assert victim, "container of web-0 not found"
         failures = 0
         answers = []
@@ -371,7 +387,7 @@ async def test_multiport_named_target_ports_dns_from_a_pod(cluster: Any) -> None
         # from inside a pod: the node's DNS is its resolver, with the search path
         dc = docker.DockerClient(base_url="unix:///var/run/docker.sock")
         try:
-            c = dc.containers.list(filters={"label": "io.pocketkube.pod.name=multi"})[0]
+            c = (await pod_containers(dc, client, "multi"))[0]
             resolv = c.exec_run(["cat", "/etc/resolv.conf"]).output.decode()
             assert "search default.svc.cluster.local svc.cluster.local cluster.local" in resolv, resolv
             assert "options ndots:5" in resolv.splitlines(), resolv

@@ -5,6 +5,8 @@ factories and polling with deadlines."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import time
 import uuid
 from typing import Any, Awaitable, Callable
@@ -26,7 +28,10 @@ class HollowNode:
         self.server = server
         self.name = name
         self.runtime = FakeRuntime()
-        self.cfg = cfg
+        # Its --data-dir, outside the host's /var/lib/pocketkube (the
+        # default); removed by stop(), created again by the agent on start().
+        self.data_dir = tempfile.mkdtemp(prefix=f"pk-hollow-{name}-")
+        self.cfg = {"data_dir": self.data_dir, **cfg}
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -41,6 +46,7 @@ class HollowNode:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
             self.task = None
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
 async def update_with_retry(client: Any, resource: str, namespace: str, name: str,

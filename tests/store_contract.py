@@ -111,6 +111,44 @@ class StoreContract:
         kv = await store.get(prefix + "a")
         assert kv is not None and (kv.value, kv.mod_revision) == (b"one", rev)
 
+    async def test_create_many_is_one_revision_and_skips_existing_keys(self, store: Store, prefix: str) -> None:
+        r0 = await store.create(prefix + "b", b"old")
+        got = await store.create_many([(prefix + "a", b"1"), (prefix + "b", b"new"), (prefix + "c", b"3")])
+        rev = got[0]
+        assert rev is not None and rev > r0 and got == [rev, None, rev]
+        kvs, _ = await store.list(prefix)
+        assert [(kv.key[len(prefix):], kv.value, kv.mod_revision) for kv in kvs] == [
+            ("a", b"1", rev), ("b", b"old", r0), ("c", b"3", rev)]
+        events = []
+        async with asyncio.timeout(20), contextlib.aclosing(store.watch(prefix, r0 + 1)) as stream:  # type: ignore[type-var]
+            async for ev in stream:
+                events.append(ev)
+                if len(events) == 2:
+                    break
+        assert [(e.type, e.key[len(prefix):], e.mod_revision, e.prev_value) for e in events] == [
+            ("PUT", "a", rev, None), ("PUT", "c", rev, None)]
+
+    async def test_create_many_of_existing_keys_writes_nothing(self, store: Store, prefix: str) -> None:
+        r0 = await store.create(prefix + "a", b"one")
+        assert await store.create_many([(prefix + "a", b"two")]) == [None]
+        assert await store.create_many([]) == []
+        kv = await store.get(prefix + "a")
+        assert kv is not None and (kv.value, kv.mod_revision) == (b"one", r0)
+
+    async def test_create_many_in_several_transactions(self, store: Store, prefix: str) -> None:
+        # More items than one etcd transaction may hold: each is created once.
+        items = [(f"{prefix}k{i:03d}", b"x" * 100) for i in range(250)]
+        got = await store.create_many(items)
+        assert all(r is not None for r in got) and got == sorted(got)  # type: ignore[type-var]
+        kvs, _ = await store.list(prefix)
+        assert [kv.key for kv in kvs] == [k for k, _ in items]
+        assert [kv.mod_revision for kv in kvs] == got
+
+    async def test_create_many_rejects_a_key_given_twice(self, store: Store, prefix: str) -> None:
+        with pytest.raises(StoreError):
+            await store.create_many([(prefix + "a", b"1"), (prefix + "a", b"2")])
+        assert await store.get(prefix + "a") is None
+
     async def test_update_with_current_revision(self, store: Store, prefix: str) -> None:
         r1 = await store.create(prefix + "a", b"one")
         r2 = await store.update(prefix + "a", b"two", r1)

@@ -188,6 +188,26 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
         return meta.wrap(await self.registry.update_status(msg, request.dry_run, request.default_namespace))
 
     @_rpc
+    async def RecordEvents(self, request: api_pb2.RecordEventsRequest, context: Any) -> api_pb2.RecordEventsResponse:
+        resp = api_pb2.RecordEventsResponse()
+        created, updated = await asyncio.gather(
+            self.registry.create_events(list(request.create)),
+            asyncio.gather(*(self.registry.update(ev) for ev in request.update), return_exceptions=True),
+        )
+        for results, out in ((created, resp.create), (updated, resp.update)):
+            for r in results:
+                item = out.add()
+                if isinstance(r, ApiError):
+                    item.error = r.wire()
+                elif isinstance(r, StoreError):
+                    item.error = _store_error(r).wire()
+                elif isinstance(r, BaseException):
+                    raise r
+                else:
+                    item.event.CopyFrom(r)  # type: ignore[arg-type]
+        return resp
+
+    @_rpc
     async def Delete(self, request: api_pb2.DeleteRequest, context: Any) -> api_pb2.Object:
         grace = request.grace_period_seconds if request.HasField("grace_period_seconds") else None
         out = await self.registry.delete(

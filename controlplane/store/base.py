@@ -17,8 +17,9 @@ across reconnects of the underlying stream.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass
-from typing import AsyncIterator, Protocol
+from typing import AsyncIterator, Protocol, Sequence
 
 
 class StoreError(Exception):
@@ -85,6 +86,13 @@ class Store(Protocol):
 
     async def create(self, key: str, value: bytes, lease: int = 0) -> int:
         """Create a key that must not exist; returns the new revision."""
+        ...
+
+    async def create_many(self, items: Sequence[tuple[str, bytes]]) -> builtins.list[int | None]:
+        """Create several keys that must not exist, in one transaction (for
+        a batch of Events): per item the new revision, or None where the key
+        already existed (that item only is not written). The items written
+        share one revision, as the writes of one etcd transaction do."""
         ...
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> int:

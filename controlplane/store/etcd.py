@@ -35,9 +35,10 @@ watches may share it.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import ipaddress
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -65,6 +66,11 @@ _TRANSIENT = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 _STREAM_BROKEN = _TRANSIENT | {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL}
 
 _LIST_PAGE = 5000
+
+# create_many: items per transaction (etcd's --max-txn-ops default is 128)
+# and bytes per transaction (its --max-request-bytes default is 1.5 MiB).
+_TXN_OPS = 100
+_TXN_BYTES = 1024 * 1024
 
 _CHANNEL_OPTIONS = [
     # Lists of many objects are big; etcd itself caps replies at 2 GiB.
@@ -289,6 +295,47 @@ class EtcdStore:
         if not resp.succeeded:
             raise KeyExistsError(key)
         return int(resp.header.revision)
+
+    async def create_many(self, items: Sequence[tuple[str, bytes]]) -> builtins.list[int | None]:
+        """One etcd transaction per chunk of items: an outer transaction
+        with no compare whose success ops are one nested transaction per
+        key (etcd >= 3.3), each guarded by create_revision == 0, so one
+        existing key fails only its own item. Chunks keep within etcd's
+        --max-txn-ops (128) and request size (1.5 MiB) limits."""
+        if len({key for key, _ in items}) != len(items):
+            raise StoreError("create_many: a key is given twice")
+        out: list[int | None] = []
+        chunk: list[tuple[str, bytes]] = []
+        size = 0
+        for key, value in items:
+            if chunk and (len(chunk) >= _TXN_OPS or size + len(key) + len(value) > _TXN_BYTES):
+                out.extend(await self._create_chunk(chunk))
+                chunk, size = [], 0
+            chunk.append((key, value))
+            size += len(key) + len(value)
+        if chunk:
+            out.extend(await self._create_chunk(chunk))
+        return out
+
+    async def _create_chunk(self, items: builtins.list[tuple[str, bytes]]) -> builtins.list[int | None]:
+        if len(items) == 1:  # a plain create is cheaper for etcd than a nested one
+            try:
+                return [await self.create(*items[0])]
+            except KeyExistsError:
+                return [None]
+        ops = []
+        for key, value in items:
+            k = key.encode()
+            ops.append(rpc.RequestOp(request_txn=rpc.TxnRequest(
+                compare=[rpc.Compare(key=k, target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0)],
+                success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))])))
+        what = f"create {len(items)} keys ({items[0][0]}...)"
+        try:
+            resp = await self._txn(what, compare=[], success=ops, failure=[])
+        except grpc.aio.AioRpcError as e:
+            raise self._store_error(e, what) from e
+        rev = int(resp.header.revision)
+        return [rev if r.response_txn.succeeded else None for r in resp.responses]
 
     async def _guarded(self, what: str, key: str, expected_revision: int, op: Any) -> int:
         k = key.encode()

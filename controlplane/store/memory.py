@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import builtins
 import itertools
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 from controlplane.store.base import (
@@ -124,6 +125,24 @@ class MemoryStore:
             self._leases[lease].keys.add(key)
         self._commit([Event("PUT", key, bytes(value), rev, prev_value=None)])
         return rev
+
+    async def create_many(self, items: Sequence[tuple[str, bytes]]) -> builtins.list[int | None]:
+        await asyncio.sleep(0)
+        self._check_open()
+        fresh = [key not in self._data for key, _ in items]
+        if len({key for key, _ in items}) != len(items):
+            raise StoreError("create_many: a key is given twice")
+        if not any(fresh):
+            return [None] * len(items)
+        self._revision += 1
+        rev = self._revision
+        events = []
+        for (key, value), ok in zip(items, fresh, strict=True):
+            if ok:
+                self._data[key] = KV(key, bytes(value), rev, rev)
+                events.append(Event("PUT", key, bytes(value), rev, prev_value=None))
+        self._commit(events)
+        return [rev if ok else None for ok in fresh]
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> int:
         await asyncio.sleep(0)

@@ -12,7 +12,8 @@ concurrently from many tasks of the one event loop that created the client.
 
 from __future__ import annotations
 
-from typing import Any, AsyncIterator, TypeVar
+import builtins
+from typing import Any, AsyncIterator, Sequence, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -161,6 +162,19 @@ class ClusterClient:
         """Replace status only (resourceVersion precondition as update)."""
         out = await self._call(self.resources.UpdateStatus, api_pb2.UpdateRequest(body=self._body(obj)))
         return meta.unwrap(out)  # type: ignore[return-value]
+
+    async def record_events(
+        self, create: Sequence[core_pb2.Event], update: Sequence[core_pb2.Event] = ()
+    ) -> tuple[builtins.list[core_pb2.Event | ApiError], builtins.list[core_pb2.Event | ApiError]]:
+        """Create Events and replace others (unconditionally) in one RPC:
+        per item, in order, the stored Event or the ApiError that refused it."""
+        resp = await self._call(self.resources.RecordEvents,
+                                api_pb2.RecordEventsRequest(create=create, update=update))
+
+        def results(items: Any) -> list[core_pb2.Event | ApiError]:
+            return [ApiError.from_wire(grpc.StatusCode.UNKNOWN, r.error) if r.error else r.event for r in items]
+
+        return results(resp.create), results(resp.update)
 
     async def delete(
         self,

@@ -3,10 +3,18 @@
     rec = EventRecorder(client, "scheduler")
     rec.event(pod, "Normal", "Scheduled", "Successfully assigned default/web-1 to n1")
 
-event() never blocks and never raises: it starts the write as a task and
-returns it (await it if you need the Event written; otherwise it completes
-in the background, and a failure is only logged, as in client-go: events
-are best effort and must never stall a control loop).
+event() never blocks and never raises: it queues the event and returns a
+future of the Event as written (await it if you need the Event written;
+otherwise it completes in the background, and a failure is only logged, as
+in client-go: events are best effort and must never stall a control loop).
+
+Batching: one writer task per recorder sends the queue in RecordEvents
+RPCs of up to `max_batch` events (the API server writes a batch's creates
+in one etcd transaction). The first event of a quiet spell is sent at
+once; events recorded while a batch is in flight go out together in the
+next. A busy ReplicaSet controller, scheduler or agent thus costs one RPC
+and one etcd transaction per batch rather than per event: events were over
+half of the control plane's writes per pod.
 
 Spam filter (client-go's EventSourceObjectSpamFilter): per source and
 involved object a token bucket of 25 events refilled at one per 5 minutes;
@@ -17,9 +25,10 @@ takes the time as an argument.
 De-duplication (client-go's EventCorrelator, simplified): two events with
 the same event_key() - source, involved object (kind, namespace, name, uid,
 apiVersion, fieldPath), type, reason and message - are one Event whose
-count and lastTimestamp are bumped. The key function is pure. Writes for
-one key are serialized (a lock per key), so a burst of repeats never
-creates two Events; writes for different keys run concurrently (bounded).
+count and lastTimestamp are bumped. The key function is pure. Repeats
+that arrive while the key is still queued fold into one write (count += n);
+batches are sent one after another, so a repeat's update always follows
+its Event's create and a burst of repeats never creates two Events.
 
 Event objects live in the involved object's namespace ("default" for
 cluster-scoped objects such as Nodes) and are named <object>.<hex nanos>.
@@ -32,7 +41,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import Message
@@ -142,90 +151,128 @@ class _Seen:
     event: core_pb2.Event  # as last written (count, timestamps)
 
 
-async def _none() -> core_pb2.Event | None:
-    return None
+@dataclass
+class _Queued:
+    """Occurrences of one event key waiting to be written."""
+
+    key: EventKey
+    first: core_pb2.Event  # the first occurrence, count 1
+    last: core_pb2.Event  # the latest (its timestamp and object version win)
+    repeats: int = 1
+    futures: list[asyncio.Future[core_pb2.Event | None]] = field(default_factory=list)
+
+    def resolve(self, value: core_pb2.Event | None) -> None:
+        for f in self.futures:
+            if not f.done():
+                f.set_result(value)
 
 
 class EventRecorder:
     def __init__(self, client: Any, component: str, host: str = "", cache_size: int = 4096,
-                 concurrency: int = 16) -> None:
+                 max_batch: int = 100) -> None:
         self.client = client
         self.component = component
         self.host = host
         self.cache_size = cache_size
+        self.max_batch = max_batch
         self._seen: OrderedDict[EventKey, _Seen] = OrderedDict()
-        self._locks: dict[EventKey, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[core_pb2.Event | None]] = set()
-        self._sem: asyncio.Semaphore | None = None
-        self._concurrency = concurrency
+        self._queue: OrderedDict[EventKey, _Queued] = OrderedDict()
+        self._writer: asyncio.Task[None] | None = None
         self.spam = SpamFilter()
         self.dropped = 0
+        self.batches = 0  # RecordEvents calls made (tests, benchmarks)
 
     def event(self, obj: Message, type_: str, reason: str, message: str,
-              field_path: str = "") -> asyncio.Task[core_pb2.Event | None]:
+              field_path: str = "") -> asyncio.Future[core_pb2.Event | None]:
         ref = involved_reference(obj, field_path)
         return self.event_ref(ref, type_, reason, message)
 
     def event_ref(self, ref: meta_pb2.ObjectReference, type_: str, reason: str,
-                  message: str) -> asyncio.Task[core_pb2.Event | None]:
+                  message: str) -> asyncio.Future[core_pb2.Event | None]:
         ev = new_event(ref, type_, reason, message, self.component, self.host, time.time_ns())
         loop = asyncio.get_running_loop()
-        task: asyncio.Task[core_pb2.Event | None]
+        fut: asyncio.Future[core_pb2.Event | None] = loop.create_future()
         if not self.spam.allow(spam_key(ev), time.monotonic()):
             self.dropped += 1
-            task = loop.create_task(_none())
+            fut.set_result(None)
+            return fut
+        key = event_key(ev)
+        q = self._queue.get(key)
+        if q is None:
+            q = self._queue[key] = _Queued(key, ev, ev)
         else:
-            task = loop.create_task(self._record(ev))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+            q.repeats += 1
+            q.last = ev
+        q.futures.append(fut)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_queue(), name=f"events-{self.component}")
+        return fut
 
     async def flush(self) -> None:
-        """Wait for every pending write (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        """Wait until every queued event has been written (tests, shutdown)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.wait([self._writer])
 
-    async def _record(self, ev: core_pb2.Event) -> core_pb2.Event | None:
-        if self._sem is None:
-            self._sem = asyncio.Semaphore(self._concurrency)
-        key = event_key(ev)
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        try:
-            async with lock, self._sem:
-                return await self._write(key, ev)
-        except Exception as err:  # best effort: never raise into a control loop
-            log.warning("event %s %s/%s: %s", ev.reason, ev.involved_object.namespace,
-                        ev.involved_object.name, err)
-            return None
-        finally:
-            if len(self._locks) > self.cache_size:
-                # Bound memory: drop idle locks (a held one stays, so writes
-                # of one key stay serialized).
-                for k in [k for k, lk in self._locks.items() if not lk.locked()]:
-                    del self._locks[k]
-
-    async def _write(self, key: EventKey, ev: core_pb2.Event) -> core_pb2.Event:
-        seen = self._seen.get(key)
-        if seen is not None:
-            bumped = core_pb2.Event()
-            bumped.CopyFrom(seen.event)
-            bumped.metadata.resource_version = ""  # unconditional: we own this Event
-            bumped.count = seen.event.count + 1
-            bumped.last_timestamp.CopyFrom(ev.last_timestamp)
-            bumped.involved_object.resource_version = ev.involved_object.resource_version
+    async def _write_queue(self) -> None:
+        while self._queue:
+            batch: list[_Queued] = []
+            while self._queue and len(batch) < self.max_batch:
+                batch.append(self._queue.popitem(last=False)[1])
             try:
-                out = await self.client.update(bumped)
-                self._remember(key, out)
-                return out  # type: ignore[no-any-return]
-            except ApiError as err:
-                if err.reason != "NotFound":  # expired or deleted: start again
+                await self._write(batch)
+            except BaseException as err:
+                for q in batch:
+                    q.resolve(None)
+                if isinstance(err, asyncio.CancelledError):
                     raise
-        out = await self.client.create(ev)
-        self._remember(key, out)
-        return out  # type: ignore[no-any-return]
+                if not isinstance(err, Exception):
+                    raise
+                # Best effort: never raise into a control loop.
+                log.warning("%d events (%s about %s/%s...) not recorded: %s", len(batch), batch[0].first.reason,
+                            batch[0].first.involved_object.namespace, batch[0].first.involved_object.name, err)
 
-    def _remember(self, key: EventKey, ev: core_pb2.Event) -> None:
-        self._seen[key] = _Seen(ev)
-        self._seen.move_to_end(key)
+    async def _write(self, batch: list[_Queued]) -> None:
+        creates: list[tuple[_Queued, core_pb2.Event]] = []
+        updates: list[tuple[_Queued, core_pb2.Event]] = []
+        for q in batch:
+            seen = self._seen.get(q.key)
+            if seen is None:
+                ev = q.first
+                ev.count = q.repeats
+                ev.last_timestamp.CopyFrom(q.last.last_timestamp)
+                ev.involved_object.resource_version = q.last.involved_object.resource_version
+                creates.append((q, ev))
+            else:
+                bumped = core_pb2.Event()
+                bumped.CopyFrom(seen.event)
+                bumped.metadata.resource_version = ""  # unconditional: we own this Event
+                bumped.count = seen.event.count + q.repeats
+                bumped.last_timestamp.CopyFrom(q.last.last_timestamp)
+                bumped.involved_object.resource_version = q.last.involved_object.resource_version
+                updates.append((q, bumped))
+        self.batches += 1
+        created, updated = await self.client.record_events([e for _, e in creates], [e for _, e in updates])
+        again = []
+        for (q, _), res in zip(updates, updated, strict=True):
+            if isinstance(res, ApiError) and res.reason == "NotFound":
+                # Expired or deleted: record it afresh.
+                self._seen.pop(q.key, None)
+                again.append(q)
+            else:
+                self._done(q, res)
+        for (q, _), res in zip(creates, created, strict=True):
+            self._done(q, res)
+        if again:
+            await self._write(again)
+
+    def _done(self, q: _Queued, res: core_pb2.Event | ApiError) -> None:
+        if isinstance(res, ApiError):
+            log.warning("event %s %s/%s: %s", q.first.reason, q.first.involved_object.namespace,
+                        q.first.involved_object.name, res.message)
+            q.resolve(None)
+            return
+        self._seen[q.key] = _Seen(res)
+        self._seen.move_to_end(q.key)
         while len(self._seen) > self.cache_size:
             self._seen.popitem(last=False)
+        q.resolve(res)

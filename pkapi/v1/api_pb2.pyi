@@ -220,6 +220,30 @@ class ExecResponse(_message.Message):
     exit_code: int
     def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
+class RecordEventsRequest(_message.Message):
+    __slots__ = ("create", "update")
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    create: _containers.RepeatedCompositeFieldContainer[_core_pb2.Event]
+    update: _containers.RepeatedCompositeFieldContainer[_core_pb2.Event]
+    def __init__(self, create: _Optional[_Iterable[_Union[_core_pb2.Event, _Mapping]]] = ..., update: _Optional[_Iterable[_Union[_core_pb2.Event, _Mapping]]] = ...) -> None: ...
+
+class EventResult(_message.Message):
+    __slots__ = ("event", "error")
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    event: _core_pb2.Event
+    error: str
+    def __init__(self, event: _Optional[_Union[_core_pb2.Event, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class RecordEventsResponse(_message.Message):
+    __slots__ = ("create", "update")
+    CREATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_FIELD_NUMBER: _ClassVar[int]
+    create: _containers.RepeatedCompositeFieldContainer[EventResult]
+    update: _containers.RepeatedCompositeFieldContainer[EventResult]
+    def __init__(self, create: _Optional[_Iterable[_Union[EventResult, _Mapping]]] = ..., update: _Optional[_Iterable[_Union[EventResult, _Mapping]]] = ...) -> None: ...
+
 class VersionRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -90,6 +90,11 @@ class ResourceServiceStub:
                 request_serializer=pkapi_dot_v1_dot_api__pb2.VersionRequest.SerializeToString,
                 response_deserializer=pkapi_dot_v1_dot_api__pb2.VersionInfo.FromString,
                 _registered_method=True)
+        self.RecordEvents = channel.unary_unary(
+                '/pkapi.v1.ResourceService/RecordEvents',
+                request_serializer=pkapi_dot_v1_dot_api__pb2.RecordEventsRequest.SerializeToString,
+                response_deserializer=pkapi_dot_v1_dot_api__pb2.RecordEventsResponse.FromString,
+                _registered_method=True)
 
 
 class ResourceServiceServicer:
@@ -161,6 +166,12 @@ class ResourceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordEvents(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResourceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -218,6 +229,11 @@ def add_ResourceServiceServicer_to_server(servicer, server):
                     servicer.Version,
                     request_deserializer=pkapi_dot_v1_dot_api__pb2.VersionRequest.FromString,
                     response_serializer=pkapi_dot_v1_dot_api__pb2.VersionInfo.SerializeToString,
+            ),
+            'RecordEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordEvents,
+                    request_deserializer=pkapi_dot_v1_dot_api__pb2.RecordEventsRequest.FromString,
+                    response_serializer=pkapi_dot_v1_dot_api__pb2.RecordEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -517,6 +533,33 @@ class ResourceService:
             '/pkapi.v1.ResourceService/Version',
             pkapi_dot_v1_dot_api__pb2.VersionRequest.SerializeToString,
             pkapi_dot_v1_dot_api__pb2.VersionInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkapi.v1.ResourceService/RecordEvents',
+            pkapi_dot_v1_dot_api__pb2.RecordEventsRequest.SerializeToString,
+            pkapi_dot_v1_dot_api__pb2.RecordEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

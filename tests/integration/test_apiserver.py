@@ -595,3 +595,54 @@ async def test_reapply_is_unchanged_while_controllers_run(start_controlplane):
         await wait_for(annotated, 15, "the deployment controller's revision annotation")
         for m in (SEED_DEPLOYMENT, SEED_SERVICE):
             assert (await c.apply(json.dumps(m)))[1] == "unchanged", m["kind"]
+
+
+def _event(name: str, ns: str = "default", type_: str = "Normal") -> core_pb2.Event:
+    ev = core_pb2.Event(reason="Started", message=f"Started {name}", type=type_, count=1)
+    ev.metadata.name, ev.metadata.namespace = name, ns
+    ev.involved_object.kind, ev.involved_object.name, ev.involved_object.namespace = "Pod", name, ns
+    return ev
+
+
+async def test_record_events_writes_a_batch_in_one_transaction_each_item_on_its_own(client):
+    await client.create(_event("taken"))
+    created, updated = await client.record_events(
+        [_event("a"), _event("b"), _event("bad", type_="Loud"), _event("taken"), _event("c", ns="nosuch"),
+         _event("d")],
+        [_event("taken"), _event("missing")],
+    )
+    a, b, bad, taken, nons, d = created
+    assert all(isinstance(x, core_pb2.Event) for x in (a, b, d))
+    # One etcd transaction: the batch's creates share its revision.
+    assert a.metadata.resource_version == b.metadata.resource_version == d.metadata.resource_version
+    assert a.metadata.uid and a.metadata.uid != b.metadata.uid and a.metadata.HasField("creation_timestamp")
+    assert isinstance(bad, ApiError) and bad.reason == "Invalid" and "Loud" in bad.message
+    assert isinstance(taken, ApiError) and taken.reason == "AlreadyExists"
+    assert isinstance(nons, ApiError) and nons.reason == "NotFound" and "nosuch" in nons.message
+    up, missing = updated
+    assert isinstance(up, core_pb2.Event) and int(up.metadata.resource_version) > 0
+    assert isinstance(missing, ApiError) and missing.reason == "NotFound"
+    items, _ = await client.list("events", "default")
+    assert sorted(e.metadata.name for e in items) == ["a", "b", "d", "taken"]
+    got = await client.get("events", "default", "a")
+    assert got.metadata.resource_version == a.metadata.resource_version and got.message == "Started a"
+
+
+async def test_event_recorder_batches_through_the_server(client):
+    from pkapi.client.events import EventRecorder
+
+    rec = EventRecorder(client, "kubelet", host="n1")
+    pods = []
+    for i in range(150):
+        p = pod(f"rec-{i}")
+        p.metadata.uid = f"uid-{i}"
+        pods.append(p)
+    written = await asyncio.gather(*(rec.event(p, "Normal", "Pulled", "already present") for p in pods))
+    assert all(w is not None for w in written) and rec.batches == 2
+    # A repeat bumps the count of the stored Event.
+    again = await rec.event(pods[0], "Normal", "Pulled", "already present")
+    assert again is not None and again.count == 2 and again.metadata.name == written[0].metadata.name
+    items, _ = await client.list("events", "default", field_selector="involvedObject.name=rec-0")
+    assert [(e.reason, e.count, e.source.host) for e in items] == [("Pulled", 2, "n1")]
+    items, _ = await client.list("events", "default")
+    assert len([e for e in items if e.involved_object.name.startswith("rec-")]) == 150

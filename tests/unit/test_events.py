@@ -22,6 +22,7 @@ class FakeEventsClient:
         self.store: dict[tuple[str, str], core_pb2.Event] = {}
         self.creates = 0
         self.updates = 0
+        self.calls: list[tuple[int, int]] = []  # (creates, updates) per RecordEvents
 
     async def create(self, ev: core_pb2.Event) -> core_pb2.Event:
         await asyncio.sleep(0.001)
@@ -44,6 +45,18 @@ class FakeEventsClient:
         out.CopyFrom(ev)
         self.store[k] = out
         return out
+
+    async def record_events(self, create: list[core_pb2.Event], update: list[core_pb2.Event]) -> tuple[list, list]:
+        """As the API server's RecordEvents: each write on its own."""
+        self.calls.append((len(create), len(update)))
+
+        async def one(fn: Any, ev: core_pb2.Event) -> Any:
+            try:
+                return await fn(ev)
+            except ApiError as e:
+                return e
+
+        return ([await one(self.create, e) for e in create], [await one(self.update, e) for e in update])
 
 
 def test_event_key_ignores_time_and_object_version() -> None:
@@ -110,7 +123,7 @@ async def test_expired_event_is_created_again() -> None:
 
 async def test_failures_are_swallowed() -> None:
     class Broken:
-        async def create(self, ev: Any) -> Any:
+        async def record_events(self, create: Any, update: Any) -> Any:
             raise ApiError("InternalError", "boom")
 
     rec = EventRecorder(Broken(), "c")
@@ -138,3 +151,55 @@ async def test_recorder_drops_spam_about_one_object() -> None:
         rec.event(rs, "Normal", "SuccessfulCreate", f"Created pod: p{i}")
     await rec.flush()
     assert client.creates == 25 and rec.dropped == 5
+
+
+async def test_a_burst_goes_out_in_batches() -> None:
+    client = FakeEventsClient()
+    rec = EventRecorder(client, "kubelet", max_batch=100)
+    futs = [rec.event(_pod(f"p{i}", uid=f"u{i}"), "Normal", "Started", "Started container web") for i in range(250)]
+    written = await asyncio.gather(*futs)
+    assert client.calls == [(100, 0), (100, 0), (50, 0)]
+    assert all(w is not None and w.count == 1 for w in written)
+    assert len(client.store) == 250
+
+
+async def test_a_repeat_sent_while_its_create_is_in_flight_updates_it() -> None:
+    client = FakeEventsClient()
+    rec = EventRecorder(client, "c")
+    first = rec.event(_pod(), "Warning", "BackOff", "Back-off restarting failed container")
+    await asyncio.sleep(0)  # the writer has sent the first batch; the create is in flight
+    assert client.calls == [(1, 0)]
+    again = rec.event(_pod(), "Warning", "BackOff", "Back-off restarting failed container")
+    assert (await first).count == 1  # type: ignore[union-attr]
+    assert (await again).count == 2  # type: ignore[union-attr]
+    assert client.calls == [(1, 0), (0, 1)] and len(client.store) == 1
+
+
+async def test_an_item_refused_by_the_server_fails_alone() -> None:
+    class Refusing(FakeEventsClient):
+        async def create(self, ev: core_pb2.Event) -> core_pb2.Event:
+            if ev.involved_object.name == "bad":
+                raise ApiError("Invalid", "refused")
+            return await super().create(ev)
+
+    client = Refusing()
+    rec = EventRecorder(client, "c")
+    bad = rec.event(_pod("bad", uid="ub"), "Normal", "X", "m")
+    ok = rec.event(_pod("good", uid="ug"), "Normal", "X", "m")
+    assert await bad is None
+    good = await ok
+    assert good is not None and good.involved_object.name == "good"
+    assert client.calls == [(2, 0)] and list(client.store) == [("default", good.metadata.name)]
+    # The recorder goes on: the refused key is not remembered as written.
+    assert await rec.event(_pod("bad", uid="ub"), "Normal", "X", "m") is None
+    assert client.calls == [(2, 0), (1, 0)]
+
+
+async def test_update_of_an_expired_event_creates_it_again_in_the_same_flush() -> None:
+    client = FakeEventsClient()
+    rec = EventRecorder(client, "c")
+    await rec.event(_pod(), "Normal", "X", "m")
+    client.store.clear()
+    ev = await rec.event(_pod(), "Normal", "X", "m")
+    assert ev is not None and ev.count == 1
+    assert client.calls == [(1, 0), (0, 1), (1, 0)]

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
+import shutil
 import tempfile
 from collections.abc import Iterator
 
@@ -29,6 +31,7 @@ def cp() -> Iterator[ControlPlane]:
         yield plane
     finally:
         asyncio.run(plane.stop())
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def pkctl(cp: ControlPlane, *args: str) -> tuple[int, str]:
@@ -81,7 +84,7 @@ def test_expose_deployment_like_kubectl(cp: ControlPlane) -> None:
     assert [(p.name, p.port, p.protocol) for p in svc.spec.ports] == [("port-1", 8080, "TCP"), ("port-2", 9100, "UDP")]
 
 
-def test_expose_errors(cp: ControlPlane) -> None:
+def test_expose_errors(cp: ControlPlane, tmp_path: pathlib.Path) -> None:
     code, out = pkctl(cp, "expose", "deployment", "nope", "--port", "80")
     assert code == 1 and 'Error from server (NotFound): deployments.apps "nope" not found' in out
     deploy(cp, "noports", [])
@@ -101,7 +104,7 @@ spec:
   selector: {{app: np}}
   ports: [{{port: 80, nodePort: {np1}}}]
 """
-    path = os.path.join(tempfile.mkdtemp(prefix="pk-svc-cli-"), "np2.yaml")
+    path = str(tmp_path / "np2.yaml")
     with open(path, "w") as f:
         f.write(manifest)
     code, out = pkctl(cp, "apply", "-f", path)
@@ -109,5 +112,3 @@ spec:
     assert f'The Service "np2" is invalid: spec.ports[0].nodePort: Invalid value: {np1}: provided port is already allocated' in out
     code, out = pkctl(cp, "expose", "deployment", "np", "--port", "80", "--type", "Bogus", "--name", "np3")
     assert code == 1 and 'spec.type: Unsupported value: "Bogus"' in out, out
-    os.unlink(path)
-    os.rmdir(os.path.dirname(path))

@@ -1,7 +1,7 @@
 """Scheduler and controller benchmark on hollow nodes.
 
     .venv/bin/python bench/scheduler.py [--runs 3] [--nodes 100] [--deployments 30] [--replicas 100]
-                                        [--big-nodes 1000] [--big-pods 10000] [--skip-big]
+                                        [--big-nodes 1000] [--big-pods 10000] [--skip-big] [--skip-backlog]
 
 A real etcd (data on /dev/shm) and a real `pk-controlplane` process with
 controllers and scheduler (`--preset kubernetes`: 10 s heartbeats and a
@@ -151,16 +151,20 @@ def cpu_seconds(cp: ControlPlane) -> dict[str, float]:
 # ------------------------------------------------------------ hollow nodes
 
 
-async def real_agents(server: str, n: int) -> list[asyncio.Task[None]]:
-    """n pk-agents (the real code) on FakeRuntime in this process."""
+async def real_agents(server: str, n: int, tmp: str) -> list[asyncio.Task[None]]:
+    """n pk-agents (the real code) on FakeRuntime in this process, each with
+    its --data-dir under tmp (removed with it)."""
     from agent.config import AgentConfig
     from agent.main import run
     from agent.runtime.fake import FakeRuntime
 
     tasks = []
     for i in range(n):
+        # heartbeat_interval: --preset kubernetes' 10 s (the agent's own
+        # default is the lab's 1 s), as a kubelet's lease renewal.
         cfg = AgentConfig(server=server, node_name=f"hollow-{i}", node_ip="127.0.0.1", agent_port=0,
-                          capacity_cpu="64", capacity_memory="256Gi", max_pods=200)
+                          capacity_cpu="64", capacity_memory="256Gi", max_pods=200, heartbeat_interval=10.0,
+                          data_dir=os.path.join(tmp, "agents", f"hollow-{i}"))
         tasks.append(asyncio.create_task(run(cfg, runtime=FakeRuntime(), check_port_bind=False)))
     return tasks
 
@@ -337,7 +341,7 @@ async def throughput_run(args: Any) -> dict[str, float]:
         await ensure_ns(client, "baseline")
         await ensure_ns(client, "bench")
         total = args.deployments * args.replicas
-        agents = await real_agents(cp.address, args.nodes)
+        agents = await real_agents(cp.address, args.nodes, tmp)
         await wait_nodes(client, args.nodes)
         w = Watch(client, "bench")
         await w.start()
@@ -405,7 +409,7 @@ async def backlog_run(args: Any) -> dict[str, float]:
         client = ClusterClient(cp.address, timeout=60)
         await ensure_ns(client, "bench")
         total = args.deployments * args.replicas
-        agents = await real_agents(cp.address, args.nodes)
+        agents = await real_agents(cp.address, args.nodes, tmp)
         await wait_nodes(client, args.nodes)
         await set_unschedulable(client, True)
         w = Watch(client, "bench")
@@ -501,6 +505,7 @@ async def main() -> None:
     ap.add_argument("--big-pods", type=int, default=10000)
     ap.add_argument("--big-runs", type=int, default=1)
     ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--skip-backlog", action="store_true", help="skip the uncordoned-backlog runs")
     args = ap.parse_args()
     import logging
 
@@ -519,7 +524,7 @@ async def main() -> None:
         r = await throughput_run(args)
         rows.append(r)
         print(f"run {i + 1}: " + ", ".join(f"{k}={v:.1f}" for k, v in r.items()), flush=True)
-    for i in range(args.runs):
+    for i in range(0 if args.skip_backlog else args.runs):
         r = await backlog_run(args)
         rows[i].update(r)
         print(f"backlog run {i + 1}: " + ", ".join(f"{k}={v:.1f}" for k, v in r.items()), flush=True)
@@ -530,7 +535,8 @@ async def main() -> None:
     print(f"  {'metric':<44}{'median':>10}")
     print(f"  {'pods bound/s (create deployments -> all bound)':<44}{med(rows, 'bound_per_s'):>10.0f}")
     print(f"  {'scheduler bind rate/s (first -> last bind)':<44}{med(rows, 'bind_rate'):>10.0f}")
-    print(f"  {'backlog of pending pods bound/s (uncordon)':<44}{med(rows, 'backlog_binds_per_s'):>10.0f}")
+    if not args.skip_backlog:
+        print(f"  {'backlog of pending pods bound/s (uncordon)':<44}{med(rows, 'backlog_binds_per_s'):>10.0f}")
     print(f"  {'time to all Running (s)':<44}{med(rows, 'all_running_s'):>10.1f}")
     print(f"  {'baseline: bare pod creates/s (16 clients)':<44}{med(rows, 'create_per_s'):>10.0f}")
     print(f"  {'ratio bound/s : create/s':<44}{med(rows, 'bound_per_s') / med(rows, 'create_per_s'):>10.2f}")
@@ -538,8 +544,8 @@ async def main() -> None:
     print(f"  {'API server CPU s per 1,000 pods':<44}{med(rows, 'cpu_cp') * 1000 / total:>10.1f}")
     print(f"  {'controller-manager CPU s per 1,000 pods':<44}{med(rows, 'cpu_ctrl') * 1000 / total:>10.1f}")
     print(f"  {'load average during the runs (1 min)':<44}{med(rows, 'load1'):>10.1f}")
-    best = max(med(rows, "bound_per_s"), med(rows, "backlog_binds_per_s"))
-    print(f"  target: >= 300 pods/s bound -> {'met' if best >= 300 else 'NOT met'}")
+    print(f"  target: >= 300 pods/s bound (create deployments -> all bound) -> "
+          f"{'met' if med(rows, 'bound_per_s') >= 300 else 'NOT met'}")
     if not args.skip_big:
         big = []
         for i in range(args.big_runs):

@@ -201,9 +201,10 @@ def filter_node(pod: PodInfo, node: NodeInfo) -> list[str]:
         return ["node(s) were unschedulable"]
     if not node.ready:
         return ["node(s) were not ready"]
-    taint = untolerated(node.taints, pod.tolerations, ("NoSchedule", "NoExecute"))
-    if taint is not None:
-        return [f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}"]
+    if node.taints:
+        taint = untolerated(node.taints, pod.tolerations, ("NoSchedule", "NoExecute"))
+        if taint is not None:
+            return [f"node(s) had untolerated taint {{{taint.key}: {taint.value}}}"]
     for k, v in pod.node_selector.items():
         if node.labels.get(k) != v:
             return ["node(s) didn't match Pod's node affinity/selector"]
@@ -242,8 +243,30 @@ def spread(pod: PodInfo, node: NodeInfo, max_owner_count: int) -> int:
 
 
 def score_nodes(pod: PodInfo, nodes: Sequence[NodeInfo]) -> list[tuple[int, NodeInfo]]:
-    max_owner = max((n.owners.get(pod.owner, 0) for n in nodes), default=0) if pod.owner else 0
-    return [(LEAST_WEIGHT * least_allocated(pod, n) + SPREAD_WEIGHT * spread(pod, n, max_owner), n) for n in nodes]
+    """LEAST_WEIGHT * least_allocated + SPREAD_WEIGHT * spread for each node.
+    The same arithmetic as those two, inlined: this loop runs for every
+    feasible node of every pod, and is most of the scheduler's CPU."""
+    owner = pod.owner
+    max_owner = max((n.owners.get(owner, 0) for n in nodes), default=0) if owner else 0
+    pcpu = pod.cpu or DEFAULT_MILLI_CPU
+    pmem = pod.memory or DEFAULT_MEMORY
+    out = []
+    for n in nodes:
+        cap = n.alloc_cpu
+        cpu = (cap - n.nonzero_cpu - pcpu) * 100.0 / cap if cap > 0 else 0.0
+        if cpu < 0.0:
+            cpu = 0.0
+        cap = n.alloc_memory
+        mem = (cap - n.nonzero_memory - pmem) * 100.0 / cap if cap > 0 else 0.0
+        if mem < 0.0:
+            mem = 0.0
+        score = LEAST_WEIGHT * int((cpu + mem) / 2)
+        if owner and max_owner:
+            score += SPREAD_WEIGHT * int(100 * (max_owner - n.owners.get(owner, 0)) / max_owner)
+        else:
+            score += SPREAD_WEIGHT * 100
+        out.append((score, n))
+    return out
 
 
 # ------------------------------------------------------------- schedule

@@ -165,7 +165,7 @@ async def test_a_burst_goes_out_in_batches() -> None:
 
 async def test_a_repeat_sent_while_its_create_is_in_flight_updates_it() -> None:
     client = FakeEventsClient()
-    rec = EventRecorder(client, "c")
+    rec = EventRecorder(client, "c", linger=0)
     first = rec.event(_pod(), "Warning", "BackOff", "Back-off restarting failed container")
     await asyncio.sleep(0)  # the writer has sent the first batch; the create is in flight
     assert client.calls == [(1, 0)]
@@ -203,3 +203,23 @@ async def test_update_of_an_expired_event_creates_it_again_in_the_same_flush() -
     ev = await rec.event(_pod(), "Normal", "X", "m")
     assert ev is not None and ev.count == 1
     assert client.calls == [(1, 0), (0, 1), (1, 0)]
+
+
+async def test_events_recorded_within_the_linger_go_out_together() -> None:
+    client = FakeEventsClient()
+    rec = EventRecorder(client, "kubelet", linger=0.05)
+    pod = _pod()
+    futs = [rec.event(pod, "Normal", "Pulled", "present")]
+    await asyncio.sleep(0.01)  # the pod's next steps, a moment later
+    futs.append(rec.event(pod, "Normal", "Created", "Created container web"))
+    await asyncio.sleep(0.01)
+    futs.append(rec.event(pod, "Normal", "Started", "Started container web"))
+    await asyncio.gather(*futs)
+    assert client.calls == [(3, 0)]
+    # Without a linger the first goes at once, alone.
+    rec0 = EventRecorder(client, "kubelet", linger=0)
+    futs = [rec0.event(pod, "Normal", "Killing", "Stopping container web")]
+    await asyncio.sleep(0.01)
+    futs.append(rec0.event(pod, "Normal", "Killing", "Stopping container other"))
+    await asyncio.gather(*futs)
+    assert client.calls[1:] == [(1, 0), (1, 0)]

@@ -128,3 +128,28 @@ def test_pod_and_node_info_from_messages() -> None:
     n.status.conditions.add(type="Ready", status="True")
     ni = s.node_info(n)
     assert (ni.alloc_cpu, ni.alloc_memory, ni.alloc_pods, ni.ready) == (2000, 4 * GI, 30, True)
+
+
+def test_score_nodes_is_least_allocated_plus_spread() -> None:
+    """score_nodes inlines the two scores for speed: same numbers as the
+    reference functions on random snapshots (overcommitted nodes, zero
+    capacity, request-less pods, owners or none)."""
+    import random
+
+    from pkapi.scheduling import LEAST_WEIGHT, SPREAD_WEIGHT, least_allocated, score_nodes, spread
+
+    rng = random.Random(7)
+    for _ in range(300):
+        nodes = []
+        for i in range(rng.randint(1, 12)):
+            n = NodeInfo(f"n{i}", alloc_cpu=rng.choice([0, 500, 4000, 64000]),
+                         alloc_memory=rng.choice([0, 2**30, 256 * 2**30]))
+            for j in range(rng.randint(0, 30)):
+                n.add(PodInfo("ns", f"p{i}-{j}", cpu=rng.choice([0, 100, 900]), memory=rng.choice([0, 2**27]),
+                              owner=rng.choice(["", "a", "b"])))
+            nodes.append(n)
+        pod = PodInfo("ns", "x", cpu=rng.choice([0, 250, 5000]), memory=rng.choice([0, 2**28, 2**33]),
+                      owner=rng.choice(["", "a", "c"]))
+        max_owner = max((n.owners.get(pod.owner, 0) for n in nodes), default=0) if pod.owner else 0
+        want = [LEAST_WEIGHT * least_allocated(pod, n) + SPREAD_WEIGHT * spread(pod, n, max_owner) for n in nodes]
+        assert [s for s, _ in score_nodes(pod, nodes)] == want

@@ -13,6 +13,13 @@ until its port answers HTTP, one after another and N at once.
 
 Prints p50/p99 per run, the medians over runs and the ratio to the baseline.
 Target: p99 <= 2 s (Kubernetes' SLO is 5 s).
+
+Per run and mode it also prints the slowest pod's timeline (seconds since
+the apply began): pkctl exited / Apply RPC returned, the watch sees the pod
+(stored), bound (spec.nodeName), docker create and start (engine events),
+the agent's first status write, Ready. With 30 pods p99 is the slowest pod,
+so this says where the p99 goes. The timeline is observed from outside
+(watch and engine events); it does not change what is timed.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import uuid
 
@@ -42,6 +50,41 @@ from tests.fixtures.controlplane import ControlPlane  # noqa: E402
 from tests.fixtures.docker import ensure_images, remove_containers  # noqa: E402
 
 IMAGE = "pocketkube/hello:1"
+STEPS = ("exited", "stored", "bound", "create", "start", "status", "ready")
+
+
+class EngineEvents:
+    """Create/start times (monotonic) of the bench node's containers by pod
+    name, from the engine's event stream (a daemon thread)."""
+
+    def __init__(self, host: str, node: str) -> None:
+        self.times: dict[tuple[str, str], float] = {}
+        self._client = docker.DockerClient(base_url=host, timeout=None)
+        self._stream = self._client.api.events(
+            decode=True, filters={"type": ["container"], "label": [f"io.pocketkube.node={node}"]}
+        )
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for ev in self._stream:
+                action = (ev.get("Action") or "").split(":")[0]
+                if action not in ("create", "start"):
+                    continue
+                name = (ev.get("Actor") or {}).get("Attributes", {}).get("io.pocketkube.pod.name", "")
+                # wall clock of the engine -> this process's monotonic clock
+                at = ev["timeNano"] / 1e9 - (time.time() - time.monotonic())
+                self.times.setdefault((name, action), at)
+        except Exception:  # noqa: BLE001 - closed at the end of the bench
+            pass
+
+    def close(self) -> None:
+        try:
+            self._stream.close()
+        except Exception:  # noqa: BLE001
+            pass
+        self._client.close()
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -76,32 +119,46 @@ async def pkctl_apply(server: str, name: str) -> None:
         raise RuntimeError(f"pkctl apply failed: {err.decode()}")
 
 
-async def one_run(client: ClusterClient, n: int, run: str, mode: str = "api") -> list[float]:
+async def one_run(
+    client: ClusterClient, n: int, run: str, mode: str = "api", engine: EngineEvents | None = None
+) -> tuple[list[float], str]:
     """mode: "api" (Apply RPC, one pod after another), "pkctl" (`pkctl apply
-    -f -` as a process, one after another) or "burst" (n Apply RPCs at once)."""
+    -f -` as a process, one after another) or "burst" (n Apply RPCs at once).
+    Returns the latencies and the slowest pod's timeline."""
     ready_at: dict[str, float] = {}
     events: dict[str, asyncio.Event] = {}
+    seen: dict[str, dict[str, float]] = {}  # pod name -> step -> monotonic time
     _, rv = await client.list("pods", "default")
 
     async def watch() -> None:
         async for _typ, obj in client.watch("pods", "default", resource_version=rv):
+            now = time.monotonic()
             c = meta.condition(obj.status.conditions, "Ready")  # type: ignore[attr-defined]
             name = obj.metadata.name  # type: ignore[attr-defined]
+            steps = seen.setdefault(name, {})
+            steps.setdefault("stored", now)
+            if obj.spec.node_name:  # type: ignore[attr-defined]
+                steps.setdefault("bound", now)
+            if obj.status.container_statuses:  # type: ignore[attr-defined]
+                steps.setdefault("status", now)
             if c is not None and c.status == "True" and name not in ready_at:
-                ready_at[name] = time.monotonic()
+                ready_at[name] = now
+                steps["ready"] = now
                 if name in events:
                     events[name].set()
 
     w = asyncio.create_task(watch())
     lat: list[float] = []
+    started: dict[str, float] = {}
 
     async def one(name: str) -> None:
         events[name] = asyncio.Event()
-        t0 = time.monotonic()
+        t0 = started[name] = time.monotonic()
         if mode == "pkctl":
             await pkctl_apply(client.address, name)
         else:
             await client.apply(pod(name, "default"))
+        seen.setdefault(name, {})["exited"] = time.monotonic()
         await asyncio.wait_for(events[name].wait(), 60)
         lat.append(ready_at[name] - t0)
 
@@ -115,7 +172,15 @@ async def one_run(client: ClusterClient, n: int, run: str, mode: str = "api") ->
         w.cancel()
     for i in range(n):
         await client.delete("pods", "default", f"bench-{run}-{i}", grace_period_seconds=0)
-    return lat
+    slow = max(started, key=lambda k: ready_at[k] - started[k])
+    steps = dict(seen.get(slow, {}))
+    if engine is not None:
+        for action in ("create", "start"):
+            if (slow, action) in engine.times:
+                steps[action] = engine.times[(slow, action)]
+    t0 = started[slow]
+    line = " ".join(f"{k} {steps[k] - t0:.3f}" if k in steps else f"{k} -" for k in STEPS)
+    return lat, f"{mode:>5} run {run}: slowest {slow}: {line}"
 
 
 def baseline(host: str, n: int) -> list[float]:
@@ -203,20 +268,24 @@ async def main() -> None:
     node = f"bench-{uuid.uuid4().hex[:6]}"
     agent = AgentProcess(tmp, cp.address, args.docker_host, node, {})
     rows = []
+    slowest: list[str] = []
     try:
         await cp.start()
         await agent.start()
         client = ClusterClient(cp.address)
+        engine = EngineEvents(args.docker_host, node)
         await one_run(client, 3, "warm")  # warm-up (first image inspect, connections)
         for r in range(args.runs):
-            lat = await one_run(client, args.pods, f"{r}a")
-            via_cli = await one_run(client, args.pods, f"{r}c", "pkctl")
-            burst = await one_run(client, args.pods, f"{r}b", "burst")
+            lat, slow_a = await one_run(client, args.pods, f"{r}a", engine=engine)
+            via_cli, slow_c = await one_run(client, args.pods, f"{r}c", "pkctl", engine)
+            burst, slow_b = await one_run(client, args.pods, f"{r}b", "burst", engine)
+            slowest += [slow_a, slow_c, slow_b]
             base = await asyncio.to_thread(baseline, args.docker_host, args.pods)
             base_burst = await asyncio.to_thread(baseline_burst, args.docker_host, args.pods)
             rows.append((pct(lat, 50), pct(lat, 99), pct(via_cli, 50), pct(via_cli, 99), pct(burst, 50), pct(burst, 99),
                          pct(base, 50), pct(base, 99), pct(base_burst, 50), pct(base_burst, 99)))
         await client.close()
+        engine.close()
     finally:
         await agent.stop()
         await cp.stop()
@@ -240,6 +309,11 @@ async def main() -> None:
     print(f"\nratio to the engine alone (p50/p99): api/docker x{m[0] / m[6]:.2f}/x{m[1] / m[7]:.2f}, "
           f"pkctl/docker x{m[2] / m[6]:.2f}/x{m[3] / m[7]:.2f}, burst/dburst x{m[4] / m[8]:.2f}/x{m[5] / m[9]:.2f}")
     print(f"target p99 <= 2 s (pkctl apply -> Ready): {'met' if m[3] <= 2.0 else 'NOT met'} ({m[3]:.3f} s)")
+    print("\nslowest pod per measurement, seconds since its apply began (exited: pkctl exited / Apply returned;")
+    print("stored, bound, status, ready: first seen by the watch; create, start: engine events):")
+    for line in slowest:
+        print("  " + line)
+    print(f"\nload average (1, 5, 15 min) at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("\nreproduce: make bench-pod-startup   (or .venv/bin/python bench/pod_startup.py --pods 30 --runs 3)")
 
 

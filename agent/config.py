@@ -36,6 +36,9 @@ class AgentConfig:
     backoff_cap: float = BACKOFF_CAP
     # How often every pod is re-synced even without events (safety net).
     resync_interval: float = 10.0
+    # Container stops/removals of deleted pods in flight at once (see
+    # agent/pods/teardown.py: more delays the start of new pods).
+    max_parallel_teardowns: int = 2
     log_level: str = "info"
     # Kernel/OS facts are read from the host; a hollow agent may override.
     capacity_cpu: str = ""

@@ -124,6 +124,9 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p.add_argument("--max-pods", type=int, default=110)
     p.add_argument("--agent-port", type=int, default=10250, help="AgentService port on the node IP (0: any free)")
     p.add_argument("--resync-interval", type=float, default=10.0)
+    p.add_argument("--max-parallel-teardowns", type=int, default=2, metavar="N",
+                   help="container stops/removals of deleted pods in flight at once; more makes mass deletions "
+                        "faster and delays new pods' starts (default: 2)")
     p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     p.add_argument("--node-services", action=argparse.BooleanOptionalAction, default=None,
                    help="run the service proxy and cluster DNS on this node (default: on; $PK_NODE_SERVICES=0 "
@@ -172,6 +175,9 @@ def parse_args(argv: list[str] | None = None) -> AgentConfig:
         if a.heartbeat_interval <= 0:
             raise UsageError(f'invalid value "{a.heartbeat_interval}" for --heartbeat-interval: must be > 0')
         cfg.heartbeat_interval = a.heartbeat_interval
+    if a.max_parallel_teardowns < 1:
+        raise UsageError(f'invalid value "{a.max_parallel_teardowns}" for --max-parallel-teardowns: must be >= 1')
+    cfg.max_parallel_teardowns = a.max_parallel_teardowns
     if cfg.max_pods < 1:
         raise UsageError(f'invalid value "{cfg.max_pods}" for --max-pods: must be >= 1')
     try:

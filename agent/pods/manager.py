@@ -15,6 +15,10 @@ Sources of work, all of which only poke workers (cheap, synchronous):
     GC runs only once the informer has synced, so an agent that cannot
     reach the control plane never removes anything.
 
+Stops and removals of deleted pods' containers (workers' termination and
+GC) pass through one TeardownGate (--max-parallel-teardowns at a time), so
+a mass deletion does not delay new pods' starts in the engine.
+
 Ordering: one worker per pod UID; a pod re-created under the same name is a
 new UID and a new worker (the old one terminates its containers).
 """
@@ -30,6 +34,7 @@ from agent.config import AgentConfig
 from agent.hooks import PodHooks
 from agent.pods import spec as podspec
 from agent.pods.ports import PortAllocator
+from agent.pods.teardown import TeardownGate
 from agent.pods.worker import PodWorker
 from agent.runtime.base import LABEL_CONTAINER, LABEL_NODE, LABEL_POD_UID, LABEL_PORTS, Runtime
 from pkapi.client.informer import Informer
@@ -57,6 +62,8 @@ class PodManager:
         self.node_ip = config.node_ip
         first, last = config.host_port_range
         self.ports = PortAllocator(config.node_ip, first, last, check_bind=check_port_bind)
+        # Stops and removals of deleted pods' containers, a few at a time.
+        self.teardown = TeardownGate(config.max_parallel_teardowns)
         self.workers: dict[str, PodWorker] = {}
         self.container_ips: dict[str, str] = {}
         self.informer = Informer(client, "pods", field_selector=f"spec.nodeName={config.node_name}")
@@ -223,6 +230,6 @@ class PodManager:
                 st.labels.get(LABEL_CONTAINER, ""),
                 uid,
             )
-            await self.runtime.remove(st.id)
+            await self.teardown.run(self.runtime.remove(st.id))
             for b in podspec.parse_ports_label(st.labels.get(LABEL_PORTS, "")):
                 self.ports.release(b.host_port, b.protocol)

@@ -365,6 +365,12 @@ class PodWorker:
             self.m.ports.release(b.host_port, b.protocol)
 
     async def start_container(self, pod: core_pb2.Pod, c: core_pb2.Container, attempt: int) -> ContainerState:
+        # Deleted pods' teardowns wait meanwhile: they slow a start down in
+        # the engine (agent/pods/teardown.py).
+        with self.m.teardown.starting():
+            return await self._start_container(pod, c, attempt)
+
+    async def _start_container(self, pod: core_pb2.Pod, c: core_pb2.Container, attempt: int) -> ContainerState:
         rt = self.m.runtime
         bindings = self.bindings.get(c.name)
         if bindings is None or len(bindings) != len(c.ports):
@@ -536,7 +542,10 @@ class PodWorker:
         rt = self.m.runtime
         if not running:
             return
-        stops = asyncio.gather(*(rt.stop(s.id, grace) for s in running))
+        # Through the manager's TeardownGate: a burst of deletions must not
+        # hold up other pods' starts in the engine (agent/pods/teardown.py).
+        gate = self.m.teardown
+        stops = asyncio.gather(*(gate.run(rt.stop(s.id, grace)) for s in running))
         killed = False
         try:
             while not stops.done():
@@ -563,7 +572,7 @@ class PodWorker:
         (it exited and was removed) is the outcome wanted; any other error is
         logged, not hidden, and the graceful stop still bounds the wait."""
         try:
-            await self.m.runtime.stop(cid, 0)
+            await self.m.teardown.run(self.m.runtime.stop(cid, 0))
         except ContainerNotFound:
             pass
         except Exception as err:  # noqa: BLE001 - the running stop still ends it within the grace
@@ -580,7 +589,7 @@ class PodWorker:
                 self.m.event(pod, "Normal", "Killing", f"Stopping container {s.labels.get(LABEL_CONTAINER, '')}",
                              s.labels.get(LABEL_CONTAINER, ""))
         await self._stop_all(running, grace)
-        await asyncio.gather(*(rt.remove(s.id) for s in states))
+        await asyncio.gather(*(self.m.teardown.run(rt.remove(s.id)) for s in states))
         for bindings in self.bindings.values():
             self._release(bindings)
         self.bindings.clear()

@@ -776,3 +776,55 @@ async def test_force_delete_during_graceful_termination_kills_at_once(node: Any,
     await poll("the container to be killed after the force delete", no_containers, timeout=10)
     assert time.monotonic() - t0 < 10  # not the 60 s grace
     assert "deletion grace shortened" in ag.log_tail(200)
+
+
+def _max_overlap(intervals: list[tuple[int, int]]) -> int:
+    edges = sorted([(a, 1) for a, _ in intervals] + [(b, -1) for _, b in intervals])
+    now = peak = 0
+    for _, d in edges:
+        now += d
+        peak = max(peak, now)
+    return peak
+
+
+async def test_mass_force_delete_stops_containers_a_few_at_a_time(
+    start_node: Any, shared_cp: ControlPlane, docker_client: Any
+) -> None:
+    """--max-parallel-teardowns: eight pods force-deleted at once reach the
+    engine one kill at a time (a burst of exits delays other pods' starts:
+    agent/pods/teardown.py), seen in the engine's own kill/die events."""
+    teardowns = 1
+    ag = await start_node(max_parallel_teardowns=teardowns)
+    client = shared_cp.client()
+    label = f"io.pocketkube.node={ag.node_name}"
+    try:
+        names = [f"mass-{i}" for i in range(8)]
+        for n in names:
+            await client.create(make_pod(ag.node_name, n))
+        for n in names:
+            await wait_pod(client, n, ready, "Ready")
+        since = time.time()
+        await asyncio.gather(*(client.delete("pods", "default", n, grace_period_seconds=0) for n in names))
+
+        async def no_containers() -> bool:
+            return not await asyncio.to_thread(listed, docker_client, label)
+
+        await poll("the force-deleted pods' containers to be removed", no_containers, timeout=30)
+        evs = await asyncio.to_thread(
+            lambda: list(docker_client.api.events(
+                since=since, until=time.time() + 1, decode=True, filters={"type": "container", "label": label}
+            ))
+        )
+        kill: dict[str, int] = {}
+        die: dict[str, int] = {}
+        for ev in evs:
+            action = (ev.get("Action") or "").split(":")[0]
+            if action == "kill":
+                kill.setdefault(ev["id"], ev["timeNano"])
+            elif action == "die":
+                die.setdefault(ev["id"], ev["timeNano"])
+        assert len(die) == 8 and set(kill) == set(die), evs
+        # one at a time; one more only if a kill outlasted the gate's 1 s hold
+        assert _max_overlap([(kill[c], die[c]) for c in die]) <= teardowns + 1  # 8 at once without the gate
+    finally:
+        await client.close()

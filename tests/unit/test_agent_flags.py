@@ -97,3 +97,10 @@ def test_pk_agent_exits_1_without_traceback() -> None:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert proc.stderr.strip() == 'error: invalid value "99999" for --dns-port: must be a port number from 1 to 65535'
+
+
+def test_max_parallel_teardowns() -> None:
+    assert parse_args([]).max_parallel_teardowns == 2
+    assert parse_args(["--max-parallel-teardowns", "5"]).max_parallel_teardowns == 5
+    with pytest.raises(UsageError, match="--max-parallel-teardowns: must be >= 1"):
+        parse_args(["--max-parallel-teardowns", "0"])

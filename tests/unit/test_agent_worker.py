@@ -13,6 +13,7 @@ import pytest
 from agent.config import AgentConfig
 from agent.hooks import PodHooks
 from agent.pods.ports import PortAllocator
+from agent.pods.teardown import TeardownGate
 from agent.pods.worker import PodWorker
 from agent.runtime.base import ContainerNotFound, RuntimeUnavailable
 from agent.runtime.fake import FakeRuntime
@@ -49,6 +50,7 @@ class StubManager:
         self.node_name = "n1"
         self.node_ip = "10.0.0.5"
         self.ports = PortAllocator("10.0.0.5", 40000, 40099, check_bind=False)
+        self.teardown = TeardownGate(self.config.max_parallel_teardowns)
         self.container_ips: dict[str, str] = {}
         self.events: list[tuple[str, str, str]] = []
 

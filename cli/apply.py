@@ -13,7 +13,7 @@ from __future__ import annotations
 import click
 from google.protobuf.message import Message
 
-from cli import printers, util
+from cli import util
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient, ServerUnreachable
 from pkapi.errors import ApiError
@@ -50,6 +50,11 @@ async def send_all(ctx: click.Context, docs: list[util.Document], create: bool, 
     ok = True
     suffix = {"server": " (server dry run)", "client": " (dry run)"}.get(dry_run, "")
     shown: list[dict[str, object]] = []  # -o yaml|json: the objects as the server returned them
+    if output in ("yaml", "json"):
+        # Only then: printers (and the selectors and yaml dumper it needs)
+        # would add to every apply's start-up, which `pkctl apply` latency
+        # includes (bench/pod_startup.py).
+        from cli import printers
     async with util.client(ctx) as c:
         for doc in docs:
             try:

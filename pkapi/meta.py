@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from pkapi.v1 import api_pb2, apps_pb2, core_pb2
@@ -128,6 +127,8 @@ def _ints(value: Any) -> Any:
 
 def to_dict(msg: Message) -> dict[str, Any]:
     """Kubernetes-shaped JSON dict; apiVersion and kind always filled in."""
+    from google.protobuf import json_format  # here, not at the top: pkctl apply does not need it (start-up)
+
     d: dict[str, Any] = _ints(json_format.MessageToDict(msg, preserving_proto_field_name=False))
     try:
         k = kind_of(msg)
@@ -142,6 +143,8 @@ def from_dict(d: dict[str, Any], message: type[Message]) -> Message:
     """Parse a Kubernetes-shaped dict into `message` (lenient types are errors:
     ParseError). Strict decoding with field paths is the API server's job
     (pkapi.decode); this is for trusted input such as tests and fixtures."""
+    from google.protobuf import json_format
+
     msg = message()
     json_format.ParseDict(d, msg)
     return msg

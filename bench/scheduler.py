@@ -510,6 +510,11 @@ async def main() -> None:
     import logging
 
     logging.basicConfig(level=logging.ERROR)
+    # This process hosts a hundred agents' caches at once (a pk-agent holds
+    # its node's few): collect as the control plane does.
+    from pkapi.gctune import tune_gc
+
+    tune_gc()
     # Hollow agents cancelled at the end of a run log their in-flight RPCs'
     # CANCELLED as errors: noise here.
     logging.getLogger("agent").setLevel(logging.CRITICAL)

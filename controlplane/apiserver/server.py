@@ -32,6 +32,7 @@ from controlplane.store import ConflictError, KeyNotFoundError, StoreError, Unav
 from pkapi import decode as pkdecode
 from pkapi import meta, selectors
 from pkapi.errors import ApiError, bad_request, conflict
+from pkapi.gctune import tune_gc
 from pkapi.v1 import api_pb2, api_pb2_grpc, core_pb2
 
 log = logging.getLogger(__name__)
@@ -423,18 +424,3 @@ async def serve(
     await server.start()
     tune_gc()
     return server, resources, health_servicer, port
-
-
-# Python's cyclic GC (default thresholds 700/10/10) took ~15% of the control
-# plane's CPU under load (py-spy --native: gc_collect_main), mostly full
-# collections walking the watch caches. Garbage here is freed by reference
-# counting; cycles (exceptions, cancelled tasks) are rare, so collect
-# seldom, and move what exists at start-up out of the collector's sight.
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
-def tune_gc() -> None:
-    import gc
-
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)

@@ -60,6 +60,9 @@ async def _parent_watch(parent: int) -> None:
 
 async def run(config: ControlPlaneConfig, api_address: str, parent: int) -> None:
     from controlplane.controllers import manager
+    from pkapi.gctune import tune_gc
+
+    tune_gc()  # the informer caches are large and live long
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

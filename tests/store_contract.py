@@ -149,6 +149,23 @@ class StoreContract:
             await store.create_many([(prefix + "a", b"1"), (prefix + "a", b"2")])
         assert await store.get(prefix + "a") is None
 
+    async def test_watch_without_prev_kv_carries_no_previous_values(self, store: Store, prefix: str) -> None:
+        r1 = await store.create(prefix + "a", b"one")
+        r2 = await store.update(prefix + "a", b"two", r1)
+        r3 = await store.delete(prefix + "a")
+        events = []
+        async with asyncio.timeout(20), contextlib.aclosing(  # type: ignore[type-var]
+                store.watch(prefix, r1, prev_kv=False)) as stream:
+            async for ev in stream:
+                events.append(ev)
+                if ev.mod_revision >= r3:
+                    break
+        assert [(e.type, e.value, e.mod_revision, e.prev_value) for e in events] == [
+            ("PUT", b"one", r1, None), ("PUT", b"two", r2, None), ("DELETE", b"", r3, None)]
+        # The default still carries them.
+        with_prev = await collect(store, prefix, r2, r3)
+        assert [(e.type, e.value, e.prev_value) for e in with_prev] == [("PUT", b"two", b"one"), ("DELETE", b"two", b"two")]
+
     async def test_update_with_current_revision(self, store: Store, prefix: str) -> None:
         r1 = await store.create(prefix + "a", b"one")
         r2 = await store.update(prefix + "a", b"two", r1)

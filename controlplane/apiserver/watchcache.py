@@ -71,6 +71,14 @@ class Entry:
     fields: dict[str, str]
     _wire: dict[str, api_pb2.WatchEvent] = field(default_factory=dict)
 
+    def at(self, revision: int) -> Entry:
+        """This object as of a later revision (its deletion's): a copy whose
+        resourceVersion is that revision."""
+        msg = type(self.msg)()
+        msg.CopyFrom(self.msg)
+        msg.metadata.resource_version = str(revision)  # type: ignore[attr-defined]
+        return Entry(msg, self.namespace, self.labels, self.fields)
+
     def event(self, type_: str) -> api_pb2.WatchEvent:
         # One WatchEvent per (object, type), shared by every watcher.
         ev = self._wire.get(type_)
@@ -222,7 +230,8 @@ class WatchCache:
         try:
             while True:
                 try:
-                    async for ev in self.store.watch(self.prefix, self.revision + 1):
+                    # No prev_kv: the cache holds every old value itself.
+                    async for ev in self.store.watch(self.prefix, self.revision + 1, prev_kv=False):
                         self._apply(ev.type, ev.key, ev.value, ev.mod_revision)
                         backoff = 0.1
                 except asyncio.CancelledError:
@@ -257,7 +266,7 @@ class WatchCache:
             if old is None:
                 return
             # The DELETED event carries the object at the deletion revision.
-            old = make_entry(self.kind, value, revision) if value else old
+            old = make_entry(self.kind, value, revision) if value else old.at(revision)
         ch = Change(revision, old, new)
         if len(self.history) == self.history.maxlen:
             self.horizon = self.history[0].revision

@@ -105,10 +105,13 @@ class Store(Protocol):
         Returns the revision of the deletion."""
         ...
 
-    def watch(self, prefix: str, start_revision: int) -> AsyncIterator[Event]:
+    def watch(self, prefix: str, start_revision: int, prev_kv: bool = True) -> AsyncIterator[Event]:
         """Events for keys under prefix with mod_revision >= start_revision,
         in order, forever (until the consumer stops iterating). Raises
-        CompactedError if start_revision was compacted."""
+        CompactedError if start_revision was compacted. prev_kv=False: the
+        events carry no previous value (prev_value None, a DELETE's value
+        empty), which spares etcd a read per event - for a watcher that
+        keeps the values itself."""
         ...
 
     async def current_revision(self) -> int: ...

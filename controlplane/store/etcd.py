@@ -380,7 +380,7 @@ class EtcdStore:
 
     # -- watch ---------------------------------------------------------------
 
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[Event]:
+    async def watch(self, prefix: str, start_revision: int, prev_kv: bool = True) -> AsyncIterator[Event]:
         """See Store.watch and the module docstring. start_revision 0 means
         "from the next write"."""
         key, end = prefix.encode(), _prefix_end(prefix.encode())
@@ -393,7 +393,7 @@ class EtcdStore:
             call = self._watch_stub.Watch(wait_for_ready=True)
             try:
                 create = rpc.WatchCreateRequest(
-                    key=key, range_end=end, start_revision=next_rev, prev_kv=True, progress_notify=True)
+                    key=key, range_end=end, start_revision=next_rev, prev_kv=prev_kv, progress_notify=True)
                 try:
                     async with asyncio.timeout(self.op_timeout):
                         await call.write(rpc.WatchRequest(create_request=create))

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import builtins
+import dataclasses
 import itertools
 import weakref
 from collections.abc import AsyncIterator, Sequence
@@ -179,7 +180,7 @@ class MemoryStore:
 
     # -- watch ---------------------------------------------------------------
 
-    async def watch(self, prefix: str, start_revision: int) -> AsyncIterator[Event]:
+    async def watch(self, prefix: str, start_revision: int, prev_kv: bool = True) -> AsyncIterator[Event]:
         """See Store.watch. start_revision 0 means "from the next write"."""
         self._check_open()
         next_rev = start_revision if start_revision > 0 else self._revision + 1
@@ -197,6 +198,9 @@ class MemoryStore:
                 # Everything up to the current revision is now seen, matching or not.
                 next_rev = self._revision + 1
                 for event in batch:
+                    if not prev_kv:
+                        event = dataclasses.replace(event, prev_value=None,
+                                                    value=b"" if event.type == "DELETE" else event.value)
                     yield event
                 if not batch:
                     await wakeup.wait()

@@ -199,3 +199,21 @@ async def test_events_are_served_without_a_cache():
     finally:
         await caches.stop()
         await reg.close()
+
+
+async def test_deleted_event_is_the_last_state_at_the_deletion_revision(env):
+    """The cache's store watch carries no previous values (prev_kv off): a
+    DELETED event is the cached object, at the deletion's revision."""
+    reg, cache = env
+    w = cache.subscribe(Filter(), cache.revision, False)
+    created = await reg.create(pod("gone", app="x"))
+    out = await reg.delete("pods", "default", "gone", grace_period_seconds=0)
+    evs = [await asyncio.wait_for(w.next(), 5) for _ in range(2)]
+    assert [e.type for e in evs] == ["ADDED", "DELETED"]
+    deleted = meta.unwrap(evs[1].object)
+    assert deleted.metadata.resource_version == out.metadata.resource_version
+    assert int(deleted.metadata.resource_version) > int(created.metadata.resource_version)
+    assert deleted.metadata.labels["app"] == "x" and deleted.metadata.uid == created.metadata.uid
+    # The cached ADDED event was not changed by the copy.
+    assert meta.unwrap(evs[0].object).metadata.resource_version == created.metadata.resource_version
+    cache.unsubscribe(w)

@@ -243,6 +243,17 @@ async def events_of(client: ClusterClient, name: str) -> list[tuple[str, str, st
     return [(e.type, e.reason, e.message) for e in evs if e.involved_object.name == name]  # type: ignore[attr-defined]
 
 
+async def events_until(client: ClusterClient, name: str, pred: Callable[[list[tuple[str, str, str]]], bool],
+                       what: str, timeout: float = 10.0) -> list[tuple[str, str, str]]:
+    """The events of `name` once pred holds for them: events are written
+    asynchronously (batched), so one may land after the status it caused."""
+    async def check() -> list[tuple[str, str, str]] | None:
+        evs = await events_of(client, name)
+        return evs if pred(evs) else None
+
+    return await poll(what, check, timeout)  # type: ignore[no-any-return]
+
+
 async def poll(what: str, fn: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -351,8 +362,7 @@ async def test_crash_loop_back_off(node: Any) -> None:
     cs = cstatus(pod)  # type: ignore[arg-type]
     assert cs is not None and cs.last_state.terminated.exit_code == 1
     assert cs.last_state.terminated.reason == "Error"
-    evs = await events_of(client, "crashy")
-    assert any(r == "BackOff" for _, r, _ in evs), evs
+    await events_until(client, "crashy", lambda evs: any(r == "BackOff" for _, r, _ in evs), "a BackOff event")
 
 
 async def test_restart_policy_never_and_on_failure(node: Any) -> None:
@@ -379,9 +389,9 @@ async def test_liveness_failure_restarts_the_container(node: Any) -> None:
     await client.create(make_pod(ag.node_name, "flaky", [c]))
     pod = await wait_pod(client, "flaky", lambda p: (cstatus(p) or core_pb2.ContainerStatus()).restart_count >= 1,
                          "a restart after the liveness probe failed")
-    evs = await events_of(client, "flaky")
-    assert any(r == "Unhealthy" and "Liveness probe failed" in m for _, r, m in evs), evs
-    assert any(r == "Killing" and "failed liveness probe" in m for _, r, m in evs), evs
+    await events_until(client, "flaky", lambda evs: any(
+        r == "Unhealthy" and "Liveness probe failed" in m for _, r, m in evs) and any(
+        r == "Killing" and "failed liveness probe" in m for _, r, m in evs), "Unhealthy and Killing events")
     # the same host port after the restart
     [pm] = pod.status.port_mappings
     pod = await wait_pod(client, "flaky", ready, "Ready again after the restart")
@@ -446,8 +456,8 @@ async def test_missing_image_shows_pull_errors_and_agent_stays_healthy(node: Any
     assert reasons["ImagePullBackOff"].startswith(f'Back-off pulling image "{image}"')
     pod = await client.get("pods", "default", "noimg")
     assert pod.status.phase == "Pending"  # type: ignore[attr-defined]
-    evs = await events_of(client, "noimg")
-    assert any(r == "Failed" and "ErrImagePull" in m for _, r, m in evs), evs
+    await events_until(client, "noimg", lambda evs: any(r == "Failed" and "ErrImagePull" in m for _, r, m in evs),
+                       "a Failed ErrImagePull event")
     # the agent is alive and still runs other pods
     assert ag.process.poll() is None
     await client.create(make_pod(ag.node_name, "fine"))

@@ -181,8 +181,12 @@ async def test_dead_node_pods_replaced_and_no_duplicates_on_return(cluster: Any)
     node = await client.get("nodes", "", victim_name)
     assert any(t.key == "node.kubernetes.io/unreachable" and t.effect == "NoExecute" for t in node.spec.taints)
     assert meta_cond(node, "Ready") == "Unknown"
-    events, _ = await client.list("events", "", field_selector=f"involvedObject.name={victim_name}")
-    assert "NodeNotReady" in {e.reason for e in events}
+    async def node_not_ready_event() -> Any:
+        # Events are written asynchronously (batched): after the taint, not with it.
+        events, _ = await client.list("events", "", field_selector=f"involvedObject.name={victim_name}")
+        return "NodeNotReady" in {e.reason for e in events}
+
+    await eventually(node_not_ready_event, f"a NodeNotReady event for {victim_name}", timeout=5)
 
     stale = [c for c in await victim.runtime.list_containers({}) if c.status == "running"]
     assert stale, "the stopped agent's containers should still run (as with a real crashed agent)"

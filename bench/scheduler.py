@@ -50,6 +50,7 @@ sys.path.insert(0, REPO)
 import psutil  # noqa: E402
 
 from controlplane.etcdproc import EtcdProcess  # noqa: E402
+from controlplane.store.etcd import EtcdStore  # noqa: E402
 from pkapi import meta  # noqa: E402
 from pkapi.client.cluster import ClusterClient  # noqa: E402
 from pkapi.client.informer import Informer  # noqa: E402
@@ -345,6 +346,8 @@ async def throughput_run(args: Any) -> dict[str, float]:
         await wait_nodes(client, args.nodes)
         w = Watch(client, "bench")
         await w.start()
+        etcd = EtcdStore(cp.etcd.endpoint)
+        rev0 = await etcd.current_revision()
         t0 = time.monotonic()
         await asyncio.gather(*(client.create(deployment(f"d{i}", args.replicas, "bench"))
                                for i in range(args.deployments)))
@@ -352,6 +355,9 @@ async def throughput_run(args: Any) -> dict[str, float]:
         t_bound = time.monotonic()
         await wait_until(lambda: len(w.running) >= total, f"{total} pods Running", 600)
         t_run = time.monotonic()
+        # Every etcd write transaction takes one revision: writes per pod.
+        txns = await etcd.current_revision() - rev0
+        await etcd.close()
         first_bind = min(w.bound.values())
         cpu = cpu_seconds(cp)
         cpu["cpu_bench"] -= bench_cpu0
@@ -364,6 +370,7 @@ async def throughput_run(args: Any) -> dict[str, float]:
             "all_running_s": t_run - t0,
             "create_per_s": base,
             "rss_mib": cp.peak_rss / 2**20,
+            "etcd_txns_per_pod": txns / total,
             **cpu,
             "load1": os.getloadavg()[0],
         }
@@ -546,6 +553,7 @@ async def main() -> None:
     print(f"  {'baseline: bare pod creates/s (16 clients)':<44}{med(rows, 'create_per_s'):>10.0f}")
     print(f"  {'ratio bound/s : create/s':<44}{med(rows, 'bound_per_s') / med(rows, 'create_per_s'):>10.2f}")
     print(f"  {'control plane peak RSS (MiB)':<44}{med(rows, 'rss_mib'):>10.0f}")
+    print(f"  {'etcd write transactions per pod':<44}{med(rows, 'etcd_txns_per_pod'):>10.2f}")
     print(f"  {'API server CPU s per 1,000 pods':<44}{med(rows, 'cpu_cp') * 1000 / total:>10.1f}")
     print(f"  {'controller-manager CPU s per 1,000 pods':<44}{med(rows, 'cpu_ctrl') * 1000 / total:>10.1f}")
     print(f"  {'load average during the runs (1 min)':<44}{med(rows, 'load1'):>10.1f}")

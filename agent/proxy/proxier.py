@@ -41,6 +41,7 @@ listeners and addresses are changed by one coroutine at a time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
@@ -62,14 +63,31 @@ CHECK_ADDRESSES = 5.0
 EMPTY_HOLD = 0.5
 
 
+# Where the share locks live; made by the first proxy, removed by the last
+# (when it leaves it empty).
+LOCK_DIR = "/run/pocketkube"
+
+
 def _lock_path(suffix: str) -> str:
     try:
         netns = os.stat("/proc/self/ns/net").st_ino
     except OSError:
         netns = 0
-    d = "/run/pocketkube" if os.access("/run", os.W_OK) else tempfile.gettempdir()
+    d = LOCK_DIR if os.access(os.path.dirname(LOCK_DIR), os.W_OK) else tempfile.gettempdir()
     os.makedirs(d, exist_ok=True)
     return os.path.join(d, f"proxy-{suffix}-{netns}.lock")
+
+
+def _remove_lock_file(path: str, fd: int) -> None:
+    """Unlink our lock file (the caller holds it exclusively), then LOCK_DIR
+    if that left it empty: another cluster's lock keeps it, and an opener
+    that finds it gone makes it again (_open_locked)."""
+    if _same_file(fd, path):
+        os.unlink(path)
+    d = os.path.dirname(path)
+    if d == LOCK_DIR:
+        with contextlib.suppress(OSError):  # not empty: in use
+            os.rmdir(d)
 
 
 def _same_file(fd: int, path: str) -> bool:
@@ -87,7 +105,13 @@ def _open_locked(path: str, op: int) -> int:
     """An fd of the lock file at path holding flock `op` (OSError if a
     non-blocking op would block), retried while the file is replaced."""
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            # The directory went after _lock_path made it: the last proxy
+            # of another cluster stopped and removed it as empty.
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            continue
         try:
             fcntl.flock(fd, op)
         except OSError:
@@ -237,7 +261,11 @@ class Proxier:
             mine = _lock_path(self.svc_label_suffix)
             d, _, base = mine.rpartition("/")
             netns_part = base.rsplit("-", 1)[1]
-            for name in os.listdir(d):
+            try:
+                names = os.listdir(d)
+            except FileNotFoundError:  # removed as empty by a stopping proxy: nothing to collect
+                names = []
+            for name in names:
                 path = os.path.join(d, name)
                 if path == mine or not (name.startswith("proxy-") and name.endswith("-" + netns_part)):
                     continue
@@ -272,8 +300,7 @@ class Proxier:
             if lock.last_one():
                 for ip in sorted(self.cluster_ips):
                     await addresses.delete(ip, "lo")
-                if _same_file(lock.fd, lock.path):
-                    os.unlink(lock.path)
+                _remove_lock_file(lock.path, lock.fd)
         except Exception:  # noqa: BLE001 - best effort at exit
             log.exception("removing the proxy's addresses")
         finally:

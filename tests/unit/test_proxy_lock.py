@@ -71,3 +71,40 @@ def test_same_file(tmp_path: Path) -> None:
         assert not proxier._same_file(fd, path)
     finally:
         os.close(fd)
+
+
+def test_the_last_lock_removed_takes_the_lock_dir_with_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "run").mkdir()
+    d = tmp_path / "run" / "pocketkube"
+    monkeypatch.setattr(proxier, "LOCK_DIR", str(d))
+    a = proxier._ShareLock("psaaaa1111")  # two clusters' proxies in this netns
+    b = proxier._ShareLock("psbbbb2222")
+    assert a.path.startswith(str(d)) and os.path.exists(a.path) and os.path.exists(b.path)
+    assert a.last_one()
+    proxier._remove_lock_file(a.path, a.fd)
+    a.close()
+    assert not os.path.exists(a.path) and d.is_dir()  # b's lock keeps the directory
+    assert b.last_one()
+    proxier._remove_lock_file(b.path, b.fd)
+    b.close()
+    assert not d.exists()
+    # A path computed before the directory went (another proxy starting at
+    # that moment): the opener makes the directory again.
+    path = str(d / "proxy-pscccc3333-1.lock")
+    fd = proxier._open_locked(path, fcntl.LOCK_SH)
+    try:
+        assert os.path.exists(path)
+    finally:
+        os.close(fd)
+
+
+def test_a_lock_dir_elsewhere_is_never_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "run").mkdir()
+    monkeypatch.setattr(proxier, "LOCK_DIR", str(tmp_path / "run" / "pocketkube"))
+    other = tmp_path / "tmpdir"  # the fallback when /run is not writable: the system temp dir
+    other.mkdir()
+    path = str(other / "proxy-psdddd4444-1.lock")
+    fd = proxier._open_locked(path, fcntl.LOCK_EX)
+    proxier._remove_lock_file(path, fd)
+    os.close(fd)
+    assert not os.path.exists(path) and other.is_dir()

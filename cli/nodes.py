@@ -26,12 +26,14 @@ from pkapi.errors import ApiError
 
 async def _set_unschedulable(c: ClusterClient, name: str, value: bool) -> bool:
     """Returns False when the node already was in that state."""
-    node: Any = await c.get("nodes", "", name)
-    if node.spec.unschedulable == value:
-        return False
-    node.spec.unschedulable = value
-    await c.update(node)
-    return True
+    def change(node: Any) -> bool:
+        if node.spec.unschedulable == value:
+            return False
+        node.spec.unschedulable = value
+        return True
+
+    _, written = await util.update_retrying(c, "nodes", "", name, change)
+    return bool(written)
 
 
 def _cordon_cmd(verb: str, value: bool) -> click.Command:

@@ -183,10 +183,12 @@ def _simple(verb: str, past: str, change: Any) -> Any:
         ns = util.settings(ctx).namespace
 
         async def go() -> None:
-            async with util.client(ctx) as c:
-                d = await _deployment(c, ns, name)
+            def edit(d: Any) -> bool:
                 change(d, name)
-                await c.update(d)
+                return True
+
+            async with util.client(ctx) as c:
+                await util.update_retrying(c, "deployments", ns, name, edit)
             click.echo(f"deployment.apps/{name} {past}")
 
         util.run(go())

@@ -1,11 +1,14 @@
 """pkctl scale: set spec.replicas of a Deployment or ReplicaSet.
 
 --current-replicas is a precondition checked against the object read; the
-write itself is CAS on that object's resourceVersion, so a concurrent
-change makes the command fail rather than overwrite it.
+write itself is CAS on that object's resourceVersion, and a Conflict (a
+controller's status write in between) reads again, re-checks the
+precondition and retries, as kubectl scale does.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import click
 
@@ -37,13 +40,16 @@ def command(ctx: click.Context, args: tuple[str, ...], replicas: int | None, cur
         async with util.client(ctx) as c:
             for t in targets:
                 assert t.name is not None
-                obj = await c.get(t.kind.resource, ns, t.name)
-                spec = obj.spec  # type: ignore[attr-defined]
-                cur = spec.replicas if spec.HasField("replicas") else 1
-                if current_replicas >= 0 and cur != current_replicas:
-                    util.fail(f"Expected replicas to be {current_replicas}, was {cur}")
-                spec.replicas = replicas
-                await c.update(obj)
+
+                def change(obj: Any) -> bool:
+                    spec = obj.spec
+                    cur = spec.replicas if spec.HasField("replicas") else 1
+                    if current_replicas >= 0 and cur != current_replicas:
+                        util.fail(f"Expected replicas to be {current_replicas}, was {cur}")
+                    spec.replicas = replicas
+                    return True
+
+                await util.update_retrying(c, t.kind.resource, ns, t.name, change)
                 click.echo(f"{t.kind.lower}/{t.name} scaled")
 
     util.run(go())

@@ -68,10 +68,11 @@ def image(ctx: click.Context, args: tuple[str, ...]) -> None:
         async with util.client(ctx) as c:
             for t in targets:
                 assert t.name is not None
-                obj: Any = await c.get(t.kind.resource, ns, t.name)
-                spec = obj.spec if t.kind.kind == "Pod" else obj.spec.template.spec
-                if apply_images(spec, images):
-                    await c.update(obj)
+                def change(obj: Any, pod: bool = t.kind.kind == "Pod") -> bool:
+                    return apply_images(obj.spec if pod else obj.spec.template.spec, images)
+
+                _, written = await util.update_retrying(c, t.kind.resource, ns, t.name, change)
+                if written:
                     click.echo(f"{t.kind.lower}/{t.name} image updated")
 
     util.run(go())

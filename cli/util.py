@@ -39,7 +39,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Coroutine, NoReturn, TypeVar
+from typing import Any, BinaryIO, Callable, Coroutine, NoReturn, TypeVar
 
 import click
 
@@ -184,6 +184,31 @@ def client(ctx: click.Context, timeout: float | None | str = "default") -> Clust
     s = settings(ctx)
     t = s.request_timeout if timeout == "default" else timeout
     return ClusterClient(s.server, timeout=t)  # type: ignore[arg-type]
+
+
+async def update_retrying(c: ClusterClient, resource: str, namespace: str, name: str,
+                          change: Callable[[Any], bool], attempts: int = 10) -> tuple[Any, bool]:
+    """Read, change, write (CAS on the version read), again on Conflict: a
+    controller's status write between the read and the write moves the
+    resourceVersion without touching what the user changes, and kubectl
+    does not fail for it either (its scale retries on conflict; label,
+    cordon, rollout pause/resume/restart and set image send patches).
+    change(obj) edits obj in place (and may fail() on a precondition,
+    checked afresh each time) and returns False when there is nothing to
+    write. Returns (object, written)."""
+    delay = 0.05
+    for attempt in range(attempts):
+        obj = await c.get(resource, namespace, name)
+        if not change(obj):
+            return obj, False
+        try:
+            return await c.update(obj), True
+        except ApiError as e:
+            if e.reason != "Conflict" or attempt == attempts - 1:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+    raise AssertionError("unreachable")
 
 
 def err(message: str) -> None:

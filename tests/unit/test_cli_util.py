@@ -4,6 +4,7 @@ argument parsing, manifests, config resolution, usage errors, exit codes."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -365,3 +366,72 @@ def test_unresolvable_server_is_an_unknown_host(detail: str) -> None:
 
     assert util.unreachable_text(ServerUnreachable("h:1", detail)) == (
         "cannot reach the control plane at h:1: unknown host (see --server)")
+
+
+class _Racing:
+    """A client whose first `conflicts` updates lose a race with a
+    controller's status write (Conflict), as the API server answers."""
+
+    def __init__(self, conflicts: int, error: str = "Conflict") -> None:
+        self.conflicts = conflicts
+        self.error = error
+        self.gets = 0
+        self.updates = 0
+        self.replicas = 1
+
+    async def get(self, resource: str, ns: str, name: str) -> Any:
+        from pkapi.v1 import apps_pb2
+
+        self.gets += 1
+        d = apps_pb2.Deployment()
+        d.metadata.name, d.spec.replicas = name, self.replicas
+        return d
+
+    async def update(self, obj: Any) -> Any:
+        from pkapi.errors import ApiError
+
+        self.updates += 1
+        if self.updates <= self.conflicts:
+            raise ApiError(self.error, "the object has been modified")
+        self.replicas = obj.spec.replicas
+        return obj
+
+
+def _scale_to(n: int) -> Any:
+    def change(d: Any) -> bool:
+        d.spec.replicas = n
+        return True
+
+    return change
+
+
+def test_update_retrying_reads_again_after_a_conflict() -> None:
+    import asyncio
+
+    c = _Racing(conflicts=3)
+    out, written = asyncio.run(util.update_retrying(c, "deployments", "default", "web", _scale_to(5)))  # type: ignore[arg-type]
+    assert written and out.spec.replicas == 5 and c.replicas == 5
+    assert (c.gets, c.updates) == (4, 4)  # each attempt on a fresh read
+
+
+def test_update_retrying_gives_up_and_passes_other_errors_on() -> None:
+    import asyncio
+
+    from pkapi.errors import ApiError
+
+    c = _Racing(conflicts=100)
+    with pytest.raises(ApiError) as e:
+        asyncio.run(util.update_retrying(c, "deployments", "default", "web", _scale_to(5), attempts=3))  # type: ignore[arg-type]
+    assert e.value.reason == "Conflict" and c.updates == 3
+    c = _Racing(conflicts=1, error="Invalid")
+    with pytest.raises(ApiError) as e:
+        asyncio.run(util.update_retrying(c, "deployments", "default", "web", _scale_to(5)))  # type: ignore[arg-type]
+    assert e.value.reason == "Invalid" and c.updates == 1
+
+
+def test_update_retrying_writes_nothing_when_nothing_changes() -> None:
+    import asyncio
+
+    c = _Racing(conflicts=0)
+    _, written = asyncio.run(util.update_retrying(c, "deployments", "default", "web", lambda d: False))  # type: ignore[arg-type]
+    assert not written and c.updates == 0

@@ -183,6 +183,19 @@ async def one_run(
     return lat, f"{mode:>5} run {run}: slowest {slow}: {line}"
 
 
+def wait_http(port: int, deadline: float, interval: float) -> None:
+    """Until 127.0.0.1:port answers HTTP, or the deadline (monotonic) passes."""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+                s.sendall(b"GET / HTTP/1.0\r\n\r\n")
+                if s.recv(16).startswith(b"HTTP/"):
+                    return
+        except OSError:
+            pass
+        time.sleep(interval)
+
+
 def baseline(host: str, n: int) -> list[float]:
     """The engine alone: docker run -d -p of the image until HTTP answers."""
     c = docker.DockerClient(base_url=host, timeout=60)
@@ -196,16 +209,7 @@ def baseline(host: str, n: int) -> list[float]:
             ct = c.containers.run(
                 IMAGE, detach=True, ports={"8080/tcp": ("127.0.0.1", port)}, labels={"io.pocketkube.bench": "baseline"}
             )
-            deadline = t0 + 10
-            while time.monotonic() < deadline:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                        s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                        if s.recv(16).startswith(b"HTTP/"):
-                            break
-                except OSError:
-                    pass
-                time.sleep(0.005)
+            wait_http(port, t0 + 10, 0.005)
             out.append(time.monotonic() - t0)
             ct.remove(force=True)
     finally:
@@ -234,16 +238,7 @@ def baseline_burst(host: str, n: int) -> list[float]:
         t0 = time.monotonic()
         c.containers.run(IMAGE, detach=True, ports={"8080/tcp": ("127.0.0.1", port)},
                          labels={"io.pocketkube.bench": "baseline"})
-        deadline = t0 + 60
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
-                    s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-                    if s.recv(16).startswith(b"HTTP/"):
-                        break
-            except OSError:
-                pass
-            time.sleep(0.01)
+        wait_http(port, t0 + 60, 0.01)
         return time.monotonic() - t0
 
     try:

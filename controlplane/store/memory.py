@@ -130,9 +130,9 @@ class MemoryStore:
     async def create_many(self, items: Sequence[tuple[str, bytes]]) -> builtins.list[int | None]:
         await asyncio.sleep(0)
         self._check_open()
-        fresh = [key not in self._data for key, _ in items]
         if len({key for key, _ in items}) != len(items):
             raise StoreError("create_many: a key is given twice")
+        fresh = [key not in self._data for key, _ in items]
         if not any(fresh):
             return [None] * len(items)
         self._revision += 1

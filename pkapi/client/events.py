@@ -13,9 +13,9 @@ RPCs of up to `max_batch` events (the API server writes a batch's creates
 in one etcd transaction). The first event of a quiet spell waits `linger`
 seconds (50 ms) for company - a pod's Pulled, Created and Started, a
 scheduler's burst of Scheduled - and events recorded while a batch is in
-flight go out together in the next. A busy ReplicaSet controller, scheduler or agent thus costs one RPC
-and one etcd transaction per batch rather than per event: events were over
-half of the control plane's writes per pod.
+flight go out together in the next. A busy ReplicaSet controller, scheduler
+or agent thus costs one RPC and one etcd transaction per batch rather than
+per event: events were over half of the control plane's writes per pod.
 
 Spam filter (client-go's EventSourceObjectSpamFilter): per source and
 involved object a token bucket of 25 events refilled at one per 5 minutes;
@@ -224,14 +224,13 @@ class EventRecorder:
                 batch.append(self._queue.popitem(last=False)[1])
             try:
                 await self._write(batch)
-            except BaseException as err:
+            except asyncio.CancelledError:
                 for q in batch:
                     q.resolve(None)
-                if isinstance(err, asyncio.CancelledError):
-                    raise
-                if not isinstance(err, Exception):
-                    raise
-                # Best effort: never raise into a control loop.
+                raise
+            except Exception as err:  # best effort: never raise into a control loop
+                for q in batch:
+                    q.resolve(None)
                 log.warning("%d events (%s about %s/%s...) not recorded: %s", len(batch), batch[0].first.reason,
                             batch[0].first.involved_object.namespace, batch[0].first.involved_object.name, err)
 

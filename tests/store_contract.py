@@ -149,6 +149,106 @@ class StoreContract:
             await store.create_many([(prefix + "a", b"1"), (prefix + "a", b"2")])
         assert await store.get(prefix + "a") is None
 
+    async def test_update_many_is_one_revision_and_values_are_readable(self, store: Store, prefix: str) -> None:
+        lease = await store.grant_lease(60)
+        before = {name: await store.create(prefix + name, b"old", lease=lease if name == "b" else 0) for name in "abc"}
+        # Not in key order, so that a store writing in key order shows.
+        got = await store.update_many([(prefix + n, n.encode() * 2, before[n]) for n in "cab"])
+        rev = got[0]
+        assert rev is not None and rev > max(before.values()) and got == [rev, rev, rev]
+        assert await store.current_revision() == rev
+        for n in "abc":
+            kv = await store.get(prefix + n)
+            assert kv is not None
+            assert (kv.value, kv.mod_revision, kv.create_revision) == (n.encode() * 2, rev, before[n])
+            # An update keeps the key's lease.
+            assert kv.lease == (lease if n == "b" else 0)
+        assert await store.update_many([]) == []
+        await store.revoke(lease)
+
+    async def test_update_many_stale_revision_fails_only_its_own_item(self, store: Store, prefix: str) -> None:
+        ra = await store.create(prefix + "a", b"a1")
+        rb = await store.create(prefix + "b", b"b1")
+        rc = await store.create(prefix + "c", b"c1")
+        ra2 = await store.update(prefix + "a", b"a2", ra)
+        got = await store.update_many([(prefix + "a", b"a3", ra), (prefix + "b", b"b2", rb), (prefix + "c", b"c2", rc)])
+        rev = got[1]
+        assert rev is not None and rev > ra2 and got == [None, rev, rev]
+        kvs, _ = await store.list(prefix)
+        assert [(kv.key[len(prefix):], kv.value, kv.mod_revision) for kv in kvs] == [
+            ("a", b"a2", ra2), ("b", b"b2", rev), ("c", b"c2", rev)]
+
+    async def test_update_many_of_a_missing_key_gives_none(self, store: Store, prefix: str) -> None:
+        ra = await store.create(prefix + "a", b"a1")
+        got = await store.update_many([(prefix + "gone", b"x", ra), (prefix + "a", b"a2", ra)])
+        rev = got[1]
+        assert rev is not None and rev > ra and got == [None, rev]
+        assert await store.get(prefix + "gone") is None
+        # Nothing to write: no revision is used.
+        assert await store.update_many([(prefix + "gone", b"x", rev), (prefix + "a", b"a3", ra)]) == [None, None]
+        assert await store.current_revision() == rev
+        kv = await store.get(prefix + "a")
+        assert kv is not None and (kv.value, kv.mod_revision) == (b"a2", rev)
+
+    async def test_update_many_is_one_put_event_per_written_key_in_item_order(self, store: Store, prefix: str) -> None:
+        revs = {n: await store.create(prefix + n, n.encode()) for n in "abcd"}
+        watch = Collector(store, prefix, max(revs.values()) + 1)
+        try:
+            got = await store.update_many([(prefix + "d", b"d2", revs["d"]), (prefix + "b", b"b2", revs["b"]),
+                                           (prefix + "c", b"c2", revs["b"]), (prefix + "a", b"a2", revs["a"])])
+            rev = got[0]
+            assert rev is not None and got == [rev, rev, None, rev]
+            marker = await store.create(prefix + "z", b"marker")
+            events = await watch.wait_until(marker)
+        finally:
+            await watch.close()
+        assert [(e.type, e.key[len(prefix):], e.value, e.mod_revision, e.prev_value) for e in events] == [
+            ("PUT", "d", b"d2", rev, b"d"), ("PUT", "b", b"b2", rev, b"b"), ("PUT", "a", b"a2", rev, b"a"),
+            ("PUT", "z", b"marker", marker, None)]
+
+    @pytest.mark.parametrize("bad", ["repeated key", "expected 0", "expected -1"])
+    async def test_update_many_rejects_bad_items_and_writes_nothing(self, store: Store, prefix: str, bad: str) -> None:
+        ra = await store.create(prefix + "a", b"a1")
+        rb = await store.create(prefix + "b", b"b1")
+        # The bad item comes last: the check must come before any write.
+        last = {"repeated key": (prefix + "a", b"a3", ra), "expected 0": (prefix + "c", b"c1", 0),
+                "expected -1": (prefix + "c", b"c1", -1)}[bad]
+        with pytest.raises(ValueError, match=r"update_many: items\[2\]"):
+            await store.update_many([(prefix + "a", b"a2", ra), (prefix + "b", b"b2", rb), last])
+        assert await store.current_revision() == rb
+        kvs, _ = await store.list(prefix)
+        assert [(kv.key[len(prefix):], kv.value, kv.mod_revision) for kv in kvs] == [("a", b"a1", ra), ("b", b"b1", rb)]
+
+    async def test_update_many_in_several_transactions(self, store: Store, prefix: str) -> None:
+        # More items than one etcd transaction may hold (128 ops): each is
+        # updated once, with the result in its own place; one stale item in
+        # a later chunk fails alone.
+        keys = [f"{prefix}k{i:03d}" for i in range(250)]
+        created = await store.create_many([(k, b"old") for k in keys])
+        assert all(r is not None for r in created)
+        items = [(k, b"new%d" % i, r) for i, (k, r) in enumerate(zip(keys, created, strict=True))]
+        items[170] = (keys[170], b"stale", 1)
+        got = await store.update_many(items)
+        assert got[170] is None
+        written = got[:170] + got[171:]
+        assert all(r is not None for r in written) and written == sorted(written)  # type: ignore[type-var]
+        assert min(written) > max(created)  # type: ignore[type-var]
+        kvs, _ = await store.list(prefix)
+        assert [(kv.key, kv.value) for kv in kvs] == [
+            (k, b"old" if i == 170 else b"new%d" % i) for i, k in enumerate(keys)]
+        assert [kv.mod_revision for kv in kvs] == [created[170] if i == 170 else r for i, r in enumerate(got)]
+
+    async def test_update_many_splits_by_size_too(self, store: Store, prefix: str) -> None:
+        # Few items, but more bytes than one etcd request may carry (1.5 MiB).
+        keys = [f"{prefix}big{i}" for i in range(4)]
+        created = await store.create_many([(k, b"old") for k in keys])
+        got = await store.update_many([(k, bytes([65 + i]) * 600_000, r)
+                                       for i, (k, r) in enumerate(zip(keys, created, strict=True))])
+        assert all(r is not None for r in got) and got == sorted(got)  # type: ignore[type-var]
+        kvs, _ = await store.list(prefix)
+        assert [(kv.value[:1], len(kv.value), kv.mod_revision) for kv in kvs] == [
+            (bytes([65 + i]), 600_000, r) for i, r in enumerate(got)]
+
     async def test_watch_without_prev_kv_carries_no_previous_values(self, store: Store, prefix: str) -> None:
         r1 = await store.create(prefix + "a", b"one")
         r2 = await store.update(prefix + "a", b"two", r1)

@@ -76,6 +76,19 @@ class Event:
     prev_value: bytes | None = None
 
 
+def check_update_many(items: Sequence[tuple[str, bytes, int]]) -> None:
+    """update_many's argument check, shared by the implementations so both
+    reject the same calls with the same message, before writing anything."""
+    seen: set[str] = set()
+    for i, (key, _, expected) in enumerate(items):
+        if expected < 1:
+            raise ValueError(f"update_many: items[{i}] ({key}): expected_revision must be >= 1, got {expected} "
+                             "(for an unconditional write use update(key, value, 0))")
+        if key in seen:
+            raise ValueError(f"update_many: items[{i}] ({key}): the key is given twice (at most once per call)")
+        seen.add(key)
+
+
 class Store(Protocol):
     async def get(self, key: str) -> KV | None: ...
 
@@ -98,6 +111,19 @@ class Store(Protocol):
     async def update(self, key: str, value: bytes, expected_revision: int) -> int:
         """Replace the value if the key's mod_revision == expected_revision
         (0: unconditional, key must exist). Returns the new revision."""
+        ...
+
+    async def update_many(self, items: Sequence[tuple[str, bytes, int]]) -> builtins.list[int | None]:
+        """Replace several keys' values, each (key, value, expected_revision)
+        guarded by mod_revision == expected_revision, in one transaction:
+        per item the new revision, or None where the key is missing or at
+        another revision (that item only is not written). The items written
+        share one revision and keep their leases; a watch sees one PUT per
+        written key, in item order. More items than one etcd transaction
+        holds (~100, or ~1 MiB) are written in several transactions, whose
+        revisions differ. Raises ValueError, writing nothing, for an
+        expected_revision < 1 (no unconditional writes here) or a key given
+        twice. No items: [] and no round trip."""
         ...
 
     async def delete(self, key: str, expected_revision: int = 0) -> int:

@@ -54,6 +54,7 @@ from controlplane.store.base import (
     KeyNotFoundError,
     StoreError,
     UnavailableError,
+    check_update_many,
 )
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,7 @@ _STREAM_BROKEN = _TRANSIENT | {grpc.StatusCode.CANCELLED, grpc.StatusCode.UNKNOW
 
 _LIST_PAGE = 5000
 
-# create_many: items per transaction (etcd's --max-txn-ops default is 128)
+# create_many/update_many: items per transaction (etcd's --max-txn-ops default is 128)
 # and bytes per transaction (its --max-request-bytes default is 1.5 MiB).
 _TXN_OPS = 100
 _TXN_BYTES = 1024 * 1024
@@ -363,6 +364,49 @@ class EtcdStore:
         # ignore_lease: the key keeps the lease it was created with.
         put = rpc.PutRequest(key=key.encode(), value=value, ignore_lease=True)
         return await self._guarded("update", key, expected_revision, rpc.RequestOp(request_put=put))
+
+    async def update_many(self, items: Sequence[tuple[str, bytes, int]]) -> builtins.list[int | None]:
+        """As create_many: one etcd transaction per chunk, one nested
+        transaction per key, each guarded by mod_revision == expected, so a
+        missing or changed key fails only its own item. A chunk whose reply
+        was lost and that is retried after it was applied reports its items
+        as None (their revisions moved): never a silent double write."""
+        check_update_many(items)
+        out: list[int | None] = []
+        chunk: list[tuple[str, bytes, int]] = []
+        size = 0
+        for key, value, expected in items:
+            # The key is sent twice per item: in the compare and in the put.
+            item_size = 2 * len(key) + len(value)
+            if chunk and (len(chunk) >= _TXN_OPS or size + item_size > _TXN_BYTES):
+                out.extend(await self._update_chunk(chunk))
+                chunk, size = [], 0
+            chunk.append((key, value, expected))
+            size += item_size
+        if chunk:
+            out.extend(await self._update_chunk(chunk))
+        return out
+
+    async def _update_chunk(self, items: builtins.list[tuple[str, bytes, int]]) -> builtins.list[int | None]:
+        if len(items) == 1:  # a plain update is cheaper for etcd than a nested one
+            try:
+                return [await self.update(*items[0])]
+            except (KeyNotFoundError, ConflictError):
+                return [None]
+        ops = []
+        for key, value, expected in items:
+            k = key.encode()
+            ops.append(rpc.RequestOp(request_txn=rpc.TxnRequest(
+                compare=[rpc.Compare(key=k, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL, mod_revision=expected)],
+                # ignore_lease: the key keeps the lease it was created with.
+                success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value, ignore_lease=True))])))
+        what = f"update {len(items)} keys ({items[0][0]}...)"
+        try:
+            resp = await self._txn(what, compare=[], success=ops, failure=[])
+        except grpc.aio.AioRpcError as e:
+            raise self._store_error(e, what) from e
+        rev = int(resp.header.revision)
+        return [rev if r.response_txn.succeeded else None for r in resp.responses]
 
     async def delete(self, key: str, expected_revision: int = 0) -> int:
         op = rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key.encode()))

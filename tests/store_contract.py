@@ -205,6 +205,9 @@ class StoreContract:
         assert [(e.type, e.key[len(prefix):], e.value, e.mod_revision, e.prev_value) for e in events] == [
             ("PUT", "d", b"d2", rev, b"d"), ("PUT", "b", b"b2", rev, b"b"), ("PUT", "a", b"a2", rev, b"a"),
             ("PUT", "z", b"marker", marker, None)]
+        # Only the last event of a revision is marked so (the watch cache
+        # delivers a revision whole on that mark).
+        assert [e.last_in_revision for e in events] == [False, False, True, True]
 
     @pytest.mark.parametrize("bad", ["repeated key", "expected 0", "expected -1"])
     async def test_update_many_rejects_bad_items_and_writes_nothing(self, store: Store, prefix: str, bad: str) -> None:

@@ -29,6 +29,7 @@ from controlplane.store import ConflictError, KeyExistsError, KeyNotFoundError, 
 from pkapi import defaults, meta, validation
 from pkapi.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from pkapi.meta import Kind
+from pkapi.validation import dns1123_subdomain
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ def _kind(name: str) -> Kind:
 
 
 NS_KIND = _kind("Namespace")
+PODS = _kind("Pod")
 
 
 def encode(msg: Message) -> bytes:
@@ -252,46 +254,62 @@ class Registry:
         md.resource_version = str(rev)
         return msg
 
-    async def create_events(self, events: Sequence[Message]) -> builtins.list[Message | ApiError]:
-        """Create Events, each as create() would, in one store transaction:
-        per item the stored Event or the ApiError that refused it (an
-        invalid one, a namespace that does not exist, a name that exists).
-        Only Events: they need no allocation, so a batch is one write."""
-        results: list[Message | ApiError | None] = [None] * len(events)
-        todo: list[tuple[int, Kind, Message, str]] = []
+    async def create_many(
+        self, msgs: Sequence[Message], default_namespace: str = "", only: str = ""
+    ) -> builtins.list[Message | ApiError]:
+        """Create several objects, each as create() would, in one store
+        transaction: per item the stored object or the ApiError that refused
+        it (invalid, a namespace that does not exist, a name that exists).
+        The items written share one resourceVersion. `only`: a kind every
+        item must be (else BadRequest for that item). Services (they
+        allocate), a name repeated in the batch and generated names that
+        collide are created one by one after the batch."""
+        results: list[Message | ApiError | None] = [None] * len(msgs)
+        todo: list[tuple[int, Kind, Message, str, bool]] = []
         keys: set[str] = set()
         singles: list[int] = []
-        for i, ev in enumerate(events):
-            msg = _copy(ev)
-            k, ns, name = self.locate(msg)
-            if k.kind != "Event":
-                results[i] = bad_request(f"{k.qualified} is not an Event")
+        for i, m in enumerate(msgs):
+            msg = _copy(m)
+            k, ns, name = self.locate(msg, default_namespace)
+            if only and k.kind != only:
+                results[i] = bad_request(f"{k.qualified} is not {'an' if only[0] in 'AEIOU' else 'a'} {only}")
                 continue
+            md = msg.metadata  # type: ignore[attr-defined]
+            generated = not name and bool(md.generate_name)
+            if generated:
+                name = md.name = md.generate_name + "".join(random.choice(_GEN_CHARS) for _ in range(5))
             key = meta.key(k.resource, ns, name)
-            if not name or key in keys:  # generateName, or the same name twice: one by one, after
+            if not name or key in keys or k.kind == "Service":
                 singles.append(i)
                 continue
             try:
                 self._prepare_create(k, msg)
-                await self._check_namespace(k, ns, name)
+                if k.namespaced:
+                    await self._check_namespace(k, ns, name)
             except ApiError as e:
                 results[i] = e
                 continue
             keys.add(key)
-            todo.append((i, k, msg, key))
-        revs = await self.store.create_many([(key, encode(msg)) for _, _, msg, key in todo]) if todo else []
-        for (i, k, msg, _), rev in zip(todo, revs, strict=True):
-            if rev is None:
-                results[i] = already_exists(k.qualified, msg.metadata.name)  # type: ignore[attr-defined]
-            else:
+            todo.append((i, k, msg, key, generated))
+        revs = await self.store.create_many([(key, encode(msg)) for _, _, msg, key, _ in todo]) if todo else []
+        for (i, k, msg, _, generated), rev in zip(todo, revs, strict=True):
+            if rev is not None:
                 msg.metadata.resource_version = str(rev)  # type: ignore[attr-defined]
                 results[i] = msg
-        for i in singles:
+            elif generated:
+                singles.append(i)  # a generated name that exists: create() draws again
+            else:
+                results[i] = already_exists(k.qualified, msg.metadata.name)  # type: ignore[attr-defined]
+        for i in sorted(singles):
             try:
-                results[i] = await self.create(events[i])
+                results[i] = await self.create(msgs[i], default_namespace=default_namespace)
             except ApiError as e:
                 results[i] = e
         return results  # type: ignore[return-value]
+
+    async def create_events(self, events: Sequence[Message]) -> builtins.list[Message | ApiError]:
+        """create_many for Events (RecordEvents)."""
+        return await self.create_many(events, only="Event")
 
     async def _release(self, svc: Message) -> None:
         if self.allocator is None:
@@ -412,6 +430,59 @@ class Registry:
         if k.kind == "Service" and self.allocator is not None and not _same_ignoring_rv(old, new):
             await self.allocator.on_update(old, new, dry_run)
         return new
+
+    async def bind(self, bindings: Sequence[Any]) -> builtins.list[Message | ApiError]:
+        """Set spec.nodeName of unbound pods (api_pb2.Binding: namespace,
+        name, uid, node), each on its own: per item the bound pod or the
+        ApiError (NotFound; Conflict when the pod is another one of that
+        name, is being deleted or is already bound; Invalid node name).
+        Each pod is read from the watch cache and written with a CAS on
+        that revision, all in one store transaction (one shared
+        resourceVersion); a pod the cache had stale is bound again on its
+        own from etcd."""
+        results: list[Message | ApiError | None] = [None] * len(bindings)
+        todo: list[tuple[int, str, Message, int]] = []
+        singles: list[int] = []
+        keys: set[str] = set()
+        for i, b in enumerate(bindings):
+            ns = b.namespace or "default"
+            key = meta.key("pods", ns, b.name)
+            bad = dns1123_subdomain(b.node) if b.node else ["Required value"]
+            if not b.name or bad:
+                results[i] = invalid("Binding", b.name, [f'target.name: Invalid value: "{b.node}": {bad[0]}'
+                                                         if b.node else "target.name: Required value"])
+                continue
+            got = self._cached(PODS, ns, b.name)
+            if got is None or key in keys:
+                singles.append(i)
+                continue
+            pod, rev = got
+            try:
+                _bind_onto(pod, b)
+            except ApiError:
+                singles.append(i)  # judged on a possibly stale copy: read etcd
+                continue
+            keys.add(key)
+            todo.append((i, key, pod, rev))
+        revs = await self.store.update_many([(key, encode(pod), rev) for _, key, pod, rev in todo]) if todo else []
+        for (i, _, pod, _), new_rev in zip(todo, revs, strict=True):
+            if new_rev is None:
+                singles.append(i)
+            else:
+                pod.metadata.resource_version = str(new_rev)  # type: ignore[attr-defined]
+                results[i] = pod
+        for i in sorted(singles):
+            b = bindings[i]
+
+            async def mutate(old: Message, b: Any = b) -> Message:
+                _bind_onto(old, b)
+                return old
+
+            try:
+                results[i], _ = await self._guaranteed_update(PODS, b.namespace or "default", b.name, mutate)
+            except ApiError as e:
+                results[i] = e
+        return results  # type: ignore[return-value]
 
     async def update(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> Message:
         incoming = _copy(msg)
@@ -679,6 +750,18 @@ class Registry:
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _bind_onto(pod: Any, b: Any) -> None:
+    """Kubernetes' binding checks, then spec.nodeName (in place)."""
+    md = pod.metadata
+    if b.uid and md.uid != b.uid:
+        raise _uid_conflict(PODS, md.name, b.uid, md.uid)
+    if md.HasField("deletion_timestamp"):
+        raise conflict(PODS.qualified, md.name, f"pod {md.name} is being deleted, cannot be assigned to a host")
+    if pod.spec.node_name:
+        raise conflict(PODS.qualified, md.name, f'pod {md.name} is already assigned to node "{pod.spec.node_name}"')
+    pod.spec.node_name = b.node
 
 
 def _check_uid(k: Kind, incoming: Message, old: Message) -> None:

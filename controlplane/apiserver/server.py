@@ -18,7 +18,7 @@ import logging
 import math
 import platform
 import sys
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, Sequence
 
 import grpc
 from google.protobuf.message import Message
@@ -80,6 +80,21 @@ def _rpc(fn: Any) -> Any:
 
     wrapper.__name__ = fn.__name__
     return wrapper
+
+
+def _results(results: Sequence[Any], out: Any, put: Any) -> None:
+    """Per-item results of a batch RPC: put(item, result) for a success,
+    the error's wire form otherwise."""
+    for r in results:
+        item = out.add()
+        if isinstance(r, ApiError):
+            item.error = r.wire()
+        elif isinstance(r, StoreError):
+            item.error = _store_error(r).wire()
+        elif isinstance(r, BaseException):
+            raise r
+        else:
+            put(item, r)
 
 
 def _agent_error(e: grpc.aio.AioRpcError) -> ApiError:
@@ -159,7 +174,10 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
                 del resp.items[-1]
         return resp
 
-    async def Watch(self, request: api_pb2.WatchRequest, context: Any) -> AsyncIterator[api_pb2.WatchEvent]:
+    async def Watch(self, request: api_pb2.WatchRequest, context: Any) -> AsyncIterator[bytes]:
+        """Each message is a serialized WatchResponse, made by joining its
+        events' shared frames (see watchcache.WireEvent); `serve` registers
+        this method with no response serializer."""
         try:
             k = self.registry.kind(request.resource)
             flt = parse_selectors(k, request.namespace, request.label_selector, request.field_selector)
@@ -169,8 +187,8 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
             cache = await self.caches.get(k)
             stream = cache.stream(flt, rv, request.allow_bookmarks)
             try:
-                async for ev in stream:
-                    yield ev
+                async for evs in stream:
+                    yield b"".join([e.frame for e in evs])
             finally:
                 await stream.aclose()
         except ApiError as e:
@@ -195,17 +213,30 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
             self.registry.create_events(list(request.create)),
             asyncio.gather(*(self.registry.update(ev) for ev in request.update), return_exceptions=True),
         )
-        for results, out in ((created, resp.create), (updated, resp.update)):
-            for r in results:
-                item = out.add()
-                if isinstance(r, ApiError):
-                    item.error = r.wire()
-                elif isinstance(r, StoreError):
-                    item.error = _store_error(r).wire()
-                elif isinstance(r, BaseException):
-                    raise r
-                else:
-                    item.event.CopyFrom(r)  # type: ignore[arg-type]
+        _results(created, resp.create, lambda item, r: item.event.CopyFrom(r))
+        _results(updated, resp.update, lambda item, r: item.event.CopyFrom(r))
+        return resp
+
+    @_rpc
+    async def CreateBatch(self, request: api_pb2.CreateBatchRequest, context: Any) -> api_pb2.BatchResponse:
+        msgs: list[Message | ApiError] = []
+        for body in request.items:
+            try:
+                msgs.append(body_message(body))
+            except ApiError as e:
+                msgs.append(e)
+        good = [m for m in msgs if not isinstance(m, ApiError)]
+        created = iter(await self.registry.create_many(good, request.default_namespace) if good else [])
+        resp = api_pb2.BatchResponse()
+        _results([m if isinstance(m, ApiError) else next(created) for m in msgs], resp.results,
+                 lambda item, r: item.object.CopyFrom(meta.wrap(r)))
+        return resp
+
+    @_rpc
+    async def Bind(self, request: api_pb2.BindRequest, context: Any) -> api_pb2.BatchResponse:
+        resp = api_pb2.BatchResponse()
+        _results(await self.registry.bind(request.items), resp.results,
+                 lambda item, r: item.object.CopyFrom(meta.wrap(r)))
         return resp
 
     @_rpc
@@ -401,13 +432,34 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         raise conflict("leases.coordination.k8s.io", node)
 
 
+class _Handlers:
+    """Takes the method handlers a generated add_*_to_server registers."""
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.service, self.handlers = service, handlers
+
+
+def _add_resource_service(servicer: ResourceServicer, server: grpc.aio.Server) -> None:
+    """The generated registration, except that Watch sends the bytes its
+    handler made (ResourceServicer.Watch) as they are."""
+    got = _Handlers()
+    api_pb2_grpc.add_ResourceServiceServicer_to_server(servicer, got)  # type: ignore[arg-type]
+    got.handlers["Watch"] = grpc.unary_stream_rpc_method_handler(
+        servicer.Watch, request_deserializer=api_pb2.WatchRequest.FromString, response_serializer=None)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(got.service, got.handlers),))
+    server.add_registered_method_handlers(got.service, got.handlers)
+
+
 async def serve(
     config: ControlPlaneConfig, registry: Registry, caches: WatchCaches, etcd_version: str = ""
 ) -> tuple[grpc.aio.Server, ResourceServicer, health.aio.HealthServicer, int]:
     """Build and start the gRPC server; returns (server, servicer, health, port)."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     resources = ResourceServicer(registry, caches, etcd_version)
-    api_pb2_grpc.add_ResourceServiceServicer_to_server(resources, server)
+    _add_resource_service(resources, server)
     api_pb2_grpc.add_NodeServiceServicer_to_server(NodeServicer(registry, config), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

@@ -9,11 +9,18 @@ filtered client watches.
                                        └──▶ Watcher ...
 
 Ordering and delivery: the cache applies store events in revision order and
-pushes each to every matching watcher synchronously (no await), so every
+pushes them to every matching watcher synchronously (no await), so every
 watcher sees a gap-free, duplicate-free, ordered stream. A watcher that
 starts at revision R is first given the buffered events after R (or, with no
 R, an ADDED event for each current object), registered in the same step, so
 nothing falls between the replay and the live events.
+
+Whole revisions: one store revision may hold many objects (a batch create
+or bind writes them in one transaction). A watcher is given a revision's
+events together, as one group, once the store marks the revision's last
+event; a group is never split across stream messages. A client resumes
+from the resourceVersion of the last event it received, so it must never
+have received only part of a revision: it would miss the rest.
 
 Filtering follows Kubernetes: an update that makes an object match a
 watcher's selectors is delivered as ADDED, one that makes it stop matching
@@ -60,6 +67,42 @@ from pkapi.v1 import api_pb2
 
 log = logging.getLogger(__name__)
 
+# A stream message holds whole revisions, up to this many events (more only
+# when one revision alone is larger).
+MAX_EVENTS_PER_MESSAGE = 500
+# Events per message of a watch's initial ADDED events (no revision ties them).
+INITIAL_CHUNK = 100
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+class WireEvent:
+    """One watch event as every watcher gets it: the WatchEvent and, made
+    on first use and shared, its encoding as one item of WatchResponse's
+    repeated field 1 (tag, length, bytes). A stream message is the
+    concatenation of its events' frames, so an event is serialized once
+    however many watchers it goes to."""
+
+    __slots__ = ("event", "_frame")
+
+    def __init__(self, event: api_pb2.WatchEvent) -> None:
+        self.event = event
+        self._frame: bytes | None = None
+
+    @property
+    def frame(self) -> bytes:
+        if self._frame is None:
+            body = self.event.SerializeToString()
+            self._frame = b"\x0a" + _varint(len(body)) + body
+        return self._frame
+
 
 @dataclass
 class Entry:
@@ -69,7 +112,7 @@ class Entry:
     namespace: str
     labels: Mapping[str, str]
     fields: dict[str, str]
-    _wire: dict[str, api_pb2.WatchEvent] = field(default_factory=dict)
+    _wire: dict[str, WireEvent] = field(default_factory=dict)
 
     def at(self, revision: int) -> Entry:
         """This object as of a later revision (its deletion's): a copy whose
@@ -79,11 +122,11 @@ class Entry:
         msg.metadata.resource_version = str(revision)  # type: ignore[attr-defined]
         return Entry(msg, self.namespace, self.labels, self.fields)
 
-    def event(self, type_: str) -> api_pb2.WatchEvent:
-        # One WatchEvent per (object, type), shared by every watcher.
+    def event(self, type_: str) -> WireEvent:
+        # One event per (object, type), shared by every watcher.
         ev = self._wire.get(type_)
         if ev is None:
-            ev = api_pb2.WatchEvent(type=type_, object=meta.wrap(self.msg))
+            ev = WireEvent(api_pb2.WatchEvent(type=type_, object=meta.wrap(self.msg)))
             self._wire[type_] = ev
         return ev
 
@@ -114,7 +157,7 @@ class Filter:
             return False
         return self.labels.matches(e.labels) and self.fields.matches(e.fields)
 
-    def translate(self, ch: Change) -> api_pb2.WatchEvent | None:
+    def translate(self, ch: Change) -> WireEvent | None:
         old_m, new_m = self.matches(ch.old), self.matches(ch.new)
         if ch.new is None:
             return ch.old.event("DELETED") if old_m and ch.old is not None else None
@@ -129,25 +172,29 @@ _CLOSED = object()
 
 
 class Watcher:
-    """One client's watch: a bounded queue the cache pushes into."""
+    """One client's watch: a bounded queue of event groups (each a whole
+    revision, or a chunk of initial events) the cache pushes into."""
 
     def __init__(self, flt: Filter, min_revision: int, bookmarks: bool, limit: int) -> None:
         self.filter = flt
         self.min_revision = min_revision
         self.bookmarks = bookmarks
         self.limit = limit
-        self._items: collections.deque[Any] = collections.deque()
+        self._groups: collections.deque[Any] = collections.deque()
+        self._count = 0  # events queued
         self._ready = asyncio.Event()
         self.error: ApiError | None = None
         self.closed = False
 
-    def push(self, ev: api_pb2.WatchEvent, force: bool = False) -> None:
-        if self.closed:
+    def push(self, events: list[WireEvent], force: bool = False) -> None:
+        """Queue one group (this watcher's own list: next() may extend it)."""
+        if self.closed or not events:
             return
-        if not force and len(self._items) >= self.limit:
+        if not force and self._count + len(events) > self.limit:
             self.cut_off(expired("watcher too slow: the event queue is full; watch again"))
             return
-        self._items.append(ev)
+        self._groups.append(events)
+        self._count += len(events)
         self._ready.set()
 
     def cut_off(self, err: ApiError) -> None:
@@ -155,23 +202,32 @@ class Watcher:
             return
         self.closed = True
         self.error = err
-        self._items.clear()
-        self._items.append(_CLOSED)
+        self._groups.clear()
+        self._count = 0
+        self._groups.append(_CLOSED)
         self._ready.set()
 
-    async def next(self) -> api_pb2.WatchEvent:
-        while not self._items:
+    async def next(self) -> list[WireEvent]:
+        """The next message's events: every queued group that fits in
+        MAX_EVENTS_PER_MESSAGE, at least one."""
+        while not self._groups:
             self._ready.clear()
             await self._ready.wait()
-        item = self._items.popleft()
-        if item is _CLOSED:
+        first = self._groups.popleft()
+        if first is _CLOSED:
             assert self.error is not None
             raise self.error
-        ev: api_pb2.WatchEvent = item
-        return ev
+        out: list[WireEvent] = first
+        self._count -= len(out)
+        groups = self._groups
+        while groups and groups[0] is not _CLOSED and len(out) + len(groups[0]) <= MAX_EVENTS_PER_MESSAGE:
+            g = groups.popleft()
+            out.extend(g)
+            self._count -= len(g)
+        return out
 
     def pending(self) -> int:
-        return len(self._items)
+        return self._count
 
 
 class WatchCache:
@@ -202,6 +258,9 @@ class WatchCache:
         self._indexed: dict[tuple[str, str], set[Watcher]] = {}
         self._index_fields: collections.Counter[str] = collections.Counter()
         self._unindexed: set[Watcher] = set()
+        # The events of the revision being applied, per watcher, until the
+        # store marks its last event (see module docstring).
+        self._pending: dict[Watcher, list[WireEvent]] = {}
         self.ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -233,6 +292,8 @@ class WatchCache:
                     # No prev_kv: the cache holds every old value itself.
                     async for ev in self.store.watch(self.prefix, self.revision + 1, prev_kv=False):
                         self._apply(ev.type, ev.key, ev.value, ev.mod_revision)
+                        if ev.last_in_revision:
+                            self._flush()
                         backoff = 0.1
                 except asyncio.CancelledError:
                     raise
@@ -243,6 +304,7 @@ class WatchCache:
                     await asyncio.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
                 # Events may be lost: every watcher must relist.
+                self._pending.clear()
                 for w in list(self.watchers):
                     w.cut_off(expired("the watch cache was reset; relist"))
                     self._remove(w)
@@ -272,12 +334,25 @@ class WatchCache:
             self.horizon = self.history[0].revision
         self.history.append(ch)
         self.revision = revision
+        pending = self._pending
         for w in self._candidates(old, new):
             if revision <= w.min_revision:
                 continue
             ev = w.filter.translate(ch)
             if ev is not None:
-                w.push(ev)
+                evs = pending.get(w)
+                if evs is None:
+                    pending[w] = [ev]
+                else:
+                    evs.append(ev)
+
+    def _flush(self) -> None:
+        """Give each watcher the applied revision's events, as one group."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        for w, evs in pending.items():
+            w.push(evs)
             if w.closed:
                 self._remove(w)
 
@@ -329,14 +404,16 @@ class WatchCache:
     async def _bookmarks(self) -> None:
         while True:
             await asyncio.sleep(self.bookmark_interval)
+            # A bookmark never passes events not yet given to the watcher.
+            self._flush()
             for w in list(self.watchers):
                 if w.bookmarks and w.pending() == 0:
-                    w.push(self.bookmark(max(self.revision, w.min_revision)))
+                    w.push([self.bookmark(max(self.revision, w.min_revision))])
 
-    def bookmark(self, revision: int) -> api_pb2.WatchEvent:
+    def bookmark(self, revision: int) -> WireEvent:
         msg = self.kind.message()
         msg.metadata.resource_version = str(revision)  # type: ignore[attr-defined]
-        return api_pb2.WatchEvent(type="BOOKMARK", object=meta.wrap(msg))
+        return WireEvent(api_pb2.WatchEvent(type="BOOKMARK", object=meta.wrap(msg)))
 
     def can_serve(self, revision: int | None) -> bool:
         return revision is None or revision >= self.horizon
@@ -346,16 +423,27 @@ class WatchCache:
         snapshot and the registration (see module docstring)."""
         if revision is None:
             w = Watcher(flt, self.revision, bookmarks, self.queue_limit)
+            chunk: list[WireEvent] = []
             for e in self.objects.values():
                 if flt.matches(e):
-                    w.push(e.event("ADDED"), force=True)
+                    chunk.append(e.event("ADDED"))
+                    if len(chunk) >= INITIAL_CHUNK:
+                        w.push(chunk, force=True)
+                        chunk = []
+            w.push(chunk, force=True)
         else:
             w = Watcher(flt, revision, bookmarks, self.queue_limit)
+            group: list[WireEvent] = []
+            group_rev = 0
             for ch in self.history:
                 if ch.revision > revision:
                     ev = flt.translate(ch)
                     if ev is not None:
-                        w.push(ev, force=True)
+                        if ch.revision != group_rev:
+                            w.push(group, force=True)
+                            group, group_rev = [], ch.revision
+                        group.append(ev)
+            w.push(group, force=True)
         w.limit = w.pending() + self.queue_limit
         self._add(w)
         return w
@@ -364,10 +452,12 @@ class WatchCache:
         self._remove(w)
         w.closed = True
 
-    async def direct(self, flt: Filter, revision: int) -> AsyncGenerator[tuple[api_pb2.WatchEvent | None, int], None]:
+    async def direct(self, flt: Filter, revision: int) -> AsyncGenerator[tuple[list[WireEvent], int], None]:
         """A watch older than the cache's history: its own store watch.
-        Yields (event for this filter or None, revision) for every store
-        event, so the caller knows how far the stream has come."""
+        Yields (this filter's events of one whole revision, maybe none,
+        revision) for every store revision, so the caller knows how far
+        the stream has come."""
+        group: list[WireEvent] = []
         try:
             async for ev in self.store.watch(self.prefix, revision + 1):
                 old = make_entry(self.kind, ev.prev_value, ev.mod_revision) if ev.prev_value else None
@@ -375,7 +465,12 @@ class WatchCache:
                     ch = Change(ev.mod_revision, old, make_entry(self.kind, ev.value, ev.mod_revision))
                 else:
                     ch = Change(ev.mod_revision, make_entry(self.kind, ev.value, ev.mod_revision), None)
-                yield flt.translate(ch), ev.mod_revision
+                out = flt.translate(ch)
+                if out is not None:
+                    group.append(out)
+                if ev.last_in_revision:
+                    yield group, ev.mod_revision
+                    group = []
         except CompactedError:
             raise expired(
                 f"too old resource version: {revision} ({await self.store.current_revision()})"
@@ -383,8 +478,8 @@ class WatchCache:
 
     async def stream(
         self, flt: Filter, revision: int | None, bookmarks: bool
-    ) -> AsyncGenerator[api_pb2.WatchEvent, None]:
-        """One client's watch, from `revision` (None: current state first).
+    ) -> AsyncGenerator[list[WireEvent], None]:
+        """One client's watch, as the events of each stream message, from `revision` (None: current state first).
 
         Within the history it is served by the cache. Older, it starts on
         its own store watch and moves onto the cache as soon as that stream
@@ -395,9 +490,9 @@ class WatchCache:
             assert revision is not None
             gen = self.direct(flt, revision)
             try:
-                async for ev, rev in gen:
-                    if ev is not None:
-                        yield ev
+                async for evs, rev in gen:
+                    if evs:
+                        yield evs
                     revision = rev
                     if self.can_serve(rev):
                         break
@@ -428,18 +523,24 @@ class UncachedWatch(WatchCache):
 
     async def stream(
         self, flt: Filter, revision: int | None, bookmarks: bool
-    ) -> AsyncGenerator[api_pb2.WatchEvent, None]:
+    ) -> AsyncGenerator[list[WireEvent], None]:
         if revision is None:
             kvs, revision = await self.store.list(self.prefix)
+            chunk: list[WireEvent] = []
             for kv in kvs:
                 e = make_entry(self.kind, kv.value, kv.mod_revision)
                 if flt.matches(e):
-                    yield e.event("ADDED")
+                    chunk.append(e.event("ADDED"))
+                    if len(chunk) >= INITIAL_CHUNK:
+                        yield chunk
+                        chunk = []
+            if chunk:
+                yield chunk
         gen = self.direct(flt, revision)
         try:
-            async for ev, _ in gen:
-                if ev is not None:
-                    yield ev
+            async for evs, _ in gen:
+                if evs:
+                    yield evs
         finally:
             await gen.aclose()
 

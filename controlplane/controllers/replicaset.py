@@ -263,8 +263,7 @@ class ReplicaSetController(Controller):
             self.expectations.expect_creations(key, n)
             created = 0
             for batch in rollout.slow_start_batches(n):
-                results = await asyncio.gather(*(self._create_pod(rs) for _ in range(batch)),
-                                               return_exceptions=True)
+                results = await self._create_pods(rs, batch)
                 ok = sum(1 for r in results if not isinstance(r, BaseException))
                 created += ok
                 if ok < batch:
@@ -281,10 +280,17 @@ class ReplicaSetController(Controller):
                 if isinstance(r, BaseException):
                     raise r
 
-    async def _create_pod(self, rs: Any) -> Any:
-        out = await self.client.create(pod_from_template(rs))
-        self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {out.metadata.name}")
-        return out
+    async def _create_pods(self, rs: Any, n: int) -> list[Any]:
+        """One batch: n pods in one CreateBatch call (one store write);
+        per pod the created pod or the exception."""
+        try:
+            results: list[Any] = await self.client.create_batch([pod_from_template(rs) for _ in range(n)])
+        except Exception as err:  # noqa: BLE001 - the whole call failed: every item did
+            return [err] * n
+        for out in results:
+            if not isinstance(out, BaseException):
+                self.recorder.event(rs, "Normal", "SuccessfulCreate", f"Created pod: {out.metadata.name}")
+        return results
 
     async def _delete_pod(self, rs: Any, key: str, pod: Any) -> None:
         try:

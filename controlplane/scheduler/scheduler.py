@@ -5,10 +5,12 @@
 
 One decision at a time (as kube-scheduler), so each decision sees every
 earlier one: a chosen node is charged for the pod at once ("assumed")
-before the bind write returns. Binds run concurrently in the background;
-a failed bind (Conflict: the pod changed, NotFound: it is gone) forgets the
-assumption and requeues the pod. The decision itself is the pure
-pkapi.scheduling.schedule() over the snapshot.
+before the bind write returns. Binds run in the background, batched: the
+decisions made while earlier Bind calls are in flight go together in the
+next one (one RPC and one store write for many pods). A failed bind
+(Conflict: the pod was replaced, is being deleted or already bound;
+NotFound: it is gone) forgets the assumption and requeues the pod. The
+decision itself is the pure pkapi.scheduling.schedule() over the snapshot.
 
 Unschedulable pods get PodScheduled=False/Unschedulable with
 kube-scheduler's message and a FailedScheduling event, and wait in an
@@ -36,7 +38,11 @@ log = logging.getLogger(__name__)
 
 SCHEDULER_NAME = "default-scheduler"
 FLUSH_INTERVAL = 30.0
-MAX_INFLIGHT_BINDS = 64
+# Pods decided but not yet bound, at most (the loop waits beyond this).
+MAX_INFLIGHT_BINDS = 256
+# Bind calls in flight, and pods per call.
+MAX_BIND_CALLS = 4
+MAX_BIND_BATCH = 100
 
 
 def _responsible(pod: Any) -> bool:
@@ -74,6 +80,8 @@ class Scheduler:
         self.bound = 0
         self._binds: set[asyncio.Task[None]] = set()
         self._bind_slots = asyncio.Semaphore(MAX_INFLIGHT_BINDS)
+        self._to_bind: list[tuple[Any, str, str]] = []  # (pod, key, node) decided, not yet sent
+        self._bind_calls = 0
         pods.add_handler(on_add=self._pod_added, on_update=self._pod_updated, on_delete=self._pod_deleted)
         nodes.add_handler(on_add=self._node_changed, on_update=lambda o, n: self._node_changed(n),
                           on_delete=self._node_deleted)
@@ -205,33 +213,45 @@ class Scheduler:
         self.assumed.add(key)
         self._charge(key, d.node, info)
         await self._bind_slots.acquire()
-        task = asyncio.get_running_loop().create_task(self._bind(pod, key, d.node))
-        self._binds.add(task)
-        task.add_done_callback(self._binds.discard)
+        self._to_bind.append((pod, key, d.node))
+        if self._bind_calls < MAX_BIND_CALLS:
+            self._bind_calls += 1
+            task = asyncio.get_running_loop().create_task(self._binder())
+            self._binds.add(task)
+            task.add_done_callback(self._binds.discard)
 
-    async def _bind(self, pod: Any, key: str, node: str) -> None:
+    async def _binder(self) -> None:
+        """Send the decisions queued when this task runs, and those queued
+        meanwhile, MAX_BIND_BATCH per Bind call, until none are left."""
         try:
-            new = core_pb2.Pod()
-            new.CopyFrom(pod)
-            new.spec.node_name = node
-            try:
-                out = await self.client.update(new)  # CAS on the pod's resourceVersion
-            except Exception as err:
+            while self._to_bind:
+                batch = self._to_bind[:MAX_BIND_BATCH]
+                del self._to_bind[:MAX_BIND_BATCH]
+                await self._bind(batch)
+        finally:
+            self._bind_calls -= 1
+
+    async def _bind(self, batch: list[tuple[Any, str, str]]) -> None:
+        try:
+            results: list[Any] = await self.client.bind([(pod, node) for pod, _, node in batch])
+        except Exception as err:  # noqa: BLE001 - the API is unreachable: every item failed
+            results = [err] * len(batch)
+        for (_, key, node), out in zip(batch, results, strict=True):
+            self._bind_slots.release()
+            if isinstance(out, BaseException):
                 # The pod changed or vanished, or the API is unreachable:
                 # undo the assumption and decide again from fresh state.
                 if key in self.assumed:
                     self.assumed.discard(key)
                     self._uncharge(key)
-                if not (isinstance(err, ApiError) and err.reason == "NotFound"):
-                    log.info("binding %s to %s: %s; retrying", key, node, err)
+                if not (isinstance(out, ApiError) and out.reason == "NotFound"):
+                    log.info("binding %s to %s: %s; retrying", key, node, out)
                     self.queue.add_rate_limited(key)
-                return
+                continue
             self.bound += 1
             # PodScheduled=True is written by the node's agent with the pod's
             # first status (agent/pods/status.py): one write less per pod.
             self.recorder.event(out, "Normal", "Scheduled", f"Successfully assigned {key} to {node}")
-        finally:
-            self._bind_slots.release()
 
     async def _set_scheduled_condition(self, key: str, status: str, reason: str, message: str,
                                        cur: Any = None) -> None:

@@ -74,6 +74,10 @@ class Event:
     mod_revision: int
     # The value before this change (None on create).
     prev_value: bytes | None = None
+    # The last event of its revision: a revision written by one transaction
+    # may hold many keys, and a watcher that must deliver a revision whole
+    # (the API server's watch cache) waits for this mark.
+    last_in_revision: bool = True
 
 
 def check_update_many(items: Sequence[tuple[str, bytes, int]]) -> None:

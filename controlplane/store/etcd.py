@@ -144,12 +144,14 @@ def _kv(kv: Any) -> KV:
     return KV(kv.key.decode(), bytes(kv.value), kv.mod_revision, kv.create_revision, kv.lease)
 
 
-def _event(ev: Any) -> Event:
+def _event(ev: Any, last: bool) -> Event:
     prev = bytes(ev.prev_kv.value) if ev.HasField("prev_kv") else None
     if ev.type == rpc.Event.DELETE:
         # A delete's kv has no value; the event carries the value it removed.
-        return Event("DELETE", ev.kv.key.decode(), prev or b"", ev.kv.mod_revision, prev_value=prev)
-    return Event("PUT", ev.kv.key.decode(), bytes(ev.kv.value), ev.kv.mod_revision, prev_value=prev)
+        return Event("DELETE", ev.kv.key.decode(), prev or b"", ev.kv.mod_revision, prev_value=prev,
+                     last_in_revision=last)
+    return Event("PUT", ev.kv.key.decode(), bytes(ev.kv.value), ev.kv.mod_revision, prev_value=prev,
+                 last_in_revision=last)
 
 
 class EtcdStore:
@@ -456,11 +458,12 @@ class EtcdStore:
                         raise StoreError(f"etcd canceled the watch on {prefix}: {resp.cancel_reason}")
                     if resp.events:
                         batch_start = next_rev
-                        for ev in resp.events:
+                        evs = resp.events
+                        for i, ev in enumerate(evs):
                             # A re-created watch starts at next_rev, so this
                             # only guards against a server replaying.
                             if ev.kv.mod_revision >= batch_start:
-                                yield _event(ev)
+                                yield _event(ev, i + 1 == len(evs) or evs[i + 1].kv.mod_revision != ev.kv.mod_revision)
                         # All events of one revision come in one response, so
                         # resuming after the last one splits no revision.
                         next_rev = max(next_rev, resp.events[-1].kv.mod_revision + 1)

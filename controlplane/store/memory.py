@@ -222,10 +222,13 @@ class MemoryStore:
                 batch = [e for e in self._history[start:] if e.key.startswith(prefix)]
                 # Everything up to the current revision is now seen, matching or not.
                 next_rev = self._revision + 1
-                for event in batch:
-                    if not prev_kv:
-                        event = dataclasses.replace(event, prev_value=None,
-                                                    value=b"" if event.type == "DELETE" else event.value)
+                for i, event in enumerate(batch):
+                    last = i + 1 == len(batch) or batch[i + 1].mod_revision != event.mod_revision
+                    if not prev_kv or event.last_in_revision != last:
+                        event = dataclasses.replace(
+                            event, last_in_revision=last,
+                            prev_value=event.prev_value if prev_kv else None,
+                            value=b"" if event.type == "DELETE" and not prev_kv else event.value)
                     yield event
                 if not batch:
                     await wakeup.wait()

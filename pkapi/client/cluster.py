@@ -54,6 +54,11 @@ def convert_rpc_error(err: grpc.aio.AioRpcError, address: str) -> Exception:
     return ApiError.from_wire(err.code(), details)
 
 
+def _batch_results(resp: api_pb2.BatchResponse) -> list[Message | ApiError]:
+    return [ApiError.from_wire(grpc.StatusCode.UNKNOWN, r.error) if r.error else meta.unwrap(r.object)
+            for r in resp.results]
+
+
 class ClusterClient:
     def __init__(self, address: str, timeout: float | None = 30.0) -> None:
         self.address = address
@@ -118,8 +123,11 @@ class ClusterClient:
             )
         )
         try:
-            async for ev in call:
-                yield ev.type, meta.unwrap(ev.object)
+            # A message holds whole revisions (see api.proto's WatchResponse):
+            # a failure comes between messages, never inside a revision.
+            async for resp in call:
+                for ev in resp.events:
+                    yield ev.type, meta.unwrap(ev.object)
         except grpc.aio.AioRpcError as err:
             raise convert_rpc_error(err, self.address) from None
         finally:
@@ -175,6 +183,24 @@ class ClusterClient:
             return [ApiError.from_wire(grpc.StatusCode.UNKNOWN, r.error) if r.error else r.event for r in items]
 
         return results(resp.create), results(resp.update)
+
+    async def create_batch(
+        self, objs: Sequence[Message], default_namespace: str = ""
+    ) -> builtins.list[Message | ApiError]:
+        """Create several objects in one RPC (api.proto's CreateBatch): per
+        item, in order, the stored object or the ApiError that refused it."""
+        resp = await self._call(self.resources.CreateBatch, api_pb2.CreateBatchRequest(
+            items=[self._body(o) for o in objs], default_namespace=default_namespace))
+        return _batch_results(resp)
+
+    async def bind(self, bindings: Sequence[tuple[Message, str]]) -> builtins.list[Message | ApiError]:
+        """Bind pods to nodes in one RPC (api.proto's Bind): (pod, node)
+        pairs; per item, in order, the bound pod or the ApiError."""
+        req = api_pb2.BindRequest(items=[
+            api_pb2.Binding(namespace=p.metadata.namespace, name=p.metadata.name,  # type: ignore[attr-defined]
+                            uid=p.metadata.uid, node=node)  # type: ignore[attr-defined]
+            for p, node in bindings])
+        return _batch_results(await self._call(self.resources.Bind, req))
 
     async def delete(
         self,

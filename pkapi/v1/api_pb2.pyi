@@ -132,6 +132,12 @@ class WatchEvent(_message.Message):
     object: Object
     def __init__(self, type: _Optional[str] = ..., object: _Optional[_Union[Object, _Mapping]] = ...) -> None: ...
 
+class WatchResponse(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[WatchEvent]
+    def __init__(self, events: _Optional[_Iterable[_Union[WatchEvent, _Mapping]]] = ...) -> None: ...
+
 class Preconditions(_message.Message):
     __slots__ = ("uid", "resource_version")
     UID_FIELD_NUMBER: _ClassVar[int]
@@ -243,6 +249,46 @@ class RecordEventsResponse(_message.Message):
     create: _containers.RepeatedCompositeFieldContainer[EventResult]
     update: _containers.RepeatedCompositeFieldContainer[EventResult]
     def __init__(self, create: _Optional[_Iterable[_Union[EventResult, _Mapping]]] = ..., update: _Optional[_Iterable[_Union[EventResult, _Mapping]]] = ...) -> None: ...
+
+class CreateBatchRequest(_message.Message):
+    __slots__ = ("items", "default_namespace")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Body]
+    default_namespace: str
+    def __init__(self, items: _Optional[_Iterable[_Union[Body, _Mapping]]] = ..., default_namespace: _Optional[str] = ...) -> None: ...
+
+class ObjectResult(_message.Message):
+    __slots__ = ("object", "error")
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    object: Object
+    error: str
+    def __init__(self, object: _Optional[_Union[Object, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class BatchResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[ObjectResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[ObjectResult, _Mapping]]] = ...) -> None: ...
+
+class Binding(_message.Message):
+    __slots__ = ("namespace", "name", "uid", "node")
+    NAMESPACE_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    namespace: str
+    name: str
+    uid: str
+    node: str
+    def __init__(self, namespace: _Optional[str] = ..., name: _Optional[str] = ..., uid: _Optional[str] = ..., node: _Optional[str] = ...) -> None: ...
+
+class BindRequest(_message.Message):
+    __slots__ = ("items",)
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[Binding]
+    def __init__(self, items: _Optional[_Iterable[_Union[Binding, _Mapping]]] = ...) -> None: ...
 
 class VersionRequest(_message.Message):
     __slots__ = ()

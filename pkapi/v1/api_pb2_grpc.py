@@ -58,7 +58,7 @@ class ResourceServiceStub:
         self.Watch = channel.unary_stream(
                 '/pkapi.v1.ResourceService/Watch',
                 request_serializer=pkapi_dot_v1_dot_api__pb2.WatchRequest.SerializeToString,
-                response_deserializer=pkapi_dot_v1_dot_api__pb2.WatchEvent.FromString,
+                response_deserializer=pkapi_dot_v1_dot_api__pb2.WatchResponse.FromString,
                 _registered_method=True)
         self.Update = channel.unary_unary(
                 '/pkapi.v1.ResourceService/Update',
@@ -94,6 +94,16 @@ class ResourceServiceStub:
                 '/pkapi.v1.ResourceService/RecordEvents',
                 request_serializer=pkapi_dot_v1_dot_api__pb2.RecordEventsRequest.SerializeToString,
                 response_deserializer=pkapi_dot_v1_dot_api__pb2.RecordEventsResponse.FromString,
+                _registered_method=True)
+        self.CreateBatch = channel.unary_unary(
+                '/pkapi.v1.ResourceService/CreateBatch',
+                request_serializer=pkapi_dot_v1_dot_api__pb2.CreateBatchRequest.SerializeToString,
+                response_deserializer=pkapi_dot_v1_dot_api__pb2.BatchResponse.FromString,
+                _registered_method=True)
+        self.Bind = channel.unary_unary(
+                '/pkapi.v1.ResourceService/Bind',
+                request_serializer=pkapi_dot_v1_dot_api__pb2.BindRequest.SerializeToString,
+                response_deserializer=pkapi_dot_v1_dot_api__pb2.BatchResponse.FromString,
                 _registered_method=True)
 
 
@@ -172,6 +182,18 @@ class ResourceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateBatch(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Bind(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ResourceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -198,7 +220,7 @@ def add_ResourceServiceServicer_to_server(servicer, server):
             'Watch': grpc.unary_stream_rpc_method_handler(
                     servicer.Watch,
                     request_deserializer=pkapi_dot_v1_dot_api__pb2.WatchRequest.FromString,
-                    response_serializer=pkapi_dot_v1_dot_api__pb2.WatchEvent.SerializeToString,
+                    response_serializer=pkapi_dot_v1_dot_api__pb2.WatchResponse.SerializeToString,
             ),
             'Update': grpc.unary_unary_rpc_method_handler(
                     servicer.Update,
@@ -234,6 +256,16 @@ def add_ResourceServiceServicer_to_server(servicer, server):
                     servicer.RecordEvents,
                     request_deserializer=pkapi_dot_v1_dot_api__pb2.RecordEventsRequest.FromString,
                     response_serializer=pkapi_dot_v1_dot_api__pb2.RecordEventsResponse.SerializeToString,
+            ),
+            'CreateBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateBatch,
+                    request_deserializer=pkapi_dot_v1_dot_api__pb2.CreateBatchRequest.FromString,
+                    response_serializer=pkapi_dot_v1_dot_api__pb2.BatchResponse.SerializeToString,
+            ),
+            'Bind': grpc.unary_unary_rpc_method_handler(
+                    servicer.Bind,
+                    request_deserializer=pkapi_dot_v1_dot_api__pb2.BindRequest.FromString,
+                    response_serializer=pkapi_dot_v1_dot_api__pb2.BatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -370,7 +402,7 @@ class ResourceService:
             target,
             '/pkapi.v1.ResourceService/Watch',
             pkapi_dot_v1_dot_api__pb2.WatchRequest.SerializeToString,
-            pkapi_dot_v1_dot_api__pb2.WatchEvent.FromString,
+            pkapi_dot_v1_dot_api__pb2.WatchResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -560,6 +592,60 @@ class ResourceService:
             '/pkapi.v1.ResourceService/RecordEvents',
             pkapi_dot_v1_dot_api__pb2.RecordEventsRequest.SerializeToString,
             pkapi_dot_v1_dot_api__pb2.RecordEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkapi.v1.ResourceService/CreateBatch',
+            pkapi_dot_v1_dot_api__pb2.CreateBatchRequest.SerializeToString,
+            pkapi_dot_v1_dot_api__pb2.BatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Bind(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pkapi.v1.ResourceService/Bind',
+            pkapi_dot_v1_dot_api__pb2.BindRequest.SerializeToString,
+            pkapi_dot_v1_dot_api__pb2.BatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -646,3 +646,89 @@ async def test_event_recorder_batches_through_the_server(client):
     assert [(e.reason, e.count, e.source.host) for e in items] == [("Pulled", 2, "n1")]
     items, _ = await client.list("events", "default")
     assert len([e for e in items if e.involved_object.name.startswith("rec-")]) == 150
+
+
+async def test_create_batch_each_item_on_its_own_one_revision(client):
+    """CreateBatch (a ReplicaSet's slow-start batch): each item as Create
+    would, on its own; the items written share one revision; generated
+    names are drawn by the server; a bad item or body fails alone."""
+    await client.create(pod("taken"))
+    gen = pod("")
+    gen.metadata.generate_name = "web-"
+    bad = pod("bad")
+    bad.spec.containers[0].image = ""
+    out = await client.create_batch([pod("a"), gen, gen, bad, pod("taken"), pod("x", ns="nosuch"), pod("b"),
+                                     pod("a")])
+    a, g1, g2, bad_r, taken, nons, b, a_again = out
+    assert all(isinstance(x, core_pb2.Pod) for x in (a, g1, g2, b))
+    assert a.metadata.resource_version == g1.metadata.resource_version == b.metadata.resource_version
+    assert g1.metadata.name.startswith("web-") and g1.metadata.name != g2.metadata.name
+    assert a.status.phase == "Pending" and a.metadata.uid and a.metadata.uid != b.metadata.uid
+    assert isinstance(bad_r, ApiError) and bad_r.reason == "Invalid" and "image" in bad_r.message
+    assert isinstance(taken, ApiError) and taken.reason == "AlreadyExists"
+    assert isinstance(nons, ApiError) and nons.reason == "NotFound" and "nosuch" in nons.message
+    # The same name twice in one batch: the second is created after the batch, and exists.
+    assert isinstance(a_again, ApiError) and a_again.reason == "AlreadyExists"
+    items, _ = await client.list("pods", "default")
+    assert sorted(p.metadata.name for p in items) == sorted(["a", "b", "taken", g1.metadata.name, g2.metadata.name])
+    assert await client.create_batch([]) == []
+
+
+async def test_bind_sets_node_name_once_each_item_on_its_own(client):
+    """Bind (the scheduler's): spec.nodeName of unbound pods; a pod already
+    bound, being deleted, gone or replaced (other uid) fails alone."""
+    pods = [await client.create(pod(f"p{i}")) for i in range(4)]
+    bound = await client.create(pod("bound", node="n9"))
+    deleting = pod("deleting")
+    deleting.metadata.finalizers.append("example.com/hold")
+    deleting = await client.create(deleting)
+    await client.delete("pods", "default", "deleting")
+    stale = core_pb2.Pod()
+    stale.CopyFrom(pods[3])
+    stale.metadata.uid = "another-uid"
+    missing = pod("missing")
+    out = await client.bind([(pods[0], "n1"), (pods[1], "n2"), (pods[2], "n1"), (bound, "n1"), (deleting, "n1"),
+                             (missing, "n1"), (stale, "n1"), (pods[3], "bad_node!")])
+    p0, p1, p2, again, del_r, miss, other, bad_node = out
+    assert [x.spec.node_name for x in (p0, p1, p2)] == ["n1", "n2", "n1"]
+    assert p0.metadata.resource_version == p1.metadata.resource_version == p2.metadata.resource_version
+    assert isinstance(again, ApiError) and again.reason == "Conflict" and 'already assigned to node "n9"' in again.message
+    assert isinstance(del_r, ApiError) and del_r.reason == "Conflict" and "being deleted" in del_r.message
+    assert isinstance(miss, ApiError) and miss.reason == "NotFound"
+    assert isinstance(other, ApiError) and other.reason == "Conflict" and "UID in precondition" in other.message
+    assert isinstance(bad_node, ApiError) and bad_node.reason == "Invalid"
+    got = await client.get("pods", "default", "p0")
+    assert got.spec.node_name == "n1" and got.metadata.resource_version == p0.metadata.resource_version
+    assert (await client.get("pods", "default", "p3")).spec.node_name == ""
+    # Binding again is a Conflict, not a move.
+    (moved,) = await client.bind([(pods[0], "n2")])
+    assert isinstance(moved, ApiError) and moved.reason == "Conflict"
+    assert (await client.get("pods", "default", "p0")).spec.node_name == "n1"
+
+
+async def test_watch_delivers_a_batch_write_in_one_message(client):
+    """The events of one revision arrive in one WatchResponse (api.proto):
+    a client resuming from the last event it got cannot miss part of it."""
+    from pkapi.v1 import api_pb2
+
+    _, rv = await client.list("pods", "default")
+    call = client.resources.Watch(api_pb2.WatchRequest(resource="pods", namespace="default", resource_version=rv))
+    try:
+        await client.create(pod("first"))
+        out = await client.create_batch([pod(f"w{i}") for i in range(40)])
+        msgs = []
+        async with asyncio.timeout(10):
+            seen = 0
+            while seen < 41:
+                resp = await call.read()
+                msgs.append([(e.type, meta.unwrap(e.object).metadata.name) for e in resp.events])
+                seen += len(resp.events)
+        names = [n for m in msgs for _, n in m]
+        assert names == ["first"] + [f"w{i}" for i in range(40)]
+        batch_rv = out[0].metadata.resource_version
+        # The whole batch is in the message that holds its first event.
+        i = next(k for k, m in enumerate(msgs) if any(n == "w0" for _, n in m))
+        assert {n for _, n in msgs[i]} >= {f"w{k}" for k in range(40)}, msgs
+        assert all(batch_rv == o.metadata.resource_version for o in out)
+    finally:
+        call.cancel()

@@ -3,6 +3,7 @@ and retry when a node appears."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -68,3 +69,48 @@ async def test_unschedulable_message_event_and_retry(cluster: Any) -> None:
         assert ev.message == "Successfully assigned default/big to bignode"
     finally:
         await big.stop()
+
+
+async def test_binds_are_batched_and_spread(cluster: Any) -> None:
+    """60 pods that appear at once (one CreateBatch) are bound in Bind
+    calls of many pods: several share a bind revision. The pods still
+    spread over the 3 nodes."""
+    from pkapi.client.informer import Informer
+
+    client = cluster.client
+    ns_pods = []
+    for i in range(60):
+        p = core_pb2.Pod()
+        p.metadata.name, p.metadata.namespace = f"b{i}", "default"
+        p.metadata.labels["batch"] = "yes"
+        p.spec.containers.add(name="c", image="pocketkube/hello:1")
+        ns_pods.append(p)
+    bind_rv: dict[str, str] = {}
+
+    def seen(pod: Any) -> None:
+        if pod.spec.node_name and pod.metadata.name not in bind_rv:
+            bind_rv[pod.metadata.name] = pod.metadata.resource_version
+
+    inf = Informer(client, "pods", "default", label_selector="batch=yes")
+    inf.add_handler(on_add=seen, on_update=lambda o, n: seen(n))
+    task = asyncio.create_task(inf.run())
+    try:
+        await inf.wait_synced(10)
+        out = await client.create_batch(ns_pods)
+        assert all(isinstance(p, core_pb2.Pod) for p in out)
+
+        async def all_bound() -> Any:
+            return len(bind_rv) == 60 or None
+
+        await eventually(all_bound, "60 pods bound")
+        # Seen at the revision that bound them (an agent's status write
+        # comes later and never carries the first nodeName).
+        assert len(set(bind_rv.values())) < 60, "every pod was bound by its own write"
+        items, _ = await client.list("pods", "default", label_selector="batch=yes")
+        per_node: dict[str, int] = {}
+        for p in items:
+            per_node[p.spec.node_name] = per_node.get(p.spec.node_name, 0) + 1
+        assert len(per_node) == 3 and min(per_node.values()) >= 15, per_node
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

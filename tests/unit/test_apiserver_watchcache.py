@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 
 import pytest
 
@@ -36,10 +37,23 @@ async def env():
     await reg.close()
 
 
+_buffered: dict[int, list] = {}
+
+
+async def next_event(source, timeout=5.0):
+    """The next event of a Watcher (next()) or a stream generator
+    (__anext__()), which give a message's events as a list."""
+    buf = _buffered.setdefault(id(source), [])
+    if not buf:
+        get = source.next if hasattr(source, "next") else source.__anext__
+        buf.extend(await asyncio.wait_for(get(), timeout))
+    return buf.pop(0).event
+
+
 async def drain(w, n, timeout=5.0):
     out = []
     for _ in range(n):
-        ev = await asyncio.wait_for(w.next(), timeout)
+        ev = await next_event(w, timeout)
         out.append((ev.type, meta.unwrap(ev.object).metadata.name))
     return out
 
@@ -60,7 +74,7 @@ async def test_slow_watcher_is_cut_off_without_stalling_others(env):
 
     async def consume():
         while len(got) < 50:
-            ev = await fast.next()
+            ev = await next_event(fast)
             got.append(meta.unwrap(ev.object).metadata.name)
 
     task = asyncio.ensure_future(consume())
@@ -70,7 +84,7 @@ async def test_slow_watcher_is_cut_off_without_stalling_others(env):
     assert got == [f"p{i}" for i in range(50)]
     with pytest.raises(ApiError) as e:
         while True:
-            await asyncio.wait_for(slow.next(), 1)
+            await next_event(slow, 1)
     assert e.value.reason == "Expired" and "too slow" in e.value.message
     assert slow not in cache.watchers and fast in cache.watchers
 
@@ -115,13 +129,13 @@ async def test_horizon(env):
     gen = cache.stream(Filter(), first, False)
     names = []
     for _ in range(60):
-        ev = await asyncio.wait_for(gen.__anext__(), 5)
+        ev = await next_event(gen)
         assert ev.type == "ADDED"
         names.append(meta.unwrap(ev.object).metadata.name)
     assert names == [f"p{i}" for i in range(60)]
     assert len(cache.watchers) == 1, "the stream did not move onto the cache"
     await reg.create(pod("live"))
-    ev = await asyncio.wait_for(gen.__anext__(), 5)
+    ev = await next_event(gen)
     assert meta.unwrap(ev.object).metadata.name == "live"
     await gen.aclose()
     assert not cache.watchers
@@ -186,12 +200,12 @@ async def test_events_are_served_without_a_cache():
         flt = Filter(fields=selectors.parse_field_selector("involvedObject.name=a"))
         live = c.stream(flt, None, False)
         since = c.stream(Filter(), int(first.metadata.resource_version), False)
-        assert (await asyncio.wait_for(live.__anext__(), 5)).type == "ADDED"
+        assert (await next_event(live)).type == "ADDED"
         await reg.create(event("e2", "b"))
         await reg.create(event("e3", "a"))
-        ev = await asyncio.wait_for(live.__anext__(), 5)
+        ev = await next_event(live)
         assert (ev.type, meta.unwrap(ev.object).metadata.name) == ("ADDED", "e3")
-        names = [meta.unwrap((await asyncio.wait_for(since.__anext__(), 5)).object).metadata.name for _ in range(2)]
+        names = [meta.unwrap((await next_event(since)).object).metadata.name for _ in range(2)]
         assert names == ["e2", "e3"]
         await live.aclose()
         await since.aclose()
@@ -208,7 +222,7 @@ async def test_deleted_event_is_the_last_state_at_the_deletion_revision(env):
     w = cache.subscribe(Filter(), cache.revision, False)
     created = await reg.create(pod("gone", app="x"))
     out = await reg.delete("pods", "default", "gone", grace_period_seconds=0)
-    evs = [await asyncio.wait_for(w.next(), 5) for _ in range(2)]
+    evs = [await next_event(w) for _ in range(2)]
     assert [e.type for e in evs] == ["ADDED", "DELETED"]
     deleted = meta.unwrap(evs[1].object)
     assert deleted.metadata.resource_version == out.metadata.resource_version
@@ -217,3 +231,46 @@ async def test_deleted_event_is_the_last_state_at_the_deletion_revision(env):
     # The cached ADDED event was not changed by the copy.
     assert meta.unwrap(evs[0].object).metadata.resource_version == created.metadata.resource_version
     cache.unsubscribe(w)
+
+
+async def test_a_revision_of_many_objects_is_one_group_never_split(env):
+    """A batch create writes many pods at one revision: each watcher gets
+    them as one group, and a stream message holds whole groups only
+    (MAX_EVENTS_PER_MESSAGE), so a client resuming from the last event it
+    got never misses the rest of a revision."""
+    from controlplane.apiserver import watchcache
+
+    reg, cache = env
+    cache.queue_limit = 10_000
+    cache.history = collections.deque(cache.history, maxlen=1_000)
+    start = cache.revision
+    w = cache.subscribe(Filter(), start, False)
+    w.limit = 10_000
+    web = Filter("default", selectors.parse_label_selector("app=web"), selectors.FieldSelectorExpr())
+    only_web = cache.subscribe(web, start, False)
+    only_web.limit = 10_000
+    await reg.create(pod("solo"))
+    out = await reg.create_many([pod(f"b{i}", app="web" if i % 2 else "db") for i in range(30)])
+    assert len({o.metadata.resource_version for o in out}) == 1
+    await until(lambda: w.pending() == 31, what="31 events queued")
+    msg = await w.next()  # both revisions fit in one message
+    assert [e.event.type for e in msg] == ["ADDED"] * 31
+    assert [meta.unwrap(e.event.object).metadata.name for e in msg] == ["solo"] + [f"b{i}" for i in range(30)]
+    web_msg = await only_web.next()  # the filtered watcher: its part of the revision, together
+    assert [meta.unwrap(e.event.object).metadata.name for e in web_msg] == [f"b{i}" for i in range(1, 30, 2)]
+    # Messages are cut between revisions, never inside one.
+    old = watchcache.MAX_EVENTS_PER_MESSAGE
+    watchcache.MAX_EVENTS_PER_MESSAGE = 20
+    try:
+        await reg.create(pod("solo2"))
+        await reg.create_many([pod(f"c{i}") for i in range(30)])
+        await reg.create(pod("solo3"))
+        await until(lambda: w.pending() == 32, what="32 events queued")
+        sizes = [len(await asyncio.wait_for(w.next(), 5)) for _ in range(3)]
+        assert sizes == [1, 30, 1], sizes
+        # A late watcher's replay of the history is grouped by revision too.
+        late = cache.subscribe(Filter(), start, False)
+        replay = [len(await asyncio.wait_for(late.next(), 5)) for _ in range(5)]
+        assert replay == [1, 30, 1, 30, 1], replay
+    finally:
+        watchcache.MAX_EVENTS_PER_MESSAGE = old

@@ -188,7 +188,7 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
             stream = cache.stream(flt, rv, request.allow_bookmarks)
             try:
                 async for evs in stream:
-                    yield b"".join([e.frame for e in evs])
+                    yield evs[0].frame if len(evs) == 1 else b"".join([e.frame for e in evs])
             finally:
                 await stream.aclose()
         except ApiError as e:

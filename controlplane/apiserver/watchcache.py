@@ -291,9 +291,7 @@ class WatchCache:
                 try:
                     # No prev_kv: the cache holds every old value itself.
                     async for ev in self.store.watch(self.prefix, self.revision + 1, prev_kv=False):
-                        self._apply(ev.type, ev.key, ev.value, ev.mod_revision)
-                        if ev.last_in_revision:
-                            self._flush()
+                        self._apply(ev.type, ev.key, ev.value, ev.mod_revision, ev.last_in_revision)
                         backoff = 0.1
                 except asyncio.CancelledError:
                     raise
@@ -317,7 +315,9 @@ class WatchCache:
         finally:
             bookmarks.cancel()
 
-    def _apply(self, type_: str, key: str, value: bytes, revision: int) -> None:
+    def _apply(self, type_: str, key: str, value: bytes, revision: int, last: bool = True) -> None:
+        """Apply one store event; `last`: the last of its revision, which
+        gives the watchers the revision's events (see module docstring)."""
         old = self.objects.get(key)
         if type_ == "PUT":
             new: Entry | None = make_entry(self.kind, value, revision)
@@ -326,6 +326,8 @@ class WatchCache:
             self.objects.pop(key, None)
             new = None
             if old is None:
+                if last:
+                    self._flush()
                 return
             # The DELETED event carries the object at the deletion revision.
             old = make_entry(self.kind, value, revision) if value else old.at(revision)
@@ -335,6 +337,17 @@ class WatchCache:
         self.history.append(ch)
         self.revision = revision
         pending = self._pending
+        if last and not pending:
+            # A revision of one event (most are): straight to the watchers.
+            for w in self._candidates(old, new):
+                if revision <= w.min_revision:
+                    continue
+                ev = w.filter.translate(ch)
+                if ev is not None:
+                    w.push([ev])
+                    if w.closed:
+                        self._remove(w)
+            return
         for w in self._candidates(old, new):
             if revision <= w.min_revision:
                 continue
@@ -345,6 +358,8 @@ class WatchCache:
                     pending[w] = [ev]
                 else:
                     evs.append(ev)
+        if last:
+            self._flush()
 
     def _flush(self) -> None:
         """Give each watcher the applied revision's events, as one group."""

@@ -215,6 +215,13 @@ async def run(config: AgentConfig, runtime: Runtime | None = None, check_port_bi
             for coro in extras:
                 tg.create_task(coro)
     finally:
+        # The events of the last moments (the recorder lingers 50 ms for
+        # company) are written before the client closes, if the API answers.
+        try:
+            async with asyncio.timeout(2.0):
+                await recorder.flush()
+        except Exception as err:  # noqa: BLE001 - best effort, as events are
+            log.info("events not written at shutdown: %s", err)
         await server.stop(1.0)
         await client.close()
         await runtime.close()

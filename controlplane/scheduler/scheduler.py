@@ -234,6 +234,10 @@ class Scheduler:
     async def _bind(self, batch: list[tuple[Any, str, str]]) -> None:
         try:
             results: list[Any] = await self.client.bind([(pod, node) for pod, _, node in batch])
+        except asyncio.CancelledError:
+            for _ in batch:
+                self._bind_slots.release()
+            raise
         except Exception as err:  # noqa: BLE001 - the API is unreachable: every item failed
             results = [err] * len(batch)
         for (_, key, node), out in zip(batch, results, strict=True):

@@ -39,6 +39,7 @@ They expire after the control plane's --event-ttl (its event GC).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -180,6 +181,8 @@ class EventRecorder:
         self._seen: OrderedDict[EventKey, _Seen] = OrderedDict()
         self._queue: OrderedDict[EventKey, _Queued] = OrderedDict()
         self._writer: asyncio.Task[None] | None = None
+        # Set by flush(): the writer stops lingering.
+        self._hurry = asyncio.Event()
         self.spam = SpamFilter()
         self.dropped = 0
         self.batches = 0  # RecordEvents calls made (tests, benchmarks)
@@ -211,13 +214,20 @@ class EventRecorder:
         return fut
 
     async def flush(self) -> None:
-        """Wait until every queued event has been written (tests, shutdown)."""
-        while self._writer is not None and not self._writer.done():
-            await asyncio.wait([self._writer])
+        """Write every queued event now, without the linger, and wait until
+        they are written (tests, shutdown)."""
+        self._hurry.set()
+        try:
+            while self._writer is not None and not self._writer.done():
+                await asyncio.wait([self._writer])
+        finally:
+            self._hurry.clear()
 
     async def _write_queue(self) -> None:
-        if self.linger > 0:
-            await asyncio.sleep(self.linger)
+        if self.linger > 0 and not self._hurry.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.linger):
+                    await self._hurry.wait()
         while self._queue:
             batch: list[_Queued] = []
             while self._queue and len(batch) < self.max_batch:

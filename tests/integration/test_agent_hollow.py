@@ -48,3 +48,45 @@ async def test_hundred_hollow_agents_register_and_run_pods(start_controlplane: A
             await asyncio.sleep(0.2)
     finally:
         await client.close()
+
+
+async def test_an_agent_that_stops_writes_its_queued_events(start_controlplane: Any, tmp_path: Any) -> None:
+    """The agent's event recorder lingers 50 ms before a write; an agent
+    stopped in that moment writes what it queued before closing its
+    client. Stopped as soon as its pod is seen Running, the agent has
+    queued the pod's Pulled/Created/Started events only a moment before."""
+    from agent.config import AgentConfig
+    from agent.main import run
+    from agent.runtime.fake import FakeRuntime
+    from pkapi.client.informer import Informer
+
+    cp = await start_controlplane()
+    client = cp.client()
+    config = AgentConfig(server=cp.address, node_name="stopper", node_ip="127.0.0.1", agent_port=0,
+                         data_dir=str(tmp_path / "agent"))
+    agent = asyncio.create_task(run(config, runtime=FakeRuntime(), check_port_bind=False))
+    running = asyncio.Event()
+    pods = Informer(client, "pods", "default")
+    pods.add_handler(on_update=lambda o, n: n.status.phase == "Running" and running.set())
+    watch = asyncio.create_task(pods.run())
+    try:
+        await pods.wait_synced(10)
+        deadline = time.monotonic() + 30
+        while not (await client.list("nodes"))[0]:
+            assert time.monotonic() < deadline, "the agent did not register"
+            await asyncio.sleep(0.05)
+        pod = core_pb2.Pod()
+        pod.metadata.name, pod.metadata.namespace = "quick", "default"
+        pod.spec.node_name = "stopper"
+        pod.spec.containers.add(name="c", image="pocketkube/hello:1")
+        await client.create(pod)
+        await asyncio.wait_for(running.wait(), 30)
+        agent.cancel()
+        await asyncio.gather(agent, return_exceptions=True)
+        evs, _ = await client.list("events", "default", field_selector="involvedObject.name=quick")
+        assert {"Pulled", "Created", "Started"} <= {e.reason for e in evs}, [e.reason for e in evs]
+    finally:
+        agent.cancel()
+        watch.cancel()
+        await asyncio.gather(agent, watch, return_exceptions=True)
+        await client.close()

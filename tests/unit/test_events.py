@@ -223,3 +223,18 @@ async def test_events_recorded_within_the_linger_go_out_together() -> None:
     futs.append(rec0.event(pod, "Normal", "Killing", "Stopping container other"))
     await asyncio.gather(*futs)
     assert client.calls[1:] == [(1, 0), (1, 0)]
+
+
+async def test_flush_writes_at_once_without_the_linger() -> None:
+    """flush() (an agent stopping) does not wait out the linger; events
+    recorded after it linger again."""
+    client = FakeEventsClient()
+    rec = EventRecorder(client, "kubelet", linger=30)
+    fut = rec.event(_pod(), "Normal", "Killing", "Stopping container web")
+    await asyncio.wait_for(rec.flush(), 2)
+    assert fut.done() and fut.result() is not None and client.calls == [(1, 0)]
+    later = rec.event(_pod("web-2", uid="u2"), "Normal", "Killing", "Stopping container web")
+    await asyncio.sleep(0.05)
+    assert not later.done() and client.calls == [(1, 0)]
+    await asyncio.wait_for(rec.flush(), 2)
+    assert later.done() and client.calls == [(1, 0), (1, 0)]

@@ -332,7 +332,11 @@ class EtcdStore:
             ops.append(rpc.RequestOp(request_txn=rpc.TxnRequest(
                 compare=[rpc.Compare(key=k, target=rpc.Compare.CREATE, result=rpc.Compare.EQUAL, create_revision=0)],
                 success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value))])))
-        what = f"create {len(items)} keys ({items[0][0]}...)"
+        return await self._nested(f"create {len(items)} keys ({items[0][0]}...)", ops)
+
+    async def _nested(self, what: str, ops: builtins.list[Any]) -> builtins.list[int | None]:
+        """One transaction of nested ones, each applied on its own guard:
+        per op the shared revision, or None where its guard failed."""
         try:
             resp = await self._txn(what, compare=[], success=ops, failure=[])
         except grpc.aio.AioRpcError as e:
@@ -402,13 +406,7 @@ class EtcdStore:
                 compare=[rpc.Compare(key=k, target=rpc.Compare.MOD, result=rpc.Compare.EQUAL, mod_revision=expected)],
                 # ignore_lease: the key keeps the lease it was created with.
                 success=[rpc.RequestOp(request_put=rpc.PutRequest(key=k, value=value, ignore_lease=True))])))
-        what = f"update {len(items)} keys ({items[0][0]}...)"
-        try:
-            resp = await self._txn(what, compare=[], success=ops, failure=[])
-        except grpc.aio.AioRpcError as e:
-            raise self._store_error(e, what) from e
-        rev = int(resp.header.revision)
-        return [rev if r.response_txn.succeeded else None for r in resp.responses]
+        return await self._nested(f"update {len(items)} keys ({items[0][0]}...)", ops)
 
     async def delete(self, key: str, expected_revision: int = 0) -> int:
         op = rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key.encode()))

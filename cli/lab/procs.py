@@ -137,9 +137,12 @@ def wait_dead(procs: list[psutil.Process], timeout: float) -> list[psutil.Proces
     often init, reaps it when it gets to it). Returns those still live."""
     deadline = time.monotonic() + timeout
     while True:
+        still = [p for p in procs if is_live(p)]
+        # After the check: one that died just before it is collected too
+        # (else our child stays a zombie whose Popen is finalized later
+        # with "subprocess N is still running").
         for p in procs:
             _reap(p.pid)
-        still = [p for p in procs if is_live(p)]
         if not still or time.monotonic() > deadline:
             return still
         time.sleep(0.02)

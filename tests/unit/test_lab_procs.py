@@ -86,3 +86,15 @@ def test_safe_rmtree(tmp_path: Path) -> None:
     mounts.safe_rmtree(str(tmp_path / "x"))
     assert not (tmp_path / "x").exists()
     mounts.safe_rmtree(str(tmp_path / "x"))  # gone already: fine
+
+
+def test_a_stopped_child_is_reaped(tmp_path: Path, pidfile: str) -> None:
+    """A child this process started and stopped is collected, not left a
+    zombie whose Popen is finalized later with "subprocess N is still
+    running" (seen at the end of test runs)."""
+    for i in range(6):
+        p = procs.start(["sh", "-c", "echo hello; exec sleep 30"], str(tmp_path / f"l{i}"), pidfile)
+        assert procs.stop(pidfile, hard=i % 3 == 0, grace=2)
+        assert [x for x in procs._started if x.pid == p.pid] == []
+        with pytest.raises(ChildProcessError):
+            os.waitpid(p.pid, os.WNOHANG)

@@ -13,3 +13,15 @@ pytest_plugins = [
     "tests.fixtures.agent",
     "tests.fixtures.lab",
 ]
+
+
+def pytest_configure(config: object) -> None:
+    """Tests Ctrl-C their pkctl children (SIGINT) and expect them to stop.
+    A suite started as a background job without job control (`cmd &` in a
+    script) inherits SIGINT ignored, and so would every child: pkctl would
+    ignore the signal, as kubectl does then. A handler here (not inherited
+    across exec) gives children the default disposition again."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -3,16 +3,16 @@ Deployment, with kubectl's messages.
 
 Undo is done here, as kubectl does: the chosen old ReplicaSet's pod
 template is written into the Deployment (CAS on its resourceVersion) and
-the controller rolls to it. Status polls the Deployment every 0.5 s and
-prints each new progress line once; it exits 1 when the controller reports
-ProgressDeadlineExceeded or --timeout passes.
+the controller rolls to it. Status watches the Deployment (from the
+resourceVersion it read first) and prints each new progress line once; it
+exits 1 when the controller reports ProgressDeadlineExceeded, the
+Deployment is deleted, or --timeout passes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as _dt
-import time
 from typing import Any
 
 import click
@@ -21,6 +21,7 @@ from cli import util
 from pkapi import rollout as ro
 from pkapi import selectors
 from pkapi.client.cluster import ClusterClient
+from pkapi.errors import ApiError
 
 
 def _target(arg: tuple[str, ...], verb: str) -> str:
@@ -67,24 +68,51 @@ def status(ctx: click.Context, args: tuple[str, ...], timeout: str, watch: bool)
         util.fail(f'invalid argument "{timeout}" for "--timeout" flag')
     ns = util.settings(ctx).namespace
 
+    last = ""
+
+    def show(d: Any) -> bool:
+        """Print the progress line if it changed; True when done."""
+        nonlocal last
+        try:
+            msg, done = ro.rollout_status_message(d)
+        except ro.RolloutError as e:
+            util.fail(str(e))
+        if msg != last:
+            click.echo(msg)
+            last = msg
+        return done
+
+    async def follow(c: ClusterClient, d: Any) -> None:
+        """Watch the Deployment until its rollout is done (kubectl's
+        watch with fieldSelector metadata.name); a watch that ends or is
+        too old starts again from a fresh read."""
+        while True:
+            try:
+                async for typ, obj in c.watch("deployments", ns, resource_version=d.metadata.resource_version,
+                                              field_selector=f"metadata.name={name}"):
+                    if typ == "DELETED":
+                        util.fail("object has been deleted")
+                    if typ in ("ADDED", "MODIFIED"):
+                        d = obj
+                        if show(d):
+                            return
+            except ApiError as e:
+                if e.reason != "Expired":
+                    raise
+            d = await _deployment(c, ns, name)
+            if show(d):
+                return
+
     async def go() -> None:
-        deadline = time.monotonic() + limit if limit > 0 else None
-        last = ""
         async with util.client(ctx) as c:
-            while True:
-                d = await _deployment(c, ns, name)
-                try:
-                    msg, done = ro.rollout_status_message(d)
-                except ro.RolloutError as e:
-                    util.fail(str(e))
-                if msg != last:
-                    click.echo(msg)
-                    last = msg
-                if done or not watch:
-                    return
-                if deadline is not None and time.monotonic() > deadline:
-                    util.fail("timed out waiting for the condition")
-                await asyncio.sleep(0.5)
+            d = await _deployment(c, ns, name)
+            if show(d) or not watch:
+                return
+            try:
+                async with asyncio.timeout(limit if limit > 0 else None):
+                    await follow(c, d)
+            except TimeoutError:
+                util.fail("timed out waiting for the condition")
 
     util.run(go())
 

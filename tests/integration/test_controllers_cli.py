@@ -130,6 +130,37 @@ async def test_rollout_status_fails_on_deadline_and_scale(cluster: Any) -> None:
     assert d.spec.replicas == 0
 
 
+async def test_rollout_status_follows_the_deployment_by_watch(cluster: Any) -> None:
+    """rollout status watches: it prints the progress of a rollout it
+    started waiting on and ends when it completes; a Deployment deleted
+    while it waits ends it with kubectl's "object has been deleted"."""
+    s, client = cluster.cp.address, cluster.client
+    await client.create(deployment("stuck", 1, image="pocketkube/never-there:1"))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from cli.main import main; main()", "--server", s, "rollout", "status",
+        "deployment/stuck", "--timeout", "60s", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PKCTL_CONFIG": "/nonexistent"})
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        # The first line is printed from the first read, before the watch.
+        first = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert first.decode().startswith("Waiting for deployment"), first
+        await client.delete("deployments", "default", "stuck")
+        out_b, err_b = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert (proc.returncode, err_b.decode()) == (1, "error: object has been deleted\n"), (out_b, err_b)
+
+    # A rollout that completes while pkctl waits: each new line once, then done.
+    await client.create(deployment("grow", 3))
+    code, out, err = await pkctl(s, "rollout", "status", "deployment/grow", "--timeout", "60s")
+    lines = out.splitlines()
+    assert code == 0 and lines[-1] == 'deployment "grow" successfully rolled out', (out, err)
+    assert len(lines) == len(set(lines)), lines
+
+
 async def test_cordon_drain_uncordon(cluster: Any) -> None:
     s, client = cluster.cp.address, cluster.client
     await client.create(deployment("dr", 3))

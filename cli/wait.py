@@ -83,14 +83,18 @@ class Item:
 
 
 async def resolve(c: ClusterClient, ctx: click.Context, args: tuple[str, ...], filenames: tuple[str, ...],
-                  selector: str, all_: bool) -> list[Item]:
+                  selector: str, all_: bool, for_delete: bool = False) -> list[Item]:
+    """The objects to wait for. For --for=delete, as kubectl: a named object
+    that does not exist is left out (nothing to wait for, nothing said) and
+    one that does is remembered by uid (a new one of that name counts as
+    the old one deleted); no objects at all is then no error."""
     s = util.settings(ctx)
     if filenames:
         out = []
         for doc in util.read_manifests(filenames):
             k = doc.resolve_kind()
             out.append(Item(k, (doc.namespace or s.namespace) if k.namespaced else "", doc.name))
-        return out
+        return await _existing(c, out) if for_delete else out
     if not args:
         util.fail("resource(s) must be specified, e.g. pkctl wait --for=condition=Ready pod/web-1")
     targets = util.parse_targets(args, "wait")
@@ -106,8 +110,25 @@ async def resolve(c: ClusterClient, ctx: click.Context, args: tuple[str, ...], f
         for o in items:
             md = o.metadata  # type: ignore[attr-defined]
             out.append(Item(t.kind, md.namespace, md.name, md.uid))
+    if for_delete:
+        return await _existing(c, out)
     if not out:
         util.fail("no matching resources found")
+    return out
+
+
+async def _existing(c: ClusterClient, items: list[Item]) -> list[Item]:
+    """items that exist now, each with its uid."""
+    out = []
+    for it in items:
+        try:
+            obj: Any = await c.get(it.kind.resource, it.namespace, it.name)
+        except ApiError as e:
+            if e.reason == "NotFound":
+                continue
+            raise
+        it.uid = it.uid or obj.metadata.uid
+        out.append(it)
     return out
 
 
@@ -153,7 +174,7 @@ def command(ctx: click.Context, args: tuple[str, ...], for_: str, timeout: str, 
             util.fail(f"invalid --timeout {timeout!r}: use e.g. 30s, 2m")
         deadline = time.monotonic() + limit
         async with util.client(ctx) as c:
-            pending = await resolve(c, ctx, args, filenames, selector, all_)
+            pending = await resolve(c, ctx, args, filenames, selector, all_, for_delete=cond.kind == "delete")
             delay = 0.1
             while True:
                 results = await asyncio.gather(*(check(c, it, cond) for it in pending))

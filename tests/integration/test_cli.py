@@ -738,8 +738,19 @@ def test_wait_for_condition_jsonpath_and_delete(pk: Pk, cp: ControlPlane) -> Non
     assert (r.exit_code, r.stderr) == (1, "error: timed out waiting for the condition on deployments/web\n")
     r = pk("wait", "--for=condition=Ready", "pod/nope")
     assert (r.exit_code, r.stderr) == (1, 'Error from server (NotFound): pods "nope" not found\n')
-    pk.ok("delete", "deploy", "web")
-    assert pk.ok("wait", "--for=delete", "deploy/web") == "deployment.apps/web condition met\n"
+    # --for=delete: an object deleted during the wait is reported; one that
+    # is already gone is nothing to wait for (kubectl: no output, exit 0).
+    async def delete(c: ClusterClient) -> None:
+        await c.delete("deployments", pk.ns, "web")
+
+    timer = threading.Timer(0.5, lambda: api(cp, delete))
+    timer.start()
+    try:
+        assert pk.ok("wait", "--for=delete", "deploy/web", "--timeout=20s") == "deployment.apps/web condition met\n"
+    finally:
+        timer.join()
+    assert pk.ok("wait", "--for=delete", "deploy/web") == ""
+    assert pk.ok("wait", "--for=delete", "deploy", "-l", "app=nothing-has-this") == ""
     r = pk("wait", "--for=sometime", "deploy/web")
     assert (r.exit_code, r.stderr) == (1, 'error: unrecognized condition: "sometime"\n')
 

@@ -46,21 +46,16 @@ def resolv_conf_upstreams(path: str = "/etc/resolv.conf") -> list[tuple[str, int
 
 
 def upstreams_from_env(value: str | None = None) -> list[tuple[str, int]] | None:
-    """PK_DNS_UPSTREAMS="127.0.0.1:5353,10.0.0.2" (host[:port], comma
-    separated; "none": never forward). None when unset: use resolv.conf.
-    Tests use it so that nothing is ever forwarded off the machine."""
+    """PK_DNS_UPSTREAMS="127.0.0.1:5353,10.0.0.2" (IPv4[:port], comma
+    separated; "none": never forward), parsed as pk-agent's --dns-upstreams
+    (ValueError when malformed). None when unset: use resolv.conf. Tests use
+    it so that nothing is ever forwarded off the machine."""
     import os
 
+    from agent.config import parse_dns_upstreams
+
     raw = os.environ.get("PK_DNS_UPSTREAMS") if value is None else value
-    if raw is None or raw == "":
-        return None
-    if raw.strip() == "none":
-        return []
-    out = []
-    for part in raw.split(","):
-        host, _, port = part.strip().rpartition(":") if part.count(":") == 1 else (part.strip(), "", "53")
-        out.append((host, int(port or 53)))
-    return out
+    return parse_dns_upstreams(raw or "")
 
 
 class ClusterDNS:

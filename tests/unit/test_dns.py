@@ -7,6 +7,7 @@ import asyncio
 import socket
 import struct
 
+import pytest
 from dnslib import QTYPE, RCODE, DNSRecord
 
 from agent.dns.resolve import pod_dns_config, service_env
@@ -155,3 +156,7 @@ def test_upstreams_from_env():
     assert upstreams_from_env("127.0.0.1:5353,127.0.0.2") == [("127.0.0.1", 5353), ("127.0.0.2", 53)]
     assert upstreams_from_env("none") == []
     assert upstreams_from_env("") is None
+    # The agent's --dns-upstreams parser: a name or a bad port is refused.
+    for bad in ("dns.example:53", "127.0.0.1:0", "127.0.0.1:x"):
+        with pytest.raises(ValueError):
+            upstreams_from_env(bad)

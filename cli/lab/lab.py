@@ -365,20 +365,21 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
     require_root("up")
     require_tools()
     t0 = time.monotonic()
-    rec, new = _record_for_up(opts)
-    plan = rec.plan()
-    if not new and is_up(plan, opts.cluster):
-        say(f'lab "{plan.name}" is already up ({len(plan.nodes)} nodes, control plane at {plan.server}); '
-            f"`pkctl lab status` shows it, `pkctl lab down` removes it")
-        return plan
-    images_dir = opts.images_dir or default_images_dir()
-    tars = engine.image_tars(images_dir)
-    if not tars:
-        raise LabError(f"no images in {images_dir}: build them first with `make images` (or set PK_LAB_IMAGES)")
-    if opts.cluster:
-        for name in ("pk-controlplane", "pk-agent"):
-            binary(name)
-    state.save(rec)
+    with state.locked():  # the index is chosen and recorded by one pkctl at a time
+        rec, new = _record_for_up(opts)
+        plan = rec.plan()
+        if not new and is_up(plan, opts.cluster):
+            say(f'lab "{plan.name}" is already up ({len(plan.nodes)} nodes, control plane at {plan.server}); '
+                f"`pkctl lab status` shows it, `pkctl lab down` removes it")
+            return plan
+        images_dir = opts.images_dir or default_images_dir()
+        tars = engine.image_tars(images_dir)
+        if not tars:
+            raise LabError(f"no images in {images_dir}: build them first with `make images` (or set PK_LAB_IMAGES)")
+        if opts.cluster:
+            for name in ("pk-controlplane", "pk-agent"):
+                binary(name)
+        state.save(rec)
     Path(plan.state_dir, "logs").mkdir(parents=True, exist_ok=True)
     Path(plan.run_dir).mkdir(parents=True, exist_ok=True)
     verb = "creating" if new else "resuming"

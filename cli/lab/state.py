@@ -4,15 +4,21 @@ removed last by `down`. The plan (every name and address) is recomputed from
 it with plan.make_plan, so the record stays small.
 
 Single writer: one pkctl process changes a lab at a time (writes are atomic
-renames, so a concurrent `status` never reads half a file).
+renames, so a concurrent `status` never reads half a file). Choosing a new
+lab's index and writing its record happen under `locked()`, an exclusive
+flock on the state root directory itself (no lock file to leave behind),
+so two `pkctl lab up` started at the same moment never pick one index.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Iterator
 
 from cli.lab.plan import DEFAULT_RUN_ROOT, DEFAULT_STATE_ROOT, LabPlan, make_plan
 
@@ -27,6 +33,19 @@ def state_root() -> str:
 
 def run_root() -> str:
     return os.environ.get(ENV_RUN_ROOT) or DEFAULT_RUN_ROOT
+
+
+@contextlib.contextmanager
+def locked(root: str | None = None) -> Iterator[None]:
+    """Hold the labs' lock (see module docstring) for the block."""
+    base = root or state_root()
+    os.makedirs(base, exist_ok=True)
+    fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 @dataclass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import os
+from pathlib import Path
 
 import pytest
 
@@ -108,3 +110,30 @@ def test_free_index() -> None:
     assert free_index({0, 1, 3}) == 2
     with pytest.raises(PlanError, match="too many labs"):
         free_index(set(range(MAX_LABS)))
+
+
+def test_labs_brought_up_at_once_get_different_indexes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`pkctl lab up` chooses a new lab's index and writes its record under
+    state.locked(): four processes doing so at the same moment (each
+    pausing between choice and record, where a race would bite) get four
+    different indexes; the lock leaves no file behind."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from cli.lab import state\n"
+        "from cli.lab.lab import UpOptions, _record_for_up\n"
+        "with state.locked():\n"
+        "    rec, new = _record_for_up(UpOptions(name=sys.argv[1]))\n"
+        "    time.sleep(0.3)\n"
+        "    state.save(rec)\n"
+    )
+    env = {**os.environ, "PK_LAB_STATE_ROOT": str(tmp_path / "labs"), "PK_LAB_RUN_ROOT": str(tmp_path / "run")}
+    procs = [subprocess.Popen([sys.executable, "-c", script, f"race{i}"], env=env, cwd=str(Path(__file__).resolve().parents[2])) for i in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
+    from cli.lab import state
+
+    recs = state.all_labs(str(tmp_path / "labs"))
+    assert len(recs) == 4 and len({r.index for r in recs}) == 4, [(r.name, r.index) for r in recs]
+    assert sorted(p.name for p in (tmp_path / "labs").iterdir()) == [f"race{i}" for i in range(4)]

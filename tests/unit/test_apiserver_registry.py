@@ -225,3 +225,51 @@ async def test_an_unexpected_exception_is_kubectls_internal_error():
         await Broken(None, None, ctx)
     assert ctx.got == (grpc.StatusCode.INTERNAL, "[InternalError] an error on the server (\"KeyError: 'boom'\") "
                        "has prevented the request from succeeding")
+
+
+def _pod(name: str = "", generate: str = "") -> core_pb2.Pod:
+    p = core_pb2.Pod()
+    p.metadata.name, p.metadata.generate_name = name, generate
+    p.spec.containers.add(name="c", image="nginx")
+    return p
+
+
+async def test_create_many_draws_again_for_a_generated_name_that_exists(reg, monkeypatch):
+    """A generated name that is taken (by an earlier pod or by another item
+    of the batch) is drawn again, one by one after the batch; a name
+    repeated in the batch is created once and refused once."""
+    import itertools
+
+    from controlplane.apiserver import registry as registry_mod
+
+    await reg.create(_pod("web-bbbbb"))
+    # The draws: web-bbbbb (taken), web-bbbbb again (in the batch: the same
+    # name twice), then fresh ones.
+    letters = itertools.chain("bbbbb" "bbbbb", itertools.cycle("cdfghjklmn"))
+    monkeypatch.setattr(registry_mod.random, "choice", lambda seq: next(letters))
+    out = await reg.create_many([_pod(generate="web-"), _pod(generate="web-"), _pod("x"), _pod("x")])
+    a, b, x1, x2 = out
+    assert isinstance(a, core_pb2.Pod) and isinstance(b, core_pb2.Pod) and isinstance(x1, core_pb2.Pod)
+    assert len({a.metadata.name, b.metadata.name, "web-bbbbb"}) == 3, (a.metadata.name, b.metadata.name)
+    assert isinstance(x2, ApiError) and x2.reason == "AlreadyExists"
+    pods, _ = await reg.list(meta.kind_by_resource("pods"), "default")
+    assert len(pods) == 4
+
+
+async def test_bind_from_a_stale_cache_reads_the_store(reg):
+    """Bind judges each pod on the watch cache's copy; with no cache (or a
+    stale copy) it reads the store: a pod bound meanwhile is a Conflict,
+    an unbound one is bound."""
+    from pkapi.v1 import api_pb2
+
+    free = await reg.create(_pod("free"))
+    taken = await reg.create(_pod("taken"))
+    taken.spec.node_name = "n1"
+    await reg.update(taken)
+    out = await reg.bind([api_pb2.Binding(namespace="default", name="free", uid=free.metadata.uid, node="n2"),
+                          api_pb2.Binding(namespace="default", name="taken", node="n2"),
+                          api_pb2.Binding(namespace="default", name="free", node="bad name")])
+    ok, conflict, bad = out
+    assert isinstance(ok, core_pb2.Pod) and ok.spec.node_name == "n2"
+    assert isinstance(conflict, ApiError) and conflict.reason == "Conflict" and '"n1"' in conflict.message
+    assert isinstance(bad, ApiError) and bad.reason == "Invalid"

@@ -67,8 +67,12 @@ class PodHooks:
             search = [f"{ns}.svc.{d}", f"svc.{d}", d]
             options = [f"ndots:{NDOTS}"]
         if pod.spec.HasField("dns_config"):
-            servers += [s for s in pod.spec.dns_config.nameservers if s not in servers]
-            search += [s for s in pod.spec.dns_config.searches if s not in search]
+            cfg = pod.spec.dns_config
+            servers += [s for s in cfg.nameservers if s not in servers]
+            search += [s for s in cfg.searches if s not in search]
+            # Kubernetes merges options by name: the pod's replace the policy's.
+            mine = {o.name: (f"{o.name}:{o.value}" if o.value else o.name) for o in cfg.options}
+            options = [o for o in options if o.split(":", 1)[0] not in mine] + list(mine.values())
         return servers, search, options
 
 

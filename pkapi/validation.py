@@ -199,6 +199,50 @@ def _port(path: str, port: int, required: bool = True) -> list[str]:
     return []
 
 
+# Kubernetes' limits (MaxDNSNameservers, MaxDNSSearchPaths, MaxDNSSearchListChars).
+MAX_DNS_NAMESERVERS = 3
+MAX_DNS_SEARCH_PATHS = 32
+MAX_DNS_SEARCH_CHARS = 2048
+
+
+def _dns_config(path: str, spec: Any) -> list[str]:
+    """Kubernetes' validatePodDNSConfig, with its wording."""
+    out: list[str] = []
+    none = spec.dns_policy == "None"
+    if not spec.HasField("dns_config"):
+        if none:
+            out.append(field_required(path, "must provide `dnsConfig` when `dnsPolicy` is None"))
+        return out
+    cfg = spec.dns_config
+    if none and not cfg.nameservers:
+        out.append(field_required(f"{path}.nameservers",
+                                  "must provide at least one DNS nameserver when `dnsPolicy` is None"))
+    if len(cfg.nameservers) > MAX_DNS_NAMESERVERS:
+        out.append(field_invalid(f"{path}.nameservers", list(cfg.nameservers),
+                                 f"must not have more than {MAX_DNS_NAMESERVERS} nameservers"))
+    for i, ns in enumerate(cfg.nameservers):
+        try:
+            ipaddress.ip_address(ns)
+        except ValueError:
+            out.append(field_invalid(f"{path}.nameservers[{i}]", ns, "must be valid IP address"))
+    if len(cfg.searches) > MAX_DNS_SEARCH_PATHS:
+        out.append(field_invalid(f"{path}.searches", list(cfg.searches),
+                                 f"must not have more than {MAX_DNS_SEARCH_PATHS} search paths"))
+    if len(" ".join(cfg.searches)) > MAX_DNS_SEARCH_CHARS:
+        out.append(field_invalid(f"{path}.searches", list(cfg.searches),
+                                 f"must not have more than {MAX_DNS_SEARCH_CHARS} characters (including spaces) "
+                                 "in the search list"))
+    for i, s in enumerate(cfg.searches):
+        if s == ".":
+            continue
+        for m in dns1123_subdomain(s.removesuffix(".")):
+            out.append(field_invalid(f"{path}.searches[{i}]", s, m))
+    for i, o in enumerate(cfg.options):
+        if not o.name:
+            out.append(field_required(f"{path}.options[{i}]", "must not be empty"))
+    return out
+
+
 def _nonneg(path: str, v: int) -> list[str]:
     return [field_invalid(path, v, _MSG_NONNEG)] if v < 0 else []
 
@@ -381,6 +425,7 @@ def validate_pod_spec(path: str, spec: Any) -> list[str]:
             out.append(field_required(f"{path}.restartPolicy"))
     if spec.dns_policy and spec.dns_policy not in DNS_POLICIES:
         out.append(field_unsupported(f"{path}.dnsPolicy", spec.dns_policy, DNS_POLICIES))
+    out += _dns_config(f"{path}.dnsConfig", spec)
     if spec.HasField("termination_grace_period_seconds"):
         out += _nonneg(f"{path}.terminationGracePeriodSeconds", spec.termination_grace_period_seconds)
     out += _labels(f"{path}.nodeSelector", spec.node_selector)

@@ -309,13 +309,23 @@ class Toleration(_message.Message):
     toleration_seconds: int
     def __init__(self, key: _Optional[str] = ..., operator: _Optional[str] = ..., value: _Optional[str] = ..., effect: _Optional[str] = ..., toleration_seconds: _Optional[int] = ...) -> None: ...
 
+class PodDNSConfigOption(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
 class PodDNSConfig(_message.Message):
-    __slots__ = ("nameservers", "searches")
+    __slots__ = ("nameservers", "searches", "options")
     NAMESERVERS_FIELD_NUMBER: _ClassVar[int]
     SEARCHES_FIELD_NUMBER: _ClassVar[int]
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
     nameservers: _containers.RepeatedScalarFieldContainer[str]
     searches: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, nameservers: _Optional[_Iterable[str]] = ..., searches: _Optional[_Iterable[str]] = ...) -> None: ...
+    options: _containers.RepeatedCompositeFieldContainer[PodDNSConfigOption]
+    def __init__(self, nameservers: _Optional[_Iterable[str]] = ..., searches: _Optional[_Iterable[str]] = ..., options: _Optional[_Iterable[_Union[PodDNSConfigOption, _Mapping]]] = ...) -> None: ...
 
 class PodSpec(_message.Message):
     __slots__ = ("containers", "restart_policy", "termination_grace_period_seconds", "dns_policy", "node_selector", "node_name", "hostname", "subdomain", "tolerations", "scheduler_name", "priority", "dns_config", "enable_service_links", "service_account_name")

@@ -327,6 +327,25 @@ async def test_env_args_and_workdir_reach_the_process(node: Any) -> None:
     assert line == f"name=envy ns=default node={ag.node_name} greet=hi-x1 app=t pwd=/tmp arg=x1", line
 
 
+async def test_dns_config_reaches_the_containers_resolv_conf(node: Any) -> None:
+    """dnsPolicy None with a dnsConfig: the container's resolv.conf has
+    exactly its nameservers, search path and options (valueless ones by
+    name). 127.0.0.1: nothing is ever sent anywhere."""
+    cp, ag, client = node
+    c = sh("cat /etc/resolv.conf; sleep 3600")
+    p = make_pod(ag.node_name, "tuned", [c], dnsPolicy="None", dnsConfig={
+        "nameservers": ["127.0.0.1"], "searches": ["example.internal"],
+        "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]})
+    await client.create(p)
+    await wait_pod(client, "tuned", ready, "Ready")
+    logs = await poll("resolv.conf in the logs", lambda: pod_logs(client, "tuned"))
+    lines = [ln.strip() for ln in logs.decode().splitlines() if ln.strip() and not ln.startswith("#")]
+    assert "nameserver 127.0.0.1" in lines and "search example.internal" in lines, lines
+    opts = next(ln for ln in lines if ln.startswith("options ")).split()[1:]
+    assert sorted(opts) == ["edns0", "ndots:2"], lines
+    assert [ln for ln in lines if ln.startswith("nameserver")] == ["nameserver 127.0.0.1"], lines
+
+
 async def test_limits_become_docker_limits(node: Any, docker_client: Any) -> None:
     cp, ag, client = node
     c = sh("sleep 3600") | {"resources": {"limits": {"cpu": "250m", "memory": "32Mi"}}}

@@ -330,3 +330,17 @@ def test_docker_inspect_parsing() -> None:
     assert st.finished_at is not None and st.finished_at.microsecond == 500000
     cs = container_status(ContainerView("c", "img", st, done=True))
     assert cs.state.terminated.reason == "OOMKilled" and cs.state.terminated.signal == 9
+
+
+def test_dns_config_options_replace_the_policys_by_name() -> None:
+    """dnsConfig adds nameservers and searches after the policy's; an
+    option of the same name as the policy's (ndots) replaces it."""
+    h = PodHooks(node_ip="10.0.0.5")
+    h.cluster_dns = True
+    pod = mkpod(dnsConfig={"nameservers": ["10.0.0.9"], "searches": ["corp.example"],
+                           "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]})
+    assert h.dns(pod) == (["10.0.0.5", "10.0.0.9"],
+                          ["prod.svc.cluster.local", "svc.cluster.local", "cluster.local", "corp.example"],
+                          ["ndots:2", "edns0"])
+    none = mkpod(dnsPolicy="None", dnsConfig={"nameservers": ["127.0.0.1"], "options": [{"name": "rotate"}]})
+    assert h.dns(none) == (["127.0.0.1"], [], ["rotate"])

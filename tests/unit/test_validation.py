@@ -93,3 +93,29 @@ def test_label_keys():
     assert validation.qualified_name("app") == []
     assert validation.qualified_name("/app") == ["prefix part must be non-empty"]
     assert validation.qualified_name("bad key") != []
+
+
+def _pod_with(**spec):
+    return load({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                 "spec": {"containers": [{"name": "c", "image": "nginx"}], **spec}})
+
+
+def test_dns_config_kubernetes_rules():
+    ok = _pod_with(dnsPolicy="None", dnsConfig={"nameservers": ["10.0.0.10", "fd00::a"], "searches": ["a.b.", "."],
+                                                "options": [{"name": "ndots", "value": "2"}, {"name": "rotate"}]})
+    assert validation.validate(ok) == []
+    assert validation.validate(_pod_with(dnsPolicy="None")) == [
+        "spec.dnsConfig: Required value: must provide `dnsConfig` when `dnsPolicy` is None"]
+    assert validation.validate(_pod_with(dnsPolicy="None", dnsConfig={"searches": ["x"]})) == [
+        "spec.dnsConfig.nameservers: Required value: must provide at least one DNS nameserver when `dnsPolicy` is None"]
+    causes = validation.validate(_pod_with(dnsConfig={
+        "nameservers": ["1.1.1.1", "1.0.0.1", "10.0.0.1", "dns.example"], "searches": ["Bad_Name"],
+        "options": [{"value": "3"}]}))
+    assert causes[0].startswith("spec.dnsConfig.nameservers: Invalid value: ") and \
+        causes[0].endswith("must not have more than 3 nameservers")
+    assert causes[1] == 'spec.dnsConfig.nameservers[3]: Invalid value: "dns.example": must be valid IP address'
+    assert causes[2].startswith('spec.dnsConfig.searches[0]: Invalid value: "Bad_Name": ')
+    assert causes[3] == "spec.dnsConfig.options[0]: Required value: must not be empty"
+    assert len(causes) == 4, causes
+    many = _pod_with(dnsConfig={"searches": [f"s{i}.example" for i in range(33)]})
+    assert [c for c in validation.validate(many) if "search paths" in c]

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 
 import click
-from google.protobuf.message import Message
 
 from cli import util
 from pkapi import meta
@@ -104,12 +103,9 @@ async def wait_gone(c: ClusterClient, gone: list[tuple[Victim, str]], deadline: 
     while pending:
         still = []
         for v, uid in pending:
-            try:
-                o: Message = await c.get(v.kind.resource, v.namespace, v.name)
-            except ApiError as e:
-                if e.reason == "NotFound":
-                    continue
-                raise
+            o = await util.get_or_none(c, v.kind.resource, v.namespace, v.name)
+            if o is None:
+                continue
             if uid and o.metadata.uid != uid:  # type: ignore[attr-defined]
                 continue  # a new object took the name: ours is gone
             still.append((v, uid))

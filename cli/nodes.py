@@ -114,13 +114,10 @@ async def _drain_one(c: ClusterClient, node: str, force: bool, grace: int | None
     # The replacements: every ReplicaSet that lost a pod is whole again.
     while owners:
         for ns, name in sorted(owners):
-            try:
-                rs: Any = await c.get("replicasets", ns, name)
-            except ApiError as e:
-                if e.reason == "NotFound":
-                    owners.discard((ns, name))
-                    continue
-                raise
+            rs = await util.get_or_none(c, "replicasets", ns, name)
+            if rs is None:
+                owners.discard((ns, name))
+                continue
             want = rs.spec.replicas if rs.spec.HasField("replicas") else 1
             if rs.status.ready_replicas >= want and rs.status.observed_generation >= rs.metadata.generation:
                 owners.discard((ns, name))

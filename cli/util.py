@@ -186,6 +186,16 @@ def client(ctx: click.Context, timeout: float | None | str = "default") -> Clust
     return ClusterClient(s.server, timeout=t)  # type: ignore[arg-type]
 
 
+async def get_or_none(c: ClusterClient, resource: str, namespace: str, name: str) -> Any:
+    """The object, or None when it does not exist (other errors raise)."""
+    try:
+        return await c.get(resource, namespace, name)
+    except ApiError as e:
+        if e.reason == "NotFound":
+            return None
+        raise
+
+
 async def update_retrying(c: ClusterClient, resource: str, namespace: str, name: str,
                           change: Callable[[Any], bool], attempts: int = 10) -> tuple[Any, bool]:
     """Read, change, write (CAS on the version read), again on Conflict: a

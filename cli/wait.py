@@ -121,12 +121,9 @@ async def _existing(c: ClusterClient, items: list[Item]) -> list[Item]:
     """items that exist now, each with its uid."""
     out = []
     for it in items:
-        try:
-            obj: Any = await c.get(it.kind.resource, it.namespace, it.name)
-        except ApiError as e:
-            if e.reason == "NotFound":
-                continue
-            raise
+        obj = await util.get_or_none(c, it.kind.resource, it.namespace, it.name)
+        if obj is None:
+            continue
         it.uid = it.uid or obj.metadata.uid
         out.append(it)
     return out

@@ -82,11 +82,14 @@ def status(ctx: click.Context, args: tuple[str, ...], timeout: str, watch: bool)
             last = msg
         return done
 
-    async def follow(c: ClusterClient, d: Any) -> None:
-        """Watch the Deployment until its rollout is done (kubectl's
-        watch with fieldSelector metadata.name); a watch that ends or is
-        too old starts again from a fresh read."""
+    async def follow(c: ClusterClient) -> None:
+        """Read the Deployment, then watch it from that read until its
+        rollout is done (kubectl's watch with fieldSelector metadata.name);
+        a watch that ends or is too old starts again from a fresh read."""
         while True:
+            d = await _deployment(c, ns, name)
+            if show(d) or not watch:
+                return
             try:
                 async for typ, obj in c.watch("deployments", ns, resource_version=d.metadata.resource_version,
                                               field_selector=f"metadata.name={name}"):
@@ -99,18 +102,12 @@ def status(ctx: click.Context, args: tuple[str, ...], timeout: str, watch: bool)
             except ApiError as e:
                 if e.reason != "Expired":
                     raise
-            d = await _deployment(c, ns, name)
-            if show(d):
-                return
 
     async def go() -> None:
         async with util.client(ctx) as c:
-            d = await _deployment(c, ns, name)
-            if show(d) or not watch:
-                return
             try:
                 async with asyncio.timeout(limit if limit > 0 else None):
-                    await follow(c, d)
+                    await follow(c)
             except TimeoutError:
                 util.fail("timed out waiting for the condition")
 

@@ -54,7 +54,7 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass, field
-from typing import Any, AsyncGenerator, Mapping
+from typing import Any, AsyncGenerator, Iterable, Iterator, Mapping
 
 from google.protobuf.message import Message
 
@@ -166,6 +166,20 @@ class Filter:
         if old_m:
             return ch.new.event("DELETED")
         return None
+
+
+def _added_chunks(flt: Filter, entries: Iterable[Entry]) -> Iterator[list[WireEvent]]:
+    """A watch's initial ADDED events for the entries flt matches, in
+    messages of INITIAL_CHUNK."""
+    chunk: list[WireEvent] = []
+    for e in entries:
+        if flt.matches(e):
+            chunk.append(e.event("ADDED"))
+            if len(chunk) >= INITIAL_CHUNK:
+                yield chunk
+                chunk = []
+    if chunk:
+        yield chunk
 
 
 _CLOSED = object()
@@ -337,27 +351,22 @@ class WatchCache:
         self.history.append(ch)
         self.revision = revision
         pending = self._pending
-        if last and not pending:
-            # A revision of one event (most are): straight to the watchers.
-            for w in self._candidates(old, new):
-                if revision <= w.min_revision:
-                    continue
-                ev = w.filter.translate(ch)
-                if ev is not None:
-                    w.push([ev])
-                    if w.closed:
-                        self._remove(w)
-            return
+        # A revision of one event (most are) goes straight to the watchers.
+        direct = last and not pending
         for w in self._candidates(old, new):
             if revision <= w.min_revision:
                 continue
             ev = w.filter.translate(ch)
-            if ev is not None:
-                evs = pending.get(w)
-                if evs is None:
-                    pending[w] = [ev]
-                else:
-                    evs.append(ev)
+            if ev is None:
+                continue
+            if direct:
+                w.push([ev])
+                if w.closed:
+                    self._remove(w)
+            elif w in pending:
+                pending[w].append(ev)
+            else:
+                pending[w] = [ev]
         if last:
             self._flush()
 
@@ -438,14 +447,8 @@ class WatchCache:
         snapshot and the registration (see module docstring)."""
         if revision is None:
             w = Watcher(flt, self.revision, bookmarks, self.queue_limit)
-            chunk: list[WireEvent] = []
-            for e in self.objects.values():
-                if flt.matches(e):
-                    chunk.append(e.event("ADDED"))
-                    if len(chunk) >= INITIAL_CHUNK:
-                        w.push(chunk, force=True)
-                        chunk = []
-            w.push(chunk, force=True)
+            for chunk in _added_chunks(flt, self.objects.values()):
+                w.push(chunk, force=True)
         else:
             w = Watcher(flt, revision, bookmarks, self.queue_limit)
             group: list[WireEvent] = []
@@ -494,7 +497,8 @@ class WatchCache:
     async def stream(
         self, flt: Filter, revision: int | None, bookmarks: bool
     ) -> AsyncGenerator[list[WireEvent], None]:
-        """One client's watch, as the events of each stream message, from `revision` (None: current state first).
+        """One client's watch, from `revision` (None: current state first),
+        as the events of each stream message.
 
         Within the history it is served by the cache. Older, it starts on
         its own store watch and moves onto the cache as soon as that stream
@@ -541,15 +545,7 @@ class UncachedWatch(WatchCache):
     ) -> AsyncGenerator[list[WireEvent], None]:
         if revision is None:
             kvs, revision = await self.store.list(self.prefix)
-            chunk: list[WireEvent] = []
-            for kv in kvs:
-                e = make_entry(self.kind, kv.value, kv.mod_revision)
-                if flt.matches(e):
-                    chunk.append(e.event("ADDED"))
-                    if len(chunk) >= INITIAL_CHUNK:
-                        yield chunk
-                        chunk = []
-            if chunk:
+            for chunk in _added_chunks(flt, (make_entry(self.kind, kv.value, kv.mod_revision) for kv in kvs)):
                 yield chunk
         gen = self.direct(flt, revision)
         try:

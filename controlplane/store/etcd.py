@@ -144,6 +144,28 @@ def _kv(kv: Any) -> KV:
     return KV(kv.key.decode(), bytes(kv.value), kv.mod_revision, kv.create_revision, kv.lease)
 
 
+_Item = TypeVar("_Item", bound=tuple[Any, ...])
+
+
+def _txn_chunks(items: Sequence[_Item]) -> list[list[_Item]]:
+    """create_many/update_many items ((key, value, ...)) in chunks of at
+    most _TXN_OPS items and about _TXN_BYTES, one etcd transaction each.
+    Each item's key is sent twice: in its compare and in its put."""
+    chunks: list[list[_Item]] = []
+    chunk: list[_Item] = []
+    size = 0
+    for item in items:
+        item_size = 2 * len(item[0]) + len(item[1])
+        if chunk and (len(chunk) >= _TXN_OPS or size + item_size > _TXN_BYTES):
+            chunks.append(chunk)
+            chunk, size = [], 0
+        chunk.append(item)
+        size += item_size
+    if chunk:
+        chunks.append(chunk)
+    return chunks
+
+
 def _event(ev: Any, last: bool) -> Event:
     prev = bytes(ev.prev_kv.value) if ev.HasField("prev_kv") else None
     if ev.type == rpc.Event.DELETE:
@@ -308,15 +330,7 @@ class EtcdStore:
         if len({key for key, _ in items}) != len(items):
             raise StoreError("create_many: a key is given twice")
         out: list[int | None] = []
-        chunk: list[tuple[str, bytes]] = []
-        size = 0
-        for key, value in items:
-            if chunk and (len(chunk) >= _TXN_OPS or size + len(key) + len(value) > _TXN_BYTES):
-                out.extend(await self._create_chunk(chunk))
-                chunk, size = [], 0
-            chunk.append((key, value))
-            size += len(key) + len(value)
-        if chunk:
+        for chunk in _txn_chunks(items):
             out.extend(await self._create_chunk(chunk))
         return out
 
@@ -379,17 +393,7 @@ class EtcdStore:
         as None (their revisions moved): never a silent double write."""
         check_update_many(items)
         out: list[int | None] = []
-        chunk: list[tuple[str, bytes, int]] = []
-        size = 0
-        for key, value, expected in items:
-            # The key is sent twice per item: in the compare and in the put.
-            item_size = 2 * len(key) + len(value)
-            if chunk and (len(chunk) >= _TXN_OPS or size + item_size > _TXN_BYTES):
-                out.extend(await self._update_chunk(chunk))
-                chunk, size = [], 0
-            chunk.append((key, value, expected))
-            size += item_size
-        if chunk:
+        for chunk in _txn_chunks(items):
             out.extend(await self._update_chunk(chunk))
         return out
 

@@ -13,7 +13,7 @@ concurrently from many tasks of the one event loop that created the client.
 from __future__ import annotations
 
 import builtins
-from typing import Any, AsyncIterator, Sequence, TypeVar
+from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
 import grpc
 from google.protobuf.message import Message
@@ -54,9 +54,9 @@ def convert_rpc_error(err: grpc.aio.AioRpcError, address: str) -> Exception:
     return ApiError.from_wire(err.code(), details)
 
 
-def _batch_results(resp: api_pb2.BatchResponse) -> list[Message | ApiError]:
-    return [ApiError.from_wire(grpc.StatusCode.UNKNOWN, r.error) if r.error else meta.unwrap(r.object)
-            for r in resp.results]
+def _batch_results(items: Any, ok: Callable[[Any], Any]) -> list[Any]:
+    """A batch RPC's per-item results: ok(item) for a success, else the ApiError."""
+    return [ApiError.from_wire(grpc.StatusCode.UNKNOWN, r.error) if r.error else ok(r) for r in items]
 
 
 class ClusterClient:
@@ -178,11 +178,7 @@ class ClusterClient:
         per item, in order, the stored Event or the ApiError that refused it."""
         resp = await self._call(self.resources.RecordEvents,
                                 api_pb2.RecordEventsRequest(create=create, update=update))
-
-        def results(items: Any) -> list[core_pb2.Event | ApiError]:
-            return [ApiError.from_wire(grpc.StatusCode.UNKNOWN, r.error) if r.error else r.event for r in items]
-
-        return results(resp.create), results(resp.update)
+        return _batch_results(resp.create, lambda r: r.event), _batch_results(resp.update, lambda r: r.event)
 
     async def create_batch(
         self, objs: Sequence[Message], default_namespace: str = ""
@@ -191,7 +187,7 @@ class ClusterClient:
         item, in order, the stored object or the ApiError that refused it."""
         resp = await self._call(self.resources.CreateBatch, api_pb2.CreateBatchRequest(
             items=[self._body(o) for o in objs], default_namespace=default_namespace))
-        return _batch_results(resp)
+        return _batch_results(resp.results, lambda r: meta.unwrap(r.object))
 
     async def bind(self, bindings: Sequence[tuple[Message, str]]) -> builtins.list[Message | ApiError]:
         """Bind pods to nodes in one RPC (api.proto's Bind): (pod, node)
@@ -200,7 +196,8 @@ class ClusterClient:
             api_pb2.Binding(namespace=p.metadata.namespace, name=p.metadata.name,  # type: ignore[attr-defined]
                             uid=p.metadata.uid, node=node)  # type: ignore[attr-defined]
             for p, node in bindings])
-        return _batch_results(await self._call(self.resources.Bind, req))
+        resp = await self._call(self.resources.Bind, req)
+        return _batch_results(resp.results, lambda r: meta.unwrap(r.object))
 
     async def delete(
         self,

@@ -1,7 +1,7 @@
-# pkctl (helper "cli"): its tests on their own.
+# pkctl: its tests on their own.
 
 test-cli: .venv/.installed ## pkctl's tests: printers/jsonpath/describe units, then against a real control plane (+ agent and Docker for logs/exec)
-	$(PYTEST) tests/unit/test_printers.py tests/unit/test_cli_util.py tests/unit/test_cli_jsonpath.py tests/unit/test_cli_describe.py -q
+	$(PYTEST) tests/unit/cli -q
 	scripts/with-dockerd.sh $(PYTEST) tests/integration/test_cli.py tests/integration/test_cli_logs_exec.py -q
 
 .PHONY: test-cli

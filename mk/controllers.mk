@@ -1,9 +1,7 @@
 # Controllers, scheduler, leader election: tests and the scheduler benchmark.
 
 test-controllers: .venv/.installed ## controllers/scheduler/leader unit + integration tests (real etcd + pk-controlplane, hollow agents)
-	$(PYTEST) -q tests/unit/test_workqueue.py tests/unit/test_informer.py tests/unit/test_events.py \
-	  tests/unit/test_rollout.py tests/unit/test_scheduling.py tests/unit/test_tolerations.py \
-	  tests/unit/test_controllers_pure.py tests/unit/test_rollout_cli.py \
+	$(PYTEST) -q tests/unit/controllers tests/unit/pkapi \
 	  tests/integration/test_controllers.py tests/integration/test_controllers_cli.py \
 	  tests/integration/test_scheduler.py tests/integration/test_leader.py tests/integration/test_controller_process.py tests/integration/test_controllers_docker.py
 

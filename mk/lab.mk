@@ -29,3 +29,8 @@ vagrant-check: ## vagrant validate the Vagrantfile and shellcheck the provisioni
 	 else echo "vagrant cannot be installed here (Debian package vagrant): vagrant validate skipped"; fi
 
 .PHONY: demo demo-down lab-up lab-down bench-failover vagrant-check
+
+test-lab: .venv/.installed ## pkctl lab's unit tests (plan, flags, processes, Vagrant units)
+	$(PYTEST) -q tests/unit/lab
+
+.PHONY: test-lab

@@ -1,4 +1,4 @@
-"""The Store contract: one suite, run against MemoryStore (tests/unit/
+"""The Store contract: one suite, run against MemoryStore (tests/unit/store/
 test_store_contract.py) and EtcdStore (tests/integration/test_store_etcd.py).
 
 A subclass provides two fixtures: `store` (a Store) and `prefix` (a key

@@ -2,7 +2,7 @@
 
 DockerRuntime (docker.py) is the real one; FakeRuntime (fake.py) is an
 in-memory fake for unit tests and hollow-node benchmarks only. One contract
-test suite (tests/unit/test_fake_runtime.py, run against Docker by
+test suite (tests.unit.agent.test_fake_runtime.py, run against Docker by
 tests/integration/test_agent_runtime.py) pins down the behaviour both share.
 
 Concurrency: every method is a coroutine safe to call from many tasks of one

@@ -1,7 +1,7 @@
 """The one definition of the flags `pk-agent` and `pk-controlplane` are run
 with, by the one-machine lab (`pkctl lab up`) and by the Vagrant lab's
 systemd units (vagrant/units/*.service, which spell each value as
-`${PK_<KEY>}` from an EnvironmentFile). tests/unit/test_lab_flags.py asserts
+`${PK_<KEY>}` from an EnvironmentFile). tests/unit/lab/test_lab_flags.py asserts
 that the units use exactly these flags. Pure: no I/O.
 """
 

@@ -1,6 +1,6 @@
 """The lab's layout: every name, address, path and port of one lab, computed
 from (lab name, lab index, node count, options). Pure: no I/O, no clock;
-unit-tested in tests/unit/test_lab_plan.py.
+unit-tested in tests/unit/lab/test_lab_plan.py.
 
 Addressing (lab index K, 0..MAX_LABS-1, allocated per lab name):
 

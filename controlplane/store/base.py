@@ -7,7 +7,7 @@ stale revision raises ConflictError and changes nothing.
 
 Implementations: EtcdStore (etcd through aetcd; production and integration
 tests) and MemoryStore (a fake, in-process, for unit tests and benchmarks).
-One contract test suite (tests/unit/test_store_contract.py and
+One contract test suite (tests/unit/store/test_store_contract.py and
 tests/integration/test_store_etcd.py) runs against both.
 
 Ordering: revisions are global and strictly increasing across all keys, as

@@ -1,4 +1,4 @@
-"""The Runtime contract (tests/unit/test_fake_runtime.py) on the real Docker Engine."""
+"""The Runtime contract (tests.unit.agent.test_fake_runtime.py) on the real Docker Engine."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import AsyncIterator
 import pytest
 
 from agent.runtime.docker_runtime import DockerRuntime
-from tests.unit.test_fake_runtime import RuntimeContract
+from tests.unit.agent.test_fake_runtime import RuntimeContract
 
 pytestmark = pytest.mark.integration
 

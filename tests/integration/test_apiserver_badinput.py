@@ -10,7 +10,7 @@ import pytest
 
 from pkapi import manifest
 from pkapi.errors import ApiError
-from tests.unit.test_badinput import cases, expectations, is_server_case, is_update
+from tests.unit.apiserver.test_badinput import cases, expectations, is_server_case, is_update
 
 pytestmark = pytest.mark.integration
 

@@ -130,7 +130,7 @@ def test_labs_brought_up_at_once_get_different_indexes(tmp_path) -> None:  # typ
         "    state.save(rec)\n"
     )
     env = {**os.environ, "PK_LAB_STATE_ROOT": str(tmp_path / "labs"), "PK_LAB_RUN_ROOT": str(tmp_path / "run")}
-    procs = [subprocess.Popen([sys.executable, "-c", script, f"race{i}"], env=env, cwd=str(Path(__file__).resolve().parents[2])) for i in range(4)]
+    procs = [subprocess.Popen([sys.executable, "-c", script, f"race{i}"], env=env, cwd=str(Path(__file__).resolve().parents[3])) for i in range(4)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
     from cli.lab import state
 

@@ -17,7 +17,7 @@ from cli.lab.lab import agent_values, controlplane_values
 from cli.lab.plan import make_plan
 from cli.lab.state import LabRecord
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 UNITS = ROOT / "vagrant" / "units"
 
 

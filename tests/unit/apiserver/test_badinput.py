@@ -21,7 +21,7 @@ from controlplane.store import MemoryStore
 from pkapi import decode, manifest
 from pkapi.errors import ApiError
 
-CORPUS = pathlib.Path(__file__).resolve().parent.parent / "data" / "bad"
+CORPUS = pathlib.Path(__file__).resolve().parents[2] / "data" / "bad"
 
 
 def cases() -> list[pathlib.Path]:

@@ -14,7 +14,7 @@ from agent.pods.teardown import TeardownGate
 from agent.pods.worker import PodWorker
 from agent.runtime.fake import FakeRuntime
 from pkapi import meta
-from tests.unit.test_agent_worker import StubManager, mkpod
+from tests.unit.agent.test_agent_worker import StubManager, mkpod
 
 
 class Tracker:

@@ -182,12 +182,11 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
     try:
         store = _make_store(config)
         allocator = ServiceAllocator(store, config)
-        registry = Registry(store, allocator)
+        caches = WatchCaches(store)
+        registry = Registry(store, allocator, caches)
         await registry.ensure_system_namespaces()
         await registry.resume_namespace_finalizers()
-        caches = WatchCaches(store)
         await caches.start_all()
-        registry.caches = caches
         etcd_version = ""
         if config.etcd_servers[0].startswith("http"):
             etcd_version = await asyncio.to_thread(_etcd_version, config.etcd_servers[0])

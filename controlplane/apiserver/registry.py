@@ -25,6 +25,9 @@ from typing import Any, Awaitable, Callable, Sequence
 
 from google.protobuf.message import Message
 
+from controlplane.apiserver.codec import decode, encode, same_stored
+from controlplane.apiserver.service_alloc import ServiceAllocator
+from controlplane.apiserver.watchcache import WatchCaches
 from controlplane.store import ConflictError, KeyExistsError, KeyNotFoundError, Store
 from pkapi import defaults, meta, validation
 from pkapi.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
@@ -59,24 +62,6 @@ NS_KIND = _kind("Namespace")
 PODS = _kind("Pod")
 
 
-def encode(msg: Message) -> bytes:
-    """The stored form: the message without resourceVersion."""
-    md = msg.metadata  # type: ignore[attr-defined]
-    rv = md.resource_version
-    md.resource_version = ""
-    try:
-        return msg.SerializeToString(deterministic=True)
-    finally:
-        md.resource_version = rv
-
-
-def decode(kind: Kind, value: bytes, revision: int) -> Message:
-    msg = kind.message()
-    msg.ParseFromString(value)
-    msg.metadata.resource_version = str(revision)  # type: ignore[attr-defined]
-    return msg
-
-
 def _has(msg: Message, field: str) -> bool:
     return field in msg.DESCRIPTOR.fields_by_name
 
@@ -85,10 +70,6 @@ def _copy(msg: Message) -> Message:
     out = type(msg)()
     out.CopyFrom(msg)
     return out
-
-
-def _same_ignoring_rv(a: Message, b: Message) -> bool:
-    return encode(a) == encode(b)
 
 
 def parse_resource_version(rv: str) -> int:
@@ -105,18 +86,21 @@ def parse_resource_version(rv: str) -> int:
 class Registry:
     """Kubernetes' API semantics over a Store (see module docstring).
 
-    `allocator` is the Service IP/port allocator (controlplane.apiserver.
-    service_alloc.ServiceAllocator) or None."""
+    `allocator` allocates Services' IPs and ports (none: Services get
+    none); `caches` are the server's watch caches (none: every read is
+    the store's)."""
 
-    def __init__(self, store: Store, allocator: Any = None) -> None:
+    def __init__(
+        self, store: Store, allocator: ServiceAllocator | None = None, caches: WatchCaches | None = None
+    ) -> None:
         self.store = store
         self.allocator = allocator
         # Namespaces being emptied by this process (see finalize_namespace).
         self._finalizing: dict[str, asyncio.Task[None]] = {}
         self._closed = False
-        # The watch caches (controlplane.apiserver.watchcache.WatchCaches),
-        # when the server has them: a read-only shortcut, never the truth.
-        self.caches: Any = None
+        # The watch caches, when the server has them: a read-only shortcut,
+        # never the truth (they may be started after the registry).
+        self.caches = caches
 
     # -------------------------------------------------------------- helpers
 
@@ -144,18 +128,8 @@ class Registry:
         return decode(k, kv.value, kv.mod_revision), kv.mod_revision
 
     def _cached(self, k: Kind, ns: str, name: str) -> tuple[Message, int] | None:
-        """The object as the watch cache holds it (a copy), or None. The
-        cache may lag etcd: use it only where a stale answer is detected
-        (a CAS on its revision) or harmless (a namespace that exists)."""
-        if self.caches is None:
-            return None
-        c = self.caches.caches.get(k.resource)
-        if c is None:
-            return None
-        e = c.objects.get(meta.key(k.resource, ns, name))
-        if e is None:
-            return None
-        return _copy(e.msg), int(e.msg.metadata.resource_version)
+        """The watch cache's copy (see WatchCaches.peek), or None."""
+        return None if self.caches is None else self.caches.peek(k, ns, name)
 
     async def _check_namespace(self, k: Kind, ns: str, name: str) -> None:
         # A namespace in the cache exists (or existed a moment ago, which
@@ -236,7 +210,7 @@ class Registry:
             await self._check_namespace(k, md.namespace, md.name)
         allocated = False
         if k.kind == "Service" and self.allocator is not None:
-            await self.allocator.on_create(msg, dry_run)
+            await self.allocator.on_create(msg, dry_run)  # type: ignore[arg-type]
             allocated = not dry_run
         if dry_run:
             return msg
@@ -315,7 +289,7 @@ class Registry:
         if self.allocator is None:
             return
         try:
-            await self.allocator.on_delete(svc)
+            await self.allocator.on_delete(svc)  # type: ignore[arg-type]
         except Exception:  # the allocator's repair loop reclaims leaks
             log.exception("releasing the allocations of %s", meta.ns_name(svc))
 
@@ -365,7 +339,7 @@ class Registry:
                 if guessed:
                     continue  # judged against a possibly stale object: read etcd
                 raise
-            if _same_ignoring_rv(new, old):
+            if same_stored(new, old):
                 if guessed:
                     continue  # "nothing to write" needs the current object: read etcd
                 return old, None
@@ -427,8 +401,8 @@ class Registry:
         causes = validation.validate(new) + validation.validate_update(old, new)
         if causes:
             raise invalid(k.kind, new.metadata.name, causes)  # type: ignore[attr-defined]
-        if k.kind == "Service" and self.allocator is not None and not _same_ignoring_rv(old, new):
-            await self.allocator.on_update(old, new, dry_run)
+        if k.kind == "Service" and self.allocator is not None and not same_stored(old, new):
+            await self.allocator.on_update(old, new, dry_run)  # type: ignore[arg-type]
         return new
 
     async def bind(self, bindings: Sequence[Any]) -> builtins.list[Message | ApiError]:
@@ -607,7 +581,7 @@ class Registry:
                     nmd.deletion_grace_period_seconds = 0
                 if dry_run:
                     return new
-                if not _same_ignoring_rv(new, old):
+                if not same_stored(new, old):
                     try:
                         nrev = await self.store.update(key, encode(new), rev)
                     except ConflictError:
@@ -658,7 +632,7 @@ class Registry:
             ):
                 meta.set_timestamp(nmd.deletion_timestamp, when)
                 nmd.deletion_grace_period_seconds = grace
-            if dry_run or _same_ignoring_rv(new, old):
+            if dry_run or same_stored(new, old):
                 return new
             try:
                 nrev = await self.store.update(key, encode(new), rev)

@@ -25,7 +25,8 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane.apiserver.registry import RETRIES, Registry, _copy, encode, parse_resource_version
+from controlplane.apiserver.codec import encode
+from controlplane.apiserver.registry import RETRIES, Registry, _copy, parse_resource_version
 from controlplane.apiserver.watchcache import Filter, WatchCaches
 from controlplane.config import ControlPlaneConfig
 from controlplane.store import ConflictError, KeyNotFoundError, StoreError, UnavailableError

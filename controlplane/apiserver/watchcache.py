@@ -58,7 +58,7 @@ from typing import Any, AsyncGenerator, Iterable, Iterator, Mapping
 
 from google.protobuf.message import Message
 
-from controlplane.apiserver.registry import decode
+from controlplane.apiserver.codec import decode
 from controlplane.store import CompactedError, Store
 from pkapi import meta, selectors
 from pkapi.errors import ApiError, expired
@@ -568,6 +568,22 @@ class WatchCaches:
         self.options = options
         self.caches: dict[str, WatchCache] = {}
         self._starting: dict[str, asyncio.Task[WatchCache]] = {}
+
+    def peek(self, kind: Kind, namespace: str, name: str) -> tuple[Message, int] | None:
+        """The object as its kind's cache holds it now (a copy, the
+        caller's own) and its revision, or None (not cached, not started,
+        or an uncached kind). The cache may lag the store: callers use it
+        only where a stale answer is detected (a CAS on that revision) or
+        harmless."""
+        c = self.caches.get(kind.resource)
+        if c is None:
+            return None
+        e = c.objects.get(meta.key(kind.resource, namespace, name))
+        if e is None:
+            return None
+        msg = type(e.msg)()
+        msg.CopyFrom(e.msg)
+        return msg, int(msg.metadata.resource_version)  # type: ignore[attr-defined]
 
     async def get(self, kind: Kind) -> WatchCache:
         c = self.caches.get(kind.resource)

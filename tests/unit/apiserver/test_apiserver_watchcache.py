@@ -274,3 +274,31 @@ async def test_a_revision_of_many_objects_is_one_group_never_split(env):
         assert replay == [1, 30, 1, 30, 1], replay
     finally:
         watchcache.MAX_EVENTS_PER_MESSAGE = old
+
+
+async def test_peek_gives_a_copy_of_the_cached_object_and_its_revision():
+    """WatchCaches.peek: the cached object (the caller's own copy) at its
+    revision; None for an uncached kind, a cache not started, a miss."""
+    from controlplane.apiserver.watchcache import WatchCaches
+
+    store = MemoryStore()
+    caches = WatchCaches(store)
+    reg = Registry(store, caches=caches)
+    await reg.ensure_system_namespaces()
+    try:
+        created = await reg.create(pod("a"))
+        assert caches.peek(PODS, "default", "a") is None  # not started yet
+        await caches.start_all()
+        got = caches.peek(PODS, "default", "a")
+        assert got is not None
+        msg, rev = got
+        assert (msg.metadata.uid, rev) == (created.metadata.uid, int(created.metadata.resource_version))
+        msg.metadata.labels["mutated"] = "yes"
+        again = caches.peek(PODS, "default", "a")
+        assert again is not None and "mutated" not in again[0].metadata.labels
+        assert caches.peek(PODS, "default", "b") is None
+        assert caches.peek(PODS, "other", "a") is None
+        assert caches.peek(meta.kind_by_resource("events"), "default", "a") is None
+    finally:
+        await caches.stop()
+        await reg.close()

@@ -21,6 +21,9 @@ Behaviour:
   only do cheap work (enqueue a key). An exception in a handler is logged and
   does not stop the informer. Handlers for one informer run in event order.
 - Cached objects are shared and read-only: CopyFrom before changing one.
+- preload(objs) fills the cache as a list would and marks it synced,
+  without run(): controller unit tests (sample-controller's pre-filled
+  indexers) start from `Informer.synced_with(client, resource, objs)`.
 - Indexes: add_index(name, fn) with fn(obj) -> list of index values, then
   by_index(name, value) returns the objects cheaply (pods by node name...).
 
@@ -74,6 +77,22 @@ class Informer:
         self.resource_version = ""
         # How many times run() (re)listed: for tests and metrics.
         self.lists = 0
+
+    @classmethod
+    def synced_with(cls, client: Any, resource: str, objs: Iterable[Any] = (), namespace: str = "") -> Informer:
+        """An informer whose cache already holds objs and counts as synced
+        (for tests: run() is never needed)."""
+        inf = cls(client, resource, namespace)
+        inf.preload(objs)
+        return inf
+
+    def preload(self, objs: Iterable[Any], resource_version: str = "") -> None:
+        """Make the cache hold exactly objs, as a relist would (handlers see
+        the adds, updates and deletes), and mark it synced."""
+        self._replace(builtins.list(objs))
+        if resource_version:
+            self.resource_version = resource_version
+        self._synced.set()
 
     # ----------------------------------------------------------- read side
 

@@ -7,7 +7,8 @@ Behaviour: run() registers the Node (idempotent on the server) and then
 calls Heartbeat every config.heartbeat_interval (the server renews the
 node's Lease); every CHECK_EVERY heartbeats it also reads the Node, so a
 deleted Node object is registered again. Any failure (control plane unreachable, Node deleted) makes
-it retry with exponential backoff (0.2 s doubling to 5 s) and register
+it retry with jittered exponential backoff (0.2 s doubling to 5 s, each
+up to 20% longer: pkapi.client.retry) and register
 again before the next heartbeat, so a restarted control plane, an expired
 node or a deleted Node object all heal. Nothing here touches containers:
 pods keep running while the control plane is away.
@@ -30,6 +31,7 @@ from agent import __version__
 from agent.config import AgentConfig
 from agent.runtime.base import Runtime, RuntimeInfo
 from pkapi import meta
+from pkapi.client.retry import RetryDelay
 from pkapi.errors import ApiError
 from pkapi.v1 import core_pb2
 
@@ -103,7 +105,7 @@ class NodeRegistrar:
         return out
 
     async def run(self) -> None:
-        delay = 0.2
+        delay = RetryDelay(0.2, 5.0)
         need_register = True
         beats = 0
         while True:
@@ -126,12 +128,12 @@ class NodeRegistrar:
                 if not self.connected:
                     log.info("control plane at %s reachable", self.config.server)
                 self.connected = True
-                delay = 0.2
+                delay.reset()
                 await asyncio.sleep(self.config.heartbeat_interval)
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - any failure: back off, re-register
-                if self.connected or delay == 0.2:
+                if self.connected or delay.failures == 0:
                     log.warning("heartbeat failed (%s); retrying with backoff", err)
                 self.connected = False
                 # NotFound: the Node was deleted; anything else: the control
@@ -139,6 +141,5 @@ class NodeRegistrar:
                 # and idempotent.
                 need_register = True
                 if isinstance(err, ApiError) and err.reason == "NotFound":
-                    delay = 0.2
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                    delay.reset()
+                await asyncio.sleep(delay.next())

@@ -15,6 +15,12 @@ Sources of work, all of which only poke workers (cheap, synchronous):
     GC runs only once the informer has synced, so an agent that cannot
     reach the control plane never removes anything.
 
+Start-up never gives up: an agent started before any control plane answers,
+or across a control-plane restart, waits (the informer reconnects with
+jittered back-off; the wait is logged every SYNC_LOG_EVERY seconds) and
+carries on when the pods are listed. Containers already running are left
+alone meanwhile and adopted then, not restarted.
+
 Stops and removals of deleted pods' containers (workers' termination and
 GC) pass through one TeardownGate (--max-parallel-teardowns at a time), so
 a mass deletion does not delay new pods' starts in the engine.
@@ -38,9 +44,13 @@ from agent.pods.teardown import TeardownGate
 from agent.pods.worker import PodWorker
 from agent.runtime.base import LABEL_CONTAINER, LABEL_NODE, LABEL_POD_UID, LABEL_PORTS, Runtime
 from pkapi.client.informer import Informer
+from pkapi.client.retry import RetryDelay
 from pkapi.v1 import core_pb2
 
 log = logging.getLogger(__name__)
+
+# While the first list of this node's pods has not arrived, say so this often.
+SYNC_LOG_EVERY = 10.0
 
 
 class PodManager:
@@ -157,23 +167,25 @@ class PodManager:
 
     async def _reserve_ports(self) -> None:
         """Host ports of containers that survived an agent restart stay taken."""
+        delay = RetryDelay(0.5, 5.0)
         while True:
             try:
                 states = await self.runtime.list_containers({LABEL_NODE: self.node_name})
                 break
             except Exception as err:  # noqa: BLE001 - engine not up yet: wait for it
-                log.warning("container runtime not reachable (%s); retrying", err)
-                await asyncio.sleep(1.0)
+                wait = delay.next()
+                log.warning("container runtime not reachable (%s); retrying in %.1fs", err, wait)
+                await asyncio.sleep(wait)
         for st in states:
             for b in podspec.parse_ports_label(st.labels.get(LABEL_PORTS, "")):
                 self.ports.reserve(b.host_port, b.protocol)
 
     async def _container_events(self) -> None:
-        delay = 0.5
+        delay = RetryDelay(0.5, 5.0)
         while True:
             try:
                 async for ev in self.runtime.events({LABEL_NODE: self.node_name}):
-                    delay = 0.5
+                    delay.reset()
                     uid = ev.labels.get(LABEL_POD_UID, "")
                     w = self.workers.get(uid)
                     if w is not None:
@@ -187,14 +199,30 @@ class PodManager:
                 raise
             except Exception as err:  # noqa: BLE001 - reconnect to the engine
                 log.warning("container event stream failed (%s); reconnecting", err)
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            await asyncio.sleep(delay.next())
             for w in list(self.workers.values()):
                 w.poke()  # events may have been missed
 
+    async def wait_synced(self) -> None:
+        """Wait, for as long as it takes, for the first list of this node's
+        pods; an agent whose control plane is away or slow keeps waiting
+        (and says so now and then), it never gives up."""
+        waited = 0.0
+        while True:
+            try:
+                await self.informer.wait_synced(SYNC_LOG_EVERY)
+                return
+            except TimeoutError:
+                waited += SYNC_LOG_EVERY
+                log.info(
+                    "pods of node %s not listed yet after %.0fs (control plane at %s); still waiting",
+                    self.node_name,
+                    waited,
+                    self.config.server,
+                )
+
     async def _resync(self) -> None:
-        while not await self.informer.wait_synced(timeout=1.0):
-            pass
+        await self.wait_synced()
         log.info("pods of node %s synced: %d", self.node_name, len(self.informer))
         while True:
             try:

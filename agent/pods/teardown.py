@@ -25,6 +25,9 @@ teardown waits for starts only until `max_defer` seconds after it was
 asked for (time spent queueing for a slot counts), so a steady stream of
 new pods delays a mass deletion by about max_defer, never more.
 
+Time is read from an injected Clock (agent/clock.py), so the limits are
+tested on a fake clock.
+
 Concurrency: single event loop; any number of callers; a cancelled caller
 cancels its call and frees its slot.
 """
@@ -36,6 +39,8 @@ from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+from agent.clock import Clock, MonotonicClock, within
+
 T = TypeVar("T")
 
 DEFAULT_LIMIT = 2
@@ -45,10 +50,15 @@ DEFAULT_MAX_DEFER = 2.0
 
 class TeardownGate:
     def __init__(
-        self, limit: int = DEFAULT_LIMIT, hold: float = DEFAULT_HOLD, max_defer: float = DEFAULT_MAX_DEFER
+        self,
+        limit: int = DEFAULT_LIMIT,
+        hold: float = DEFAULT_HOLD,
+        max_defer: float = DEFAULT_MAX_DEFER,
+        clock: Clock | None = None,
     ) -> None:
         if limit < 1:
             raise ValueError("limit must be >= 1")
+        self.clock: Clock = clock or MonotonicClock()
         self.limit = limit
         self.hold = hold
         self.max_defer = max_defer
@@ -75,8 +85,8 @@ class TeardownGate:
     async def run(self, call: Awaitable[T]) -> T:
         """Await `call` (a stop or remove) once a slot is free and no start
         is under way."""
-        loop = asyncio.get_running_loop()
-        defer_until = loop.time() + self.max_defer
+        clock = self.clock
+        defer_until = clock.now() + self.max_defer
         try:
             await self._sem.acquire()
         except BaseException:
@@ -84,15 +94,16 @@ class TeardownGate:
             raise
         task: asyncio.Future[T] | None = None
         try:
-            left = defer_until - loop.time()
+            left = defer_until - clock.now()
             if self._starts and left > 0:
+                no_starts = asyncio.ensure_future(self._no_starts.wait())
                 try:
-                    await asyncio.wait_for(self._no_starts.wait(), left)
-                except TimeoutError:
-                    pass
+                    await within(clock, no_starts, left)
+                finally:
+                    no_starts.cancel()
             task = asyncio.ensure_future(call)
             self.active += 1
-            await asyncio.wait({task}, timeout=self.hold)
+            await within(clock, task, self.hold)
         except BaseException:
             if task is None:
                 _close(call)

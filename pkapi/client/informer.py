@@ -12,8 +12,14 @@ Behaviour:
   watches from the list's resourceVersion, so no change between list and
   watch is missed. On ApiError Expired (the revision was compacted) it
   relists; on ServerUnreachable, or any other error, it waits with
-  exponential backoff (0.1 s doubling to 5 s) and resumes the watch from the
-  last resourceVersion it saw (relisting if that too has expired).
+  jittered exponential backoff (0.1 s doubling to 5 s, each up to 20% longer:
+  pkapi.client.retry) and resumes the watch from the last resourceVersion it
+  saw (relisting if that too has expired). It never gives up: a control
+  plane that is away, slow or restarting is waited for.
+- wait_synced(timeout) returns once the first list is in the cache; with a
+  timeout it raises TimeoutError naming the resource (it never returns
+  False). A start-up path that must outwait the control plane passes no
+  timeout, or catches the TimeoutError to log and wait again.
 - A relist diffs against the cache: handlers see on_add for new objects,
   on_update(old, new) for changed ones (by resourceVersion) and on_delete
   for vanished ones, exactly as if the missed events had been watched.
@@ -40,6 +46,7 @@ from typing import Any, Callable, Iterable
 
 from google.protobuf.message import Message
 
+from pkapi.client.retry import RetryDelay
 from pkapi.errors import ApiError
 
 log = logging.getLogger(__name__)
@@ -100,14 +107,15 @@ class Informer:
     def synced(self) -> bool:
         return self._synced.is_set()
 
-    async def wait_synced(self, timeout: float | None = None) -> bool:
-        """Wait for the first list to be in the cache. Raises TimeoutError
-        naming the resource when it does not happen within timeout."""
+    async def wait_synced(self, timeout: float | None = None) -> None:
+        """Wait for the first list to be in the cache (None: for as long as
+        it takes). Raises TimeoutError naming the resource when it does not
+        happen within timeout; returns nothing, so a caller cannot mistake
+        the outcome for a flag."""
         try:
             await asyncio.wait_for(self._synced.wait(), timeout)
         except TimeoutError:
             raise TimeoutError(f"informer for {self.resource}: cache not synced after {timeout}s") from None
-        return True
 
     def get(self, namespace: str, name: str) -> Any | None:
         return self._cache.get((namespace, name))
@@ -247,18 +255,20 @@ class Informer:
 
     async def run(self) -> None:
         """List and watch forever (until cancelled)."""
-        backoff = 0.1
+        delay = RetryDelay(0.1, 5.0)
         need_list = True
         while True:
+            watched_from: str | None = None
             try:
                 if need_list:
                     await self._list()
                     need_list = False
+                watched_from = self.resource_version
                 await self._watch()
                 # The stream ended cleanly (server shutting down): resume from
                 # the last resourceVersion, after a beat so a server that
                 # closes every stream at once cannot make us spin.
-                backoff = 0.1
+                delay.reset()
                 await asyncio.sleep(0.05)
             except asyncio.CancelledError:
                 raise
@@ -267,11 +277,13 @@ class Informer:
                     log.info("informer %s: %s; relisting", self.resource, err.message)
                     need_list = True
                     continue
-                log.warning("informer %s: %s; retrying in %.1fs", self.resource, err, backoff)
+                wait = delay.next()
+                log.warning("informer %s: %s; retrying in %.1fs", self.resource, err, wait)
                 need_list = True
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(wait)
             except Exception as err:  # ServerUnreachable and transport errors
-                log.info("informer %s: %s; reconnecting in %.1fs", self.resource, err, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                if watched_from is not None and self.resource_version != watched_from:
+                    delay.reset()  # the watch was delivering: this is a new outage
+                wait = delay.next()
+                log.info("informer %s: %s; reconnecting in %.1fs", self.resource, err, wait)
+                await asyncio.sleep(wait)

@@ -723,6 +723,65 @@ async def test_control_plane_outage_keeps_pods_running_and_agent_reconnects(
     await client.close()
 
 
+def assert_running(ag: AgentProcess, what: str) -> None:
+    code = ag.process.poll() if ag.process is not None else "not started"
+    assert code is None, f"pk-agent exited ({code}) {what}:\n{ag.log_tail(40)}"
+    assert "Traceback" not in ag.log_tail(400), ag.log_tail(400)
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_agent_started_before_any_control_plane_answers_joins_when_it_appears(
+    start_controlplane: Any, start_agent: Any
+) -> None:
+    cp = await start_controlplane()
+    await cp.stop()  # its address is known; nothing answers there now
+    ag = await start_agent(cp, wait=False)
+    # Well past the first list's old 1 s time-out (the agent takes ~1 s to boot).
+    await asyncio.sleep(4.0)
+    assert_running(ag, "while no control plane answered")
+    await cp.start()
+    await ag.wait_ready(timeout=20)
+    client = cp.client()
+    try:
+        await client.create(make_pod(ag.node_name, "late"))
+        await wait_pod(client, "late", ready, "Ready on the agent that started first", timeout=20)
+        assert_running(ag, "after the control plane appeared")
+    finally:
+        await client.close()
+
+
+@pytest.mark.asyncio(loop_scope="function")
+async def test_control_plane_restarted_while_the_agent_starts_restarts_no_pod(
+    start_controlplane: Any, start_agent: Any, docker_client: Any
+) -> None:
+    cp = await start_controlplane()
+    ag = await start_agent(cp)
+    client = cp.client()
+    try:
+        await client.create(make_pod(ag.node_name, "steady"))
+        pod = await wait_pod(client, "steady", ready, "Ready")
+        cid = cstatus(pod).container_id  # type: ignore[union-attr]
+        # The agent restarts while its control plane restarts: its start-up
+        # (first list of its pods) spans the outage.
+        await cp.stop()
+        await ag.stop()
+        await ag.start(wait=False)
+        await asyncio.sleep(4.0)
+        assert_running(ag, "while its control plane was down")
+        assert docker_client.containers.get(cid.removeprefix("docker://")).status == "running"
+        await cp.start()
+        await ag.wait_ready(timeout=20)
+        await client.create(make_pod(ag.node_name, "after"))
+        await wait_pod(client, "after", ready, "Ready after the control plane came back", timeout=20)
+        pod = await wait_pod(client, "steady", ready, "still Ready")
+        cs = cstatus(pod)
+        assert cs is not None and cs.container_id == cid and cs.restart_count == 0
+        assert docker_client.containers.get(cid.removeprefix("docker://")).status == "running"
+        assert_running(ag, "after the control plane came back")
+    finally:
+        await client.close()
+
+
 async def run_pkctl(cp: ControlPlane, *args: str, stdin: bytes = b"", timeout: float = 20) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "cli.main", "--server", cp.address, *args,

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from agent.clock import FakeClock
 from agent.pods.teardown import TeardownGate
 from agent.pods.worker import PodWorker
 from agent.runtime.fake import FakeRuntime
@@ -57,15 +58,18 @@ async def test_at_most_limit_calls_in_flight() -> None:
 
 
 async def test_a_call_outlasting_hold_frees_its_slot_and_still_completes() -> None:
-    gate = TeardownGate(limit=1, hold=0.05)
+    clock = FakeClock()
+    gate = TeardownGate(limit=1, hold=0.05, clock=clock)
     t = Tracker()
     slow_done = asyncio.Event()
     slow = asyncio.create_task(gate.run(t.call(slow_done)))  # a stop waiting out a long grace period
     await wait_for(lambda: t.started == 1, "the slow call to start")
     # the next one gets the slot after `hold`, not when the slow one ends
-    t0 = time.monotonic()
-    assert await asyncio.wait_for(gate.run(t.call()), 2) == "ok"
-    assert time.monotonic() - t0 < 1
+    nxt = asyncio.create_task(gate.run(t.call()))
+    await clock.advance(0.049)
+    assert t.started == 1 and not nxt.done()
+    await clock.advance(0.001)
+    assert await asyncio.wait_for(nxt, 2) == "ok"
     assert not slow.done()
     slow_done.set()
     assert await slow == "ok"
@@ -172,17 +176,23 @@ async def test_teardowns_wait_while_a_start_is_under_way() -> None:
 
 
 async def test_a_teardown_waits_for_starts_at_most_max_defer() -> None:
-    gate = TeardownGate(limit=1, hold=10, max_defer=0.1)
-    t = Tracker(delay=0.01)
+    clock = FakeClock()
+    gate = TeardownGate(limit=1, hold=10, max_defer=0.1, clock=clock)
+    t = Tracker(delay=0)
     with gate.starting():  # a start that never ends (or a stream of them)
-        t0 = time.monotonic()
-        assert await asyncio.wait_for(gate.run(t.call()), 2) == "ok"
-        assert 0.09 <= time.monotonic() - t0 < 1
+        first = asyncio.create_task(gate.run(t.call()))
+        await clock.advance(0.099)
+        assert t.started == 0 and not first.done()
+        await clock.advance(0.001)
+        assert await asyncio.wait_for(first, 2) == "ok"
         # a batch queued for the one slot: deferral counts from the request,
-        # so ten teardowns take about max_defer + 10 calls, not 10 x max_defer
-        t0 = time.monotonic()
-        assert await asyncio.wait_for(asyncio.gather(*(gate.run(t.call()) for _ in range(10))), 2) == ["ok"] * 10
-        assert time.monotonic() - t0 < 0.1 * 10 / 2
+        # so ten teardowns take about max_defer, not 10 x max_defer
+        batch = asyncio.gather(*(gate.run(t.call()) for _ in range(10)))
+        await clock.advance(0.099)
+        assert t.started == 1 and not batch.done()
+        await clock.advance(0.001)
+        assert await asyncio.wait_for(batch, 2) == ["ok"] * 10
+        assert clock.now() - 1000.0 == pytest.approx(0.2)  # time moved only as the test said
         assert t.peak == 1
 
 

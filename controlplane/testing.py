@@ -223,9 +223,10 @@ class InProcessClient(ClusterClient):
         await self.caches.stop()
         await self.registry.close()
 
-    def writes(self) -> list[Action]:
-        """The recorded calls that change state, in order."""
-        return [a for a in self.actions if a.verb not in READS]
+    def writes(self, resource: str = "") -> list[Action]:
+        """The recorded calls that change state (of `resource` only, if
+        given), in order."""
+        return [a for a in self.actions if a.verb not in READS and (not resource or a.resource == resource)]
 
     def clear(self) -> None:
         """Forget the recorded calls (after a test's setup)."""

@@ -27,7 +27,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from controlplane.controllers.base import Controller, SharedInformers, copy, owner_uid_index
 from pkapi import meta, rollout, selectors
@@ -51,8 +51,9 @@ class _Expect:
 class Expectations:
     """Creations and deletions a controller waits to observe, per key."""
 
-    def __init__(self, ttl: float = EXPECTATIONS_TTL) -> None:
+    def __init__(self, ttl: float = EXPECTATIONS_TTL, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
+        self.clock = clock
         self._e: dict[str, _Expect] = {}
 
     def satisfied(self, key: str) -> bool:
@@ -61,13 +62,13 @@ class Expectations:
             return True
         if e.adds <= 0 and not e.dels:
             return True
-        return time.monotonic() - e.at > self.ttl
+        return self.clock() - e.at > self.ttl
 
     def expect_creations(self, key: str, n: int) -> None:
-        self._e[key] = _Expect(adds=n, at=time.monotonic())
+        self._e[key] = _Expect(adds=n, at=self.clock())
 
     def expect_deletions(self, key: str, pod_keys: list[str]) -> None:
-        self._e[key] = _Expect(dels=set(pod_keys), at=time.monotonic())
+        self._e[key] = _Expect(dels=set(pod_keys), at=self.clock())
 
     def creation_observed(self, key: str) -> None:
         e = self._e.get(key)
@@ -119,14 +120,16 @@ class ReplicaSetController(Controller):
     # ReplicaSets growing at once (Kubernetes' default is 5).
     workers = 8
 
-    def __init__(self, client: Any, config: Any, informers: SharedInformers) -> None:
+    def __init__(self, client: Any, config: Any, informers: SharedInformers,
+                 clock: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.client = client
+        self.clock = clock
         self.rss = informers.informer("replicasets")
         self.pods = informers.informer("pods")
         self.pods.add_index("owner", owner_uid_index)
         self.informers = [self.rss, self.pods]
-        self.expectations = Expectations()
+        self.expectations = Expectations(clock=monotonic)
         self.recorder = EventRecorder(client, "replicaset-controller")
         self.rss.add_handler(on_add=self._enqueue, on_update=lambda o, n: self._enqueue(n),
                              on_delete=self._rs_deleted)
@@ -208,7 +211,7 @@ class ReplicaSetController(Controller):
         active = [p for p in owned if rollout.is_pod_active(p)]
         if not deleting and self.expectations.satisfied(key):
             await self._manage(rs, key, active)
-        now = time.time()
+        now = self.clock()
         status = calculate_status(rs, active, now)
         if status != rs.status:
             new = copy(rs)

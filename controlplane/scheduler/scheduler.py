@@ -220,6 +220,12 @@ class Scheduler:
             self._binds.add(task)
             task.add_done_callback(self._binds.discard)
 
+    async def binds_sent(self) -> None:
+        """Wait until every decision made so far has had its Bind call
+        answered (and its outcome applied)."""
+        while self._binds:
+            await asyncio.gather(*self._binds, return_exceptions=True)
+
     async def _binder(self) -> None:
         """Send the decisions queued when this task runs, and those queued
         meanwhile, MAX_BIND_BATCH per Bind call, until none are left."""

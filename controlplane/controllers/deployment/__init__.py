@@ -25,7 +25,8 @@ writes are CAS on the cached resourceVersion; a Conflict requeues.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import time
+from typing import Any, Callable
 
 from controlplane.controllers.base import Controller, SharedInformers, copy, owner_uid_index
 from controlplane.controllers.deployment import progress, recreate, rolling, sync
@@ -40,9 +41,11 @@ class DeploymentController(Controller):
     name = "deployment"
     workers = 4
 
-    def __init__(self, client: Any, config: Any, informers: SharedInformers) -> None:
+    def __init__(self, client: Any, config: Any, informers: SharedInformers,
+                 clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.client = client
+        self.clock = clock
         self.deployments = informers.informer("deployments")
         self.rss = informers.informer("replicasets")
         self.pods = informers.informer("pods")

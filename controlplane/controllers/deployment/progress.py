@@ -13,7 +13,6 @@ without any other event happening.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from controlplane.controllers.deployment import sync
@@ -90,8 +89,8 @@ async def check_paused_conditions(ctl: Any, d: Any) -> None:
 
 async def sync_rollout_status(ctl: Any, d: Any, new: Any | None, old: list[Any]) -> None:
     """syncRolloutStatus: status plus Progressing; requeue for the deadline."""
-    st = sync.calculate_status(d, new, old)
-    now = time.time()
+    now = ctl.clock()
+    st = sync.calculate_status(d, new, old, now)
     pend = ctl.pending.pop(sync._key(d), None)
     if pend is not None:
         put_condition(st, pend[0], pend[1], pend[2], pend[3], now)

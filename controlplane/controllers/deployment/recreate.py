@@ -40,6 +40,6 @@ async def rollout(ctl: Any, d: Any, rss: list[Any]) -> None:
         await sync.scale_rs(ctl, d, new, sync.desired(d))
         await progress.sync_rollout_status(ctl, d, new, old)
         return
-    if new is not None and progress.complete(d, sync.calculate_status(d, new, old)):
+    if new is not None and progress.complete(d, sync.calculate_status(d, new, old, ctl.clock())):
         await sync.cleanup(ctl, d, new, old)
     await progress.sync_rollout_status(ctl, d, new, old)

@@ -9,7 +9,6 @@ the Deployment as read from the cache (never modified: copies are written).
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from controlplane.controllers.base import copy
@@ -268,7 +267,7 @@ async def cleanup(ctl: Any, d: Any, new: Any | None, old: list[Any]) -> None:
                 raise
 
 
-def calculate_status(d: Any, new: Any | None, old: list[Any]) -> apps_pb2.DeploymentStatus:
+def calculate_status(d: Any, new: Any | None, old: list[Any], now: float) -> apps_pb2.DeploymentStatus:
     every = ([new] if new is not None else []) + old
     st = apps_pb2.DeploymentStatus()
     st.CopyFrom(d.status)
@@ -282,10 +281,10 @@ def calculate_status(d: Any, new: Any | None, old: list[Any]) -> apps_pb2.Deploy
 
     if st.available_replicas >= desired(d) - max_unavailable(d):
         progress.put_condition(st, "Available", "True", "MinimumReplicasAvailable",
-                               "Deployment has minimum availability.", time.time())
+                               "Deployment has minimum availability.", now)
     else:
         progress.put_condition(st, "Available", "False", "MinimumReplicasUnavailable",
-                               "Deployment does not have minimum availability.", time.time())
+                               "Deployment does not have minimum availability.", now)
     return st
 
 
@@ -297,7 +296,7 @@ async def write_status(ctl: Any, d: Any, st: apps_pb2.DeploymentStatus) -> None:
 
     pend = ctl.pending.pop(_key(d), None)
     if pend is not None:
-        progress.put_condition(st, pend[0], pend[1], pend[2], pend[3], time.time())
+        progress.put_condition(st, pend[0], pend[1], pend[2], pend[3], ctl.clock())
     if st == d.status:
         return
     want = copy(d)
@@ -308,4 +307,4 @@ async def write_status(ctl: Any, d: Any, st: apps_pb2.DeploymentStatus) -> None:
 
 async def sync_status_only(ctl: Any, d: Any, rss: list[Any]) -> None:
     new, old = split(d, rss)
-    await write_status(ctl, d, calculate_status(d, new, old))
+    await write_status(ctl, d, calculate_status(d, new, old, ctl.clock()))

@@ -59,6 +59,7 @@ COMMANDS: list[str] = [
     "rollout=cli.rollout:command",
     "scale=cli.scale:command",
     "set=cli.setimage:command",
+    "patch=cli.patch:command",
     "cordon=cli.nodes:cordon",
     "uncordon=cli.nodes:uncordon",
     "drain=cli.nodes:drain",

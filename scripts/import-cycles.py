@@ -31,9 +31,6 @@ ALLOWED: list[frozenset[str]] = [
     # The pod worker reaches into the whole PodManager (a TYPE_CHECKING import
     # back); a PodContext for the worker ends it.
     frozenset({"agent.pods.manager", "agent.pods.worker"}),
-    # sync imports progress inside calculate_status/write_status; the shared
-    # helpers move to deployment/util.py, which both phases import instead.
-    frozenset({"controlplane.controllers.deployment.progress", "controlplane.controllers.deployment.sync"}),
     # worker.py is both the parent's spawn/stop and the child's entry point;
     # spawn/stop move to procs.py.
     frozenset({"agent.proxy.proxier", "agent.proxy.worker"}),

@@ -9,8 +9,14 @@ One file per phase, as Kubernetes' own controller:
                never beyond maxSurge / maxUnavailable
   recreate.py  Recreate: old pods all gone before any new pod exists
   progress.py  Progressing/Available conditions, progressDeadlineSeconds
-The arithmetic (how many to surge, proportional shares, hashes) lives in
-pkapi.rollout and is unit-tested there.
+  util.py      pure: what the phases share (fenceposts, conditions, status
+               arithmetic) and the Control protocol they act through
+The phases import util and never each other: a phase reaches the sync
+phase's ReplicaSet operations through the controller (util.Control), and a
+condition one step decides travels as a value (util.Condition, util.Step)
+to the sync's one status write. The rollout arithmetic (how many to surge,
+proportional shares, hashes) lives in pkapi.rollout and is unit-tested
+there.
 
 Rollback (`pkctl rollout undo`) is done by the client, as kubectl does
 since Kubernetes 1.18: it copies an old ReplicaSet's template into the
@@ -29,10 +35,14 @@ import time
 from typing import Any, Callable
 
 from controlplane.controllers.base import Controller, SharedInformers, copy, owner_uid_index
-from controlplane.controllers.deployment import progress, recreate, rolling, sync
+from controlplane.controllers.deployment import progress, recreate, rolling, sync, util
+from controlplane.controllers.deployment.util import Condition, Deployment, ReplicaSet
 from pkapi import meta, selectors
+from pkapi.client.cluster import ClusterClient
 from pkapi.client.events import EventRecorder
+from pkapi.client.informer import Informer
 from pkapi.errors import ApiError
+from pkapi.v1 import apps_pb2, core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +51,7 @@ class DeploymentController(Controller):
     name = "deployment"
     workers = 4
 
-    def __init__(self, client: Any, config: Any, informers: SharedInformers,
+    def __init__(self, client: ClusterClient, config: Any, informers: SharedInformers,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__()
         self.client = client
@@ -53,17 +63,15 @@ class DeploymentController(Controller):
         self.pods.add_index("owner", owner_uid_index)
         self.informers = [self.deployments, self.rss, self.pods]
         self.recorder = EventRecorder(client, "deployment-controller")
-        # Condition changes decided mid-sync, written with the sync's status.
-        self.pending: dict[str, tuple[str, str, str, str]] = {}
         self.deployments.add_handler(on_add=self._enqueue, on_update=lambda o, n: self._enqueue(n),
                                      on_delete=self._enqueue)
         self.rss.add_handler(on_add=self._rs_changed, on_update=self._rs_updated, on_delete=self._rs_changed)
         self.pods.add_handler(on_delete=self._pod_deleted)
 
-    def _enqueue(self, d: Any) -> None:
+    def _enqueue(self, d: Deployment) -> None:
         self.queue.add(meta.ns_name(d))
 
-    def _owner_key(self, obj: Any, kind: str, informer: Any) -> str | None:
+    def _owner_key(self, obj: ReplicaSet | core_pb2.Pod, kind: str, informer: Informer) -> str | None:
         ref = meta.controller_of(obj)
         if ref is None or ref.kind != kind:
             return None
@@ -72,7 +80,7 @@ class DeploymentController(Controller):
             return None
         return meta.ns_name(owner)
 
-    def _rs_changed(self, rs: Any) -> None:
+    def _rs_changed(self, rs: ReplicaSet) -> None:
         key = self._owner_key(rs, "Deployment", self.deployments)
         if key is not None:
             self.queue.add(key)
@@ -84,7 +92,7 @@ class DeploymentController(Controller):
                 except selectors.SelectorError:
                     continue
 
-    def _rs_updated(self, old: Any, new: Any) -> None:
+    def _rs_updated(self, old: ReplicaSet, new: ReplicaSet) -> None:
         if old.metadata.resource_version == new.metadata.resource_version:
             return
         okey = self._owner_key(old, "Deployment", self.deployments)
@@ -93,7 +101,7 @@ class DeploymentController(Controller):
             self.queue.add(okey)
         self._rs_changed(new)
 
-    def _pod_deleted(self, pod: Any) -> None:
+    def _pod_deleted(self, pod: core_pb2.Pod) -> None:
         # Recreate waits for old pods to be gone: their deletion is news.
         rs_key = self._owner_key(pod, "ReplicaSet", self.rss)
         if rs_key is None:
@@ -107,8 +115,8 @@ class DeploymentController(Controller):
 
     # ---------------------------------------------------------------- claim
 
-    async def claim_replicasets(self, d: Any, selector: Any) -> list[Any]:
-        out: list[Any] = []
+    async def claim_replicasets(self, d: Deployment, selector: selectors.LabelSelectorExpr) -> list[ReplicaSet]:
+        out: list[ReplicaSet] = []
         deleting = d.metadata.HasField("deletion_timestamp")
         for rs in self.rss.by_index("owner", d.metadata.uid):
             if selector.matches(rs.metadata.labels):
@@ -124,13 +132,13 @@ class DeploymentController(Controller):
                 if rs.metadata.HasField("deletion_timestamp") or not selector.matches(rs.metadata.labels):
                     continue
                 new = copy(rs)
-                new.metadata.owner_references.append(sync.controller_ref(d))
+                new.metadata.owner_references.append(util.controller_ref(d))
                 got = await self._write_ignoring_races(new)
                 if got is not None:
                     out.append(got)
         return out
 
-    async def _write_ignoring_races(self, obj: Any) -> Any | None:
+    async def _write_ignoring_races(self, obj: ReplicaSet) -> ReplicaSet | None:
         try:
             return await self.client.update(obj)
         except ApiError as err:
@@ -138,17 +146,29 @@ class DeploymentController(Controller):
                 return None
             raise
 
-    def pods_by_rs(self, rss: list[Any]) -> dict[str, list[Any]]:
-        return {rs.metadata.uid: self.pods.by_index("owner", rs.metadata.uid) for rs in rss}
+    # ------------------------------------------- util.Control: the sync phase
+
+    async def get_all(self, d: Deployment, rss: list[ReplicaSet],
+                      create: bool) -> tuple[ReplicaSet | None, list[ReplicaSet], Condition | None]:
+        return await sync.get_all(self, d, rss, create)
+
+    async def scale_rs(self, d: Deployment, rs: ReplicaSet, size: int) -> tuple[bool, ReplicaSet]:
+        return await sync.scale_rs(self, d, rs, size)
+
+    async def cleanup(self, d: Deployment, new: ReplicaSet | None, old: list[ReplicaSet]) -> None:
+        await sync.cleanup(self, d, new, old)
+
+    async def write_status(self, d: Deployment, st: apps_pb2.DeploymentStatus) -> None:
+        await sync.write_status(self, d, st)
 
     # ----------------------------------------------------------------- sync
 
-    async def sync(self, key: Any) -> None:
+    async def sync(self, key: object) -> None:
         ns, name = meta.split_key(str(key))
         cached = self.deployments.get(ns, name)
         if cached is None:
             return
-        d = cached
+        d: Deployment = cached
         try:
             selector = selectors.from_label_selector(d.spec.selector)
         except selectors.SelectorError as err:
@@ -157,23 +177,20 @@ class DeploymentController(Controller):
         if not d.spec.selector.match_labels and not d.spec.selector.match_expressions:
             # An empty selector would match every pod: Kubernetes refuses too.
             return
-        self.pending.pop(str(key), None)
         rss = await self.claim_replicasets(d, selector)
         if d.metadata.HasField("deletion_timestamp"):
             await sync.sync_status_only(self, d, rss)
             return
         if d.spec.paused:
-            await progress.check_paused_conditions(self, d)
-            await sync.sync_scale_only(self, d, rss)
+            await sync.sync_scale_only(self, d, rss, progress.paused_condition(d))
             return
-        if await sync.is_scaling_event(self, d, rss):
-            await sync.sync_scale_only(self, d, rss)
+        if util.is_scaling_event(d, rss):
+            await sync.sync_scale_only(self, d, rss, None)
             return
-        if d.spec.strategy.type == "Recreate":
-            await recreate.rollout(self, d, rss)
-        else:
-            await rolling.rollout(self, d, rss)
+        phase = recreate if d.spec.strategy.type == "Recreate" else rolling
+        step = await phase.rollout(self, d, rss)
+        await progress.sync_rollout_status(self, d, step.new, step.old, step.cond)
 
 
-def new(client: Any, config: Any, informers: SharedInformers) -> DeploymentController:
+def new(client: ClusterClient, config: Any, informers: SharedInformers) -> DeploymentController:
     return DeploymentController(client, config, informers)

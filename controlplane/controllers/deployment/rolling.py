@@ -8,49 +8,47 @@
 A step changes sizes only as far as the numbers observed in the caches
 allow, so neither bound is exceeded even though pods come and go between
 steps; the ReplicaSet controller's expectations keep it from acting on
-stale counts.
+stale counts. The step returns what the status write needs (the
+ReplicaSets and the condition decided); the controller then syncs the
+rollout status (progress.py).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from controlplane.controllers.deployment import progress, sync
+from controlplane.controllers.deployment import util
+from controlplane.controllers.deployment.util import Control, Deployment, ReplicaSet, Step
 from pkapi import rollout as arith
 
 
-async def rollout(ctl: Any, d: Any, rss: list[Any]) -> None:
-    new, old = await sync.get_all(ctl, d, rss, create=True)
+async def rollout(ctl: Control, d: Deployment, rss: list[ReplicaSet]) -> Step:
+    new, old, cond = await ctl.get_all(d, rss, create=True)
     every = ([new] if new is not None else []) + old
-    surge, _ = sync.fenceposts(d)
+    surge, _ = util.fenceposts(d)
     # reconcileNewReplicaSet
     if new is not None:
-        n = sync.replicas_of(new)
+        n = util.replicas_of(new)
         want = n
-        if n > sync.desired(d):
-            want = sync.desired(d)
-        elif n < sync.desired(d):
-            want = arith.new_rs_replicas(True, sync.desired(d), surge, sync.info(new),
-                                                 [sync.info(r) for r in every])
+        if n > util.desired(d):
+            want = util.desired(d)
+        elif n < util.desired(d):
+            want = arith.new_rs_replicas(True, util.desired(d), surge, util.info(new),
+                                         [util.info(r) for r in every])
         if want != n:
-            await sync.scale_rs(ctl, d, new, want)
-            await progress.sync_rollout_status(ctl, d, new, old)
-            return
+            await ctl.scale_rs(d, new, want)
+            return Step(new, old, cond)
     # reconcileOldReplicaSets
-    active_old = [r for r in old if sync.replicas_of(r) > 0]
+    active_old = [r for r in old if util.replicas_of(r) > 0]
     if active_old:
-        sizes = arith.rolling_scale_down([sync.info(r) for r in active_old],
-                                                 sync.info(new) if new is not None else None,
-                                                 sync.desired(d), sync.max_unavailable(d))
+        sizes = arith.rolling_scale_down([util.info(r) for r in active_old],
+                                         util.info(new) if new is not None else None,
+                                         util.desired(d), util.max_unavailable(d))
         changed = False
         for r in active_old:
             if r.metadata.name in sizes:
-                ok, _ = await sync.scale_rs(ctl, d, r, sizes[r.metadata.name])
+                ok, _ = await ctl.scale_rs(d, r, sizes[r.metadata.name])
                 changed = changed or ok
         if changed:
-            await progress.sync_rollout_status(ctl, d, new, old)
-            return
-    if new is not None and progress.complete(d, sync.calculate_status(d, new, old, ctl.clock())):
-        await sync.cleanup(ctl, d, new, old)
-    await progress.sync_rollout_status(ctl, d, new, old)
-
+            return Step(new, old, cond)
+    if new is not None and util.complete(d, util.calculate_status(d, new, old, ctl.clock())):
+        await ctl.cleanup(d, new, old)
+    return Step(new, old, cond)

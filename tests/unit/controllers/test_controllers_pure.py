@@ -5,12 +5,12 @@ the MemoryStore fake."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from controlplane.controllers import eventttl, replicaset
-from controlplane.controllers.deployment import progress, sync
+from controlplane.controllers.deployment import util
 from controlplane.leader import Election, Session
 from controlplane.store.memory import MemoryStore
+from controlplane.testing import FakeClock
 from pkapi import intstr
 from pkapi.v1 import apps_pb2, core_pb2
 
@@ -70,9 +70,12 @@ def test_expectations() -> None:
     assert not e.satisfied("k")
     e.deletion_observed("k", "ns/b")
     assert e.satisfied("k")
-    short = replicaset.Expectations(ttl=0.0)
+    clock = FakeClock(100.0)
+    short = replicaset.Expectations(ttl=30.0, clock=clock)
     short.expect_creations("k", 5)
-    time.sleep(0.001)
+    clock.advance(30.0)
+    assert not short.satisfied("k")
+    clock.advance(0.5)
     assert short.satisfied("k")  # expired: a lost watch event cannot stall the ReplicaSet
 
 
@@ -89,31 +92,31 @@ def _deploy(replicas: int = 10, surge: str | int = "25%", unavail: str | int = "
 
 
 def test_deployment_fenceposts() -> None:
-    assert sync.fenceposts(_deploy(10)) == (3, 2)
-    assert sync.max_unavailable(_deploy(2, 0, 5)) == 2  # never more than replicas
+    assert util.fenceposts(_deploy(10)) == (3, 2)
+    assert util.max_unavailable(_deploy(2, 0, 5)) == 2  # never more than replicas
     rec = _deploy(10)
     rec.spec.strategy.type = "Recreate"
-    assert sync.fenceposts(rec) == (0, 0) and sync.max_unavailable(rec) == 0
+    assert util.fenceposts(rec) == (0, 0) and util.max_unavailable(rec) == 0
 
 
 def test_conditions_and_deadline() -> None:
     st = apps_pb2.DeploymentStatus()
-    progress.put_condition(st, "Progressing", "True", "ReplicaSetUpdated", "m1", 1000.0)
+    util.put_condition(st, "Progressing", "True", "ReplicaSetUpdated", "m1", 1000.0)
     c = st.conditions[0]
     assert (c.last_update_time.seconds, c.last_transition_time.seconds) == (1000, 1000)
-    progress.put_condition(st, "Progressing", "True", "ReplicaSetUpdated", "m2", 2000.0)
+    util.put_condition(st, "Progressing", "True", "ReplicaSetUpdated", "m2", 2000.0)
     assert c.message == "m1" and c.last_update_time.seconds == 1000  # same status+reason: unchanged
-    progress.put_condition(st, "Progressing", "True", "NewReplicaSetAvailable", "done", 3000.0)
+    util.put_condition(st, "Progressing", "True", "NewReplicaSetAvailable", "done", 3000.0)
     assert (c.last_update_time.seconds, c.last_transition_time.seconds) == (3000, 1000)
     d = _deploy(2)
     st2 = apps_pb2.DeploymentStatus()
-    progress.put_condition(st2, "Progressing", "True", "ReplicaSetUpdated", "", 1000.0)
-    assert not progress.timed_out(d, st2, 1030.0)
-    assert progress.timed_out(d, st2, 1031.0)
+    util.put_condition(st2, "Progressing", "True", "ReplicaSetUpdated", "", 1000.0)
+    assert not util.timed_out(d, st2, 1030.0)
+    assert util.timed_out(d, st2, 1031.0)
     st3 = apps_pb2.DeploymentStatus(updated_replicas=2, replicas=2, available_replicas=2, observed_generation=2)
-    assert progress.complete(d, st3)
+    assert util.complete(d, st3)
     st3.observed_generation = 1
-    assert not progress.complete(d, st3)
+    assert not util.complete(d, st3)
 
 
 def test_event_expiry() -> None:

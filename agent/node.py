@@ -32,7 +32,7 @@ from agent.config import AgentConfig
 from agent.runtime.base import Runtime, RuntimeInfo
 from pkapi import meta
 from pkapi.client.retry import RetryDelay
-from pkapi.errors import ApiError
+from pkapi.errors import is_not_found
 from pkapi.v1 import core_pb2
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,6 @@ class NodeRegistrar:
                 # plane may have lost track of us. Registering again is cheap
                 # and idempotent.
                 need_register = True
-                if isinstance(err, ApiError) and err.reason == "NotFound":
+                if is_not_found(err):
                     delay.reset()
                 await asyncio.sleep(delay.next())

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from cli import util
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient, ServerUnreachable
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_not_found
 
 DRY_RUN_CHOICES = ("none", "server", "client")
 
@@ -73,7 +73,7 @@ async def send_all(ctx: click.Context, docs: list[util.Document], create: bool, 
                         await c.get(kind.resource, (doc.namespace or ns) if kind.namespaced else "", doc.name)
                         verb = "configured"
                     except ApiError as e:
-                        if e.reason != "NotFound":
+                        if not is_not_found(e):
                             raise
                 if output in ("yaml", "json"):
                     shown.append(doc.data)

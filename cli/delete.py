@@ -18,7 +18,7 @@ import click
 from cli import util
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_not_found
 from pkapi.meta import Kind
 
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
@@ -179,7 +179,7 @@ def command(ctx: click.Context, args: tuple[str, ...], filenames: tuple[str, ...
                     obj = await c.delete(v.kind.resource, v.namespace, v.name, propagation_policy=policy,
                                          grace_period_seconds=grace, dry_run=dry_run == "server")
                 except ApiError as e:
-                    if e.reason == "NotFound" and ignore_not_found:
+                    if is_not_found(e) and ignore_not_found:
                         continue
                     util.err(util.api_error_text(e))
                     ok = False

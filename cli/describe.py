@@ -21,7 +21,7 @@ from cli import printers, util
 from cli.printers import NONE, age, format_labels, rfc1123z, selector_text, ts_set
 from pkapi import intstr, meta
 from pkapi.client.cluster import ClusterClient
-from pkapi.errors import ApiError, not_found
+from pkapi.errors import ApiError, is_not_found, not_found
 from pkapi.meta import Kind
 
 
@@ -686,7 +686,7 @@ async def find(c: ClusterClient, kind: Kind, ns: str, name: str) -> list[Message
     try:
         return [await c.get(kind.resource, ns, name)]
     except ApiError as e:
-        if e.reason != "NotFound":
+        if not is_not_found(e):
             raise
     items, _ = await c.list(kind.resource, ns)
     matches = [o for o in items if o.metadata.name.startswith(name)]  # type: ignore[attr-defined]

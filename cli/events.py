@@ -13,7 +13,7 @@ import time
 import click
 
 from cli import printers, util
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_expired
 
 
 @click.command("events", help="""List events, oldest first.
@@ -82,7 +82,7 @@ def command(ctx: click.Context, for_: str, types: str, watch_: bool, no_headers:
                                 headed = True
                         return
                     except ApiError as err:
-                        if err.reason != "Expired":
+                        if not is_expired(err):
                             raise
                         _, rv = await c.list("events", ns, field_selector=field_selector)
 

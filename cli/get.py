@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from cli import jsonpath, printers, util
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_expired, is_not_found
 from pkapi.meta import Kind
 
 FORMATS = ("wide", "yaml", "json", "name", "jsonpath=TEMPLATE", "custom-columns=SPEC")
@@ -220,7 +220,7 @@ async def get_once(ctx: click.Context, targets: list[util.Target], printer: Prin
     results: list[Result] = []
     for f in fetched:
         if isinstance(f, ApiError):
-            if not (ignore_not_found and f.reason == "NotFound"):
+            if not (ignore_not_found and is_not_found(f)):
                 errors.append(f)
         else:
             results.append(f)
@@ -291,7 +291,7 @@ async def watch(ctx: click.Context, target: util.Target, printer: Printer, selec
                         printer.one(obj, typ)
                     return
                 except ApiError as e:
-                    if e.reason != "Expired":
+                    if not is_expired(e):
                         raise
                     # History compacted under us: start over from now.
                     _, rv = await c.list(target.kind.resource, ns, selector, fs)

@@ -22,7 +22,7 @@ from google.protobuf.message import Message
 from cli import util
 from pkapi import meta, selectors
 from pkapi.client.cluster import ClusterClient
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_conflict
 
 RETRIES = 5
 
@@ -89,7 +89,7 @@ async def change_one(c: ClusterClient, kind: meta.Kind, ns: str, name: str, ch: 
         try:
             await c.update(obj, dry_run=dry_run)
         except ApiError as e:
-            if e.reason == "Conflict":
+            if is_conflict(e):
                 continue  # someone else wrote in between: re-read and redo
             raise
         return "labeled" if what == "label" else "annotated"

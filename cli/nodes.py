@@ -21,7 +21,7 @@ import click
 from cli import util
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_not_found
 
 
 async def _set_unschedulable(c: ClusterClient, name: str, value: bool) -> bool:
@@ -93,7 +93,7 @@ async def _drain_one(c: ClusterClient, node: str, force: bool, grace: int | None
             await c.delete("pods", p.metadata.namespace, p.metadata.name, grace_period_seconds=grace,
                            uid=p.metadata.uid)
         except ApiError as e:
-            if e.reason != "NotFound":
+            if not is_not_found(e):
                 raise
     pending = {(p.metadata.namespace, p.metadata.name, p.metadata.uid) for p in pods}
     while pending:
@@ -102,7 +102,7 @@ async def _drain_one(c: ClusterClient, node: str, force: bool, grace: int | None
                 cur: Any = await c.get("pods", ns, name)
                 gone = cur.metadata.uid != uid
             except ApiError as e:
-                if e.reason != "NotFound":
+                if not is_not_found(e):
                     raise
                 gone = True
             if gone:

@@ -21,7 +21,7 @@ from cli import util
 from pkapi import rollout as ro
 from pkapi import selectors
 from pkapi.client.cluster import ClusterClient
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_expired
 
 
 def _target(arg: tuple[str, ...], verb: str) -> str:
@@ -100,7 +100,7 @@ def status(ctx: click.Context, args: tuple[str, ...], timeout: str, watch: bool)
                         if show(d):
                             return
             except ApiError as e:
-                if e.reason != "Expired":
+                if not is_expired(e):
                     raise
 
     async def go() -> None:

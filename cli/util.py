@@ -47,7 +47,7 @@ from cli import config
 from pkapi import manifest, meta
 from pkapi.client.cluster import ClusterClient, ServerUnreachable
 from pkapi.client.cluster import convert_rpc_error as convert_rpc_error  # for logs, exec, edit
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_conflict, is_not_found
 from pkapi.meta import Kind
 
 T = TypeVar("T")
@@ -191,7 +191,7 @@ async def get_or_none(c: ClusterClient, resource: str, namespace: str, name: str
     try:
         return await c.get(resource, namespace, name)
     except ApiError as e:
-        if e.reason == "NotFound":
+        if is_not_found(e):
             return None
         raise
 
@@ -214,7 +214,7 @@ async def update_retrying(c: ClusterClient, resource: str, namespace: str, name:
         try:
             return await c.update(obj), True
         except ApiError as e:
-            if e.reason != "Conflict" or attempt == attempts - 1:
+            if not is_conflict(e) or attempt == attempts - 1:
                 raise
         await asyncio.sleep(delay)
         delay = min(delay * 2, 1.0)

@@ -23,7 +23,7 @@ from google.protobuf.message import Message
 
 from cli import jsonpath, printers, util
 from pkapi.client.cluster import ClusterClient
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_not_found
 from pkapi.meta import Kind
 
 
@@ -134,7 +134,7 @@ async def check(c: ClusterClient, item: Item, cond: Condition) -> tuple[bool, st
     try:
         obj: Any = await c.get(item.kind.resource, item.namespace, item.name)
     except ApiError as e:
-        if e.reason != "NotFound":
+        if not is_not_found(e):
             raise
         if cond.kind == "delete":
             return True, ""

@@ -63,6 +63,29 @@ class ApiError(Exception):
         return f"Error from server ({self.reason}): {self.message}"
 
 
+def has_reason(err: object, reason: str) -> bool:
+    """Whether err is an ApiError of this Kubernetes StatusReason (client-go's
+    errors.IsNotFound and friends); False for any other exception or value."""
+    return isinstance(err, ApiError) and err.reason == reason
+
+
+def is_not_found(err: object) -> bool:
+    return has_reason(err, "NotFound")
+
+
+def is_conflict(err: object) -> bool:
+    return has_reason(err, "Conflict")
+
+
+def is_already_exists(err: object) -> bool:
+    return has_reason(err, "AlreadyExists")
+
+
+def is_expired(err: object) -> bool:
+    """A watch or list from a compacted resourceVersion (HTTP 410 Gone)."""
+    return has_reason(err, "Expired")
+
+
 def not_found(qualified: str, name: str) -> ApiError:
     return ApiError("NotFound", f'{qualified} "{name}" not found')
 

@@ -15,11 +15,13 @@ from __future__ import annotations
 import datetime as _dt
 import uuid
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, TypeVar
 
 from google.protobuf.message import Message
 
 from pkapi.v1 import api_pb2, apps_pb2, core_pb2
+
+M = TypeVar("M", bound=Message)
 
 
 @dataclass(frozen=True)
@@ -200,3 +202,35 @@ def condition(conditions: Iterable[Any], type_: str) -> Any | None:
         if c.type == type_:
             return c
     return None
+
+
+def copy(msg: M) -> M:
+    """A deep copy of a message, of the same type: what a controller changes
+    instead of the informer's read-only cached object."""
+    out = type(msg)()
+    out.CopyFrom(msg)
+    return out
+
+
+def set_condition(conditions: Any, type_: str, status: str, reason: str = "", message: str = "", *,
+                  now: float, message_counts: bool = True, update_time: bool = False) -> bool:
+    """Set the condition of type_ in a repeated conditions field (Kubernetes'
+    SetDeploymentCondition / SetNodeCondition): lastTransitionTime moves only
+    when the status changes or the condition is new; lastUpdateTime (with
+    update_time=True: Deployments' conditions have one) moves on every change. An unchanged
+    status, reason and message (or status and reason alone, with
+    message_counts=False, as Deployments compare) leaves it as it is.
+    Returns whether anything changed."""
+    cur = condition(conditions, type_)
+    if cur is not None and cur.status == status and cur.reason == reason and (
+            not message_counts or cur.message == message):
+        return False
+    new = conditions.add(type=type_) if cur is None else cur
+    transition = cur is None or cur.status != status
+    new.status, new.reason, new.message = status, reason, message
+    when = int(now)
+    if update_time:
+        new.last_update_time.seconds, new.last_update_time.nanos = when, 0
+    if transition:
+        new.last_transition_time.seconds, new.last_transition_time.nanos = when, 0
+    return True

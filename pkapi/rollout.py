@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
-from pkapi import intstr
+from pkapi import intstr, meta
 
 REVISION = "deployment.kubernetes.io/revision"
 REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
@@ -254,8 +254,7 @@ def pod_template_hash(template: Any, collision_count: int = 0) -> str:
     template's deterministic protobuf encoding (without any pod-template-hash
     label) is hashed with FNV-32a, the collision count mixed in, and the
     decimal result safe-encoded (as Kubernetes does)."""
-    t = type(template)()
-    t.CopyFrom(template)
+    t = meta.copy(template)
     t.metadata.labels.pop(POD_TEMPLATE_HASH, None)
     data = t.SerializeToString(deterministic=True)
     if collision_count:
@@ -466,7 +465,6 @@ def rollback_target(rss: Sequence[Any], to_revision: int) -> Any:
 def rollback_template(rs: Any) -> Any:
     """The pod template a rollback writes into the Deployment: the
     ReplicaSet's, without its pod-template-hash label."""
-    t = type(rs.spec.template)()
-    t.CopyFrom(rs.spec.template)
+    t = meta.copy(rs.spec.template)
     t.metadata.labels.pop(POD_TEMPLATE_HASH, None)
     return t

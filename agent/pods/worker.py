@@ -44,8 +44,9 @@ from agent.runtime.base import (
     PortInUse,
     RuntimeUnavailable,
 )
+from pkapi import meta
 from pkapi.client.cluster import ServerUnreachable
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_not_found
 from pkapi.v1 import core_pb2
 
 if TYPE_CHECKING:
@@ -502,14 +503,13 @@ class PodWorker:
         rv = int(pod.metadata.resource_version or 0)
         if self.last_written is not None and new == self.last_written and rv <= self.last_written_rv:
             return  # our own write, not yet seen through the watch
-        body = core_pb2.Pod()
-        body.CopyFrom(pod)
+        body = meta.copy(pod)
         body.metadata.resource_version = ""
         body.status.CopyFrom(new)
         try:
             out = await self.m.client.update_status(body)
         except ApiError as e:
-            if e.reason == "NotFound":
+            if is_not_found(e):
                 return  # deleted meanwhile: the watch tells us
             raise
         self.last_written = new
@@ -518,8 +518,7 @@ class PodWorker:
     async def write_rejected(self, pod: core_pb2.Pod) -> None:
         if pod.status.phase == "Failed" and pod.status.reason == "OutOfpods":
             return
-        body = core_pb2.Pod()
-        body.CopyFrom(pod)
+        body = meta.copy(pod)
         body.metadata.resource_version = ""
         body.status.Clear()
         body.status.phase = "Failed"
@@ -529,7 +528,7 @@ class PodWorker:
         try:
             await self.m.client.update_status(body)
         except ApiError as e:
-            if e.reason != "NotFound":
+            if not is_not_found(e):
                 raise
         self.m.event(pod, "Warning", "OutOfpods", self.rejected)
 

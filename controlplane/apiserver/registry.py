@@ -30,7 +30,16 @@ from controlplane.apiserver.service_alloc import ServiceAllocator
 from controlplane.apiserver.watchcache import WatchCaches
 from controlplane.store import ConflictError, KeyExistsError, KeyNotFoundError, Store
 from pkapi import defaults, meta, validation
-from pkapi.errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
+from pkapi.errors import (
+    ApiError,
+    already_exists,
+    bad_request,
+    conflict,
+    invalid,
+    is_already_exists,
+    is_not_found,
+    not_found,
+)
 from pkapi.meta import Kind
 from pkapi.validation import dns1123_subdomain
 
@@ -66,10 +75,6 @@ def _has(msg: Message, field: str) -> bool:
     return field in msg.DESCRIPTOR.fields_by_name
 
 
-def _copy(msg: Message) -> Message:
-    out = type(msg)()
-    out.CopyFrom(msg)
-    return out
 
 
 def parse_resource_version(rv: str) -> int:
@@ -168,7 +173,7 @@ class Registry:
     # --------------------------------------------------------------- create
 
     async def create(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> Message:
-        msg = _copy(msg)
+        msg = meta.copy(msg)
         k, ns, _ = self.locate(msg, default_namespace)
         md = msg.metadata  # type: ignore[attr-defined]
         generated = not md.name and bool(md.generate_name)
@@ -178,7 +183,7 @@ class Registry:
             try:
                 return await self._create_once(k, msg, dry_run)
             except ApiError as e:
-                if not (generated and e.reason == "AlreadyExists"):
+                if not (generated and is_already_exists(e)):
                     raise
         raise ApiError("AlreadyExists", f'{k.qualified} "{md.name}" already exists (generateName)')
 
@@ -243,7 +248,7 @@ class Registry:
         keys: set[str] = set()
         singles: list[int] = []
         for i, m in enumerate(msgs):
-            msg = _copy(m)
+            msg = meta.copy(m)
             k, ns, name = self.locate(msg, default_namespace)
             if only and k.kind != only:
                 results[i] = bad_request(f"{k.qualified} is not {'an' if only[0] in 'AEIOU' else 'a'} {only}")
@@ -334,7 +339,7 @@ class Registry:
             if precondition_rv and precondition_rv != str(rev):
                 raise conflict(k.qualified, name)
             try:
-                new = await mutate(_copy(old))
+                new = await mutate(meta.copy(old))
             except ApiError:
                 if guessed:
                     continue  # judged against a possibly stale object: read etcd
@@ -459,14 +464,14 @@ class Registry:
         return results  # type: ignore[return-value]
 
     async def update(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> Message:
-        incoming = _copy(msg)
+        incoming = meta.copy(msg)
         k, ns, name = self.locate(incoming, default_namespace)
         if not name:
             raise invalid(k.kind, "", ["metadata.name: Required value: name is required"])
 
         async def mutate(old: Message) -> Message:
             _check_uid(k, incoming, old)
-            new = _copy(incoming)
+            new = meta.copy(incoming)
             self._prepare_update(k, old, new)
             return await self._validated_update(k, old, new, dry_run)
 
@@ -476,14 +481,14 @@ class Registry:
         return out
 
     async def update_status(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> Message:
-        incoming = _copy(msg)
+        incoming = meta.copy(msg)
         k, ns, name = self.locate(incoming, default_namespace)
         if not _has(incoming, "status"):
             raise ApiError("MethodNotAllowed", f"{k.qualified} have no status")
 
         async def mutate(old: Message) -> Message:
             _check_uid(k, incoming, old)
-            new = _copy(old)
+            new = meta.copy(old)
             new.status.CopyFrom(incoming.status)  # type: ignore[attr-defined]
             causes = validation.validate_status(new)
             if causes:
@@ -502,7 +507,7 @@ class Registry:
         the kind's data fields, labels, annotations) keeping server-set
         fields (status, clusterIP, nodePorts, nodeName, ...). The result is
         "unchanged" when the defaulted object equals the stored one."""
-        incoming = _copy(msg)
+        incoming = meta.copy(msg)
         k, ns, name = self.locate(incoming, default_namespace)
         if not name:
             raise invalid(k.kind, "", ["metadata.name: Required value: name or generateName is required"])
@@ -512,12 +517,12 @@ class Registry:
                 try:
                     return await self.create(incoming, dry_run), "created"
                 except ApiError as e:
-                    if e.reason == "AlreadyExists":
+                    if is_already_exists(e):
                         continue  # a concurrent create: apply onto it
                     raise
 
             async def mutate(old: Message) -> Message:
-                new = _copy(old)
+                new = meta.copy(old)
                 _apply_onto(k, incoming, new, old)
                 self._prepare_update(k, old, new)
                 return await self._validated_update(k, old, new, dry_run)
@@ -525,7 +530,7 @@ class Registry:
             try:
                 out, old = await self._guaranteed_update(k, ns, name, mutate, "", dry_run, read=got)
             except ApiError as e:
-                if e.reason == "NotFound":
+                if is_not_found(e):
                     continue  # deleted meanwhile: create it
                 raise
             return out, ("unchanged" if old is None else "configured")
@@ -572,7 +577,7 @@ class Registry:
                     f'Operation cannot be fulfilled on {k.qualified} "{name}": Precondition failed: '
                     f"ResourceVersion in precondition: {precondition_rv}, ResourceVersion in object meta: {rev}",
                 )
-            new = _copy(old)
+            new = meta.copy(old)
             nmd = new.metadata  # type: ignore[attr-defined]
             if k.kind == "Namespace":
                 new.status.phase = "Terminating"  # type: ignore[attr-defined]
@@ -660,7 +665,7 @@ class Registry:
             try:
                 await self.create(ns)
             except ApiError as e:
-                if e.reason != "AlreadyExists":
+                if not is_already_exists(e):
                     raise
 
     def start_namespace_finalizer(self, name: str) -> None:
@@ -698,7 +703,7 @@ class Registry:
                         try:
                             await self.delete(k.resource, name, md.name)
                         except ApiError as e:
-                            if e.reason != "NotFound":
+                            if not is_not_found(e):
                                 log.warning("namespace %s: deleting %s/%s: %s", name, k.resource, md.name, e)
                 if remaining == 0:
                     break

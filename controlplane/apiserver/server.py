@@ -26,13 +26,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from controlplane.apiserver.codec import encode
-from controlplane.apiserver.registry import RETRIES, Registry, _copy, parse_resource_version
+from controlplane.apiserver.registry import RETRIES, Registry, parse_resource_version
 from controlplane.apiserver.watchcache import Filter, WatchCaches
 from controlplane.config import ControlPlaneConfig
 from controlplane.store import ConflictError, KeyNotFoundError, StoreError, UnavailableError
 from pkapi import decode as pkdecode
 from pkapi import meta, selectors
-from pkapi.errors import ApiError, bad_request, conflict
+from pkapi.errors import ApiError, bad_request, conflict, is_already_exists, is_conflict, is_not_found
 from pkapi.gctune import tune_gc
 from pkapi.v1 import api_pb2, api_pb2_grpc, core_pb2
 
@@ -351,18 +351,18 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
             try:
                 existing = await self.registry.get("nodes", "", name)
             except ApiError as e:
-                if e.reason != "NotFound":
+                if not is_not_found(e):
                     raise
                 try:
                     out = await self.registry.create(node)  # type: ignore[assignment]
                     break
                 except ApiError as e2:
-                    if e2.reason == "AlreadyExists":
+                    if is_already_exists(e2):
                         continue
                     raise
             # Keep what users and controllers set (unschedulable, taints,
             # labels they added); take the agent's view of its status.
-            new: core_pb2.Node = _copy(existing)  # type: ignore[assignment]
+            new: core_pb2.Node = meta.copy(existing)  # type: ignore[assignment]
             for k_, v in node.metadata.labels.items():
                 new.metadata.labels[k_] = v
             for k_, v in node.metadata.annotations.items():
@@ -371,7 +371,7 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
                 new.spec.pod_cidr = node.spec.pod_cidr
             try:
                 updated = await self.registry.update(new)
-                status = _copy(updated)
+                status = meta.copy(updated)
                 status.status.CopyFrom(node.status)  # type: ignore[attr-defined]
                 if not node.status.conditions:
                     del status.status.conditions[:]  # type: ignore[attr-defined]
@@ -379,7 +379,7 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
                 out = await self.registry.update_status(status)  # type: ignore[assignment]
                 break
             except ApiError as e:
-                if e.reason in ("Conflict", "NotFound"):
+                if is_conflict(e) or is_not_found(e):
                     continue
                 raise
         if out is None:
@@ -416,7 +416,7 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
                     await self.registry.create(lease)
                     return
                 except ApiError as e:
-                    if e.reason == "AlreadyExists":
+                    if is_already_exists(e):
                         continue
                     raise
             lease = core_pb2.Lease()

@@ -117,8 +117,7 @@ class Entry:
     def at(self, revision: int) -> Entry:
         """This object as of a later revision (its deletion's): a copy whose
         resourceVersion is that revision."""
-        msg = type(self.msg)()
-        msg.CopyFrom(self.msg)
+        msg = meta.copy(self.msg)
         msg.metadata.resource_version = str(revision)  # type: ignore[attr-defined]
         return Entry(msg, self.namespace, self.labels, self.fields)
 

@@ -22,7 +22,7 @@ from typing import Any, Hashable
 
 from pkapi.client.informer import Informer
 from pkapi.client.workqueue import ShutDown, WorkQueue
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_already_exists, is_conflict, is_not_found
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Controller:
             raise
         except ApiError as err:
             # Conflict / NotFound race with another writer: requeue quietly.
-            lvl = logging.DEBUG if err.reason in ("Conflict", "NotFound", "AlreadyExists") else logging.INFO
+            lvl = logging.DEBUG if is_conflict(err) or is_not_found(err) or is_already_exists(err) else logging.INFO
             log.log(lvl, "%s %s: %s; requeued", self.name, key, err)
             self.queue.add_rate_limited(key)
         except Exception as err:
@@ -124,7 +124,3 @@ def all_owner_uids(obj: Any) -> list[str]:
     return [ref.uid for ref in obj.metadata.owner_references]
 
 
-def copy(msg: Any) -> Any:
-    out = type(msg)()
-    out.CopyFrom(msg)
-    return out

@@ -29,7 +29,7 @@ from typing import Any, Iterable
 
 from controlplane.controllers.base import Controller, SharedInformers
 from pkapi import intstr, meta
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_already_exists, is_not_found
 from pkapi.v1 import core_pb2, meta_pb2
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ class EndpointsController(Controller):
                 try:
                     await self.client.delete("endpoints", ns, name, resource_version=current.metadata.resource_version)
                 except ApiError as err:
-                    if err.reason != "NotFound":
+                    if not is_not_found(err):
                         raise
             return
         if not svc.spec.selector or (svc.spec.type == "ExternalName"):
@@ -235,6 +235,6 @@ class EndpointsController(Controller):
         try:
             await self.client.create(ep)
         except ApiError as err:
-            if err.reason != "AlreadyExists":
+            if not is_already_exists(err):
                 raise
             raise RuntimeError("Endpoints appeared meanwhile; resync") from err

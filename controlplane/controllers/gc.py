@@ -25,8 +25,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from controlplane.controllers.base import Controller, SharedInformers, all_owner_uids, copy
-from pkapi.errors import ApiError
+from controlplane.controllers.base import Controller, SharedInformers, all_owner_uids
+from pkapi.errors import ApiError, is_not_found
+from pkapi.meta import copy
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ class GarbageCollector(Controller):
         try:
             live = await self.client.get(res, ns, ref.name)
         except ApiError as err:
-            if err.reason == "NotFound":
+            if is_not_found(err):
                 return False
             raise
         return bool(live.metadata.uid == ref.uid)
@@ -134,7 +135,7 @@ class GarbageCollector(Controller):
         try:
             await self.client.delete(resource, md.namespace, md.name, propagation_policy=policy, uid=md.uid)
         except ApiError as err:
-            if err.reason != "NotFound":
+            if not is_not_found(err):
                 raise
 
     async def _orphan(self, resource: str, owner: Any) -> None:
@@ -147,7 +148,7 @@ class GarbageCollector(Controller):
             try:
                 await self.client.update(new)
             except ApiError as err:
-                if err.reason != "NotFound":
+                if not is_not_found(err):
                     raise
         await self._remove_finalizer(resource, owner, ORPHAN)
 
@@ -169,7 +170,7 @@ class GarbageCollector(Controller):
                                          propagation_policy="Foreground" if r != "pods" else "",
                                          uid=dep.metadata.uid)
             except ApiError as err:
-                if err.reason != "NotFound":
+                if not is_not_found(err):
                     raise
 
     async def _remove_finalizer(self, resource: str, owner: Any, finalizer: str) -> None:
@@ -180,7 +181,7 @@ class GarbageCollector(Controller):
         try:
             await self.client.update(new)
         except ApiError as err:
-            if err.reason != "NotFound":
+            if not is_not_found(err):
                 raise
 
 

@@ -29,8 +29,9 @@ from __future__ import annotations
 import logging
 from typing import Any, Iterable
 
-from controlplane.controllers.base import Controller, SharedInformers, copy
+from controlplane.controllers.base import Controller, SharedInformers
 from pkapi import meta
+from pkapi.meta import copy
 
 log = logging.getLogger(__name__)
 

@@ -32,10 +32,11 @@ import logging
 import time
 from typing import Any
 
-from controlplane.controllers.base import SharedInformers, copy
+from controlplane.controllers.base import SharedInformers
 from pkapi import meta, scheduling
 from pkapi.client.events import EventRecorder
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_not_found
+from pkapi.meta import copy
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +125,8 @@ class NodeLifecycleController:
         ready = meta.condition(node.status.conditions, "Ready")
         if ready is None or ready.status != "Unknown":
             new = copy(node)
-            cond = meta.condition(new.status.conditions, "Ready")
-            if cond is None:
-                cond = new.status.conditions.add(type="Ready")
-            cond.status = "Unknown"
-            cond.reason = "NodeStatusUnknown"
-            cond.message = "Kubelet stopped posting node status."
-            cond.last_transition_time.seconds = int(time.time())
+            meta.set_condition(new.status.conditions, "Ready", "Unknown", "NodeStatusUnknown",
+                               "Kubelet stopped posting node status.", now=time.time())
             new.metadata.resource_version = ""
             node = await self.client.update_status(new)
             self.recorder.event(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
@@ -194,13 +190,8 @@ class NodeLifecycleController:
         ready = meta.condition(node.status.conditions, "Ready")
         if ready is None or ready.status == "Unknown":
             new = copy(node)
-            cond = meta.condition(new.status.conditions, "Ready")
-            if cond is None:
-                cond = new.status.conditions.add(type="Ready")
-            cond.status = "True"
-            cond.reason = "KubeletReady"
-            cond.message = "kubelet is posting ready status"
-            cond.last_transition_time.seconds = int(time.time())
+            meta.set_condition(new.status.conditions, "Ready", "True", "KubeletReady",
+                               "kubelet is posting ready status", now=time.time())
             new.metadata.resource_version = ""
             node = await self.client.update_status(new)
             if ready is not None:
@@ -230,7 +221,7 @@ class NodeLifecycleController:
                 await self.client.get("nodes", "", name)
                 continue  # it exists: our cache lags
             except ApiError as err:
-                if err.reason != "NotFound":
+                if not is_not_found(err):
                     raise
             for pod in self.pods.by_index("node", name):
                 try:

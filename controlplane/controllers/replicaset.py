@@ -29,10 +29,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from controlplane.controllers.base import Controller, SharedInformers, copy, owner_uid_index
+from controlplane.controllers.base import Controller, SharedInformers, owner_uid_index
 from pkapi import meta, rollout, selectors
 from pkapi.client.events import EventRecorder
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_conflict, is_not_found
+from pkapi.meta import copy
 from pkapi.v1 import apps_pb2, core_pb2, meta_pb2
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,7 @@ class ReplicaSetController(Controller):
         try:
             return await self.client.update(new)  # CAS on the cached resourceVersion
         except ApiError as err:
-            if err.reason in ("Conflict", "NotFound"):
+            if is_conflict(err) or is_not_found(err):
                 return None  # changed meanwhile: the next sync decides again
             raise
 
@@ -299,7 +300,7 @@ class ReplicaSetController(Controller):
         try:
             await self.client.delete("pods", pod.metadata.namespace, pod.metadata.name, uid=pod.metadata.uid)
         except ApiError as err:
-            if err.reason == "NotFound":
+            if is_not_found(err):
                 self.expectations.deletion_observed(key, meta.ns_name(pod))
                 return
             self.expectations.deletion_observed(key, meta.ns_name(pod))

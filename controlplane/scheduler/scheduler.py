@@ -30,9 +30,8 @@ from pkapi import meta, scheduling
 from pkapi.client.events import EventRecorder
 from pkapi.client.informer import Informer
 from pkapi.client.workqueue import ShutDown, WorkQueue
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_not_found
 from pkapi.scheduling import NodeInfo, PodInfo
-from pkapi.v1 import core_pb2
 
 log = logging.getLogger(__name__)
 
@@ -254,7 +253,7 @@ class Scheduler:
                 if key in self.assumed:
                     self.assumed.discard(key)
                     self._uncharge(key)
-                if not (isinstance(out, ApiError) and out.reason == "NotFound"):
+                if not (is_not_found(out)):
                     log.info("binding %s to %s: %s; retrying", key, node, out)
                     self.queue.add_rate_limited(key)
                 continue
@@ -270,16 +269,9 @@ class Scheduler:
             cur = self.pods.get(ns, name)
             if cur is None:
                 return
-        new = core_pb2.Pod()
-        new.CopyFrom(cur)
-        cond = meta.condition(new.status.conditions, "PodScheduled")
-        if cond is None:
-            cond = new.status.conditions.add(type="PodScheduled")
-        if (cond.status, cond.reason, cond.message) == (status, reason, message):
+        new = meta.copy(cur)
+        if not meta.set_condition(new.status.conditions, "PodScheduled", status, reason, message, now=time.time()):
             return
-        if cond.status != status:
-            cond.last_transition_time.seconds = int(time.time())
-        cond.status, cond.reason, cond.message = status, reason, message
         try:
             await self.client.update_status(new)  # CAS: a changed pod is looked at again anyway
         except ApiError as err:

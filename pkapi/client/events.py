@@ -49,7 +49,7 @@ from typing import Any
 from google.protobuf.message import Message
 
 from pkapi import meta
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_not_found
 from pkapi.v1 import core_pb2, meta_pb2
 
 log = logging.getLogger(__name__)
@@ -256,8 +256,7 @@ class EventRecorder:
                 ev.involved_object.resource_version = q.last.involved_object.resource_version
                 creates.append((q, ev))
             else:
-                bumped = core_pb2.Event()
-                bumped.CopyFrom(seen.event)
+                bumped = meta.copy(seen.event)
                 bumped.metadata.resource_version = ""  # unconditional: we own this Event
                 bumped.count = seen.event.count + q.repeats
                 bumped.last_timestamp.CopyFrom(q.last.last_timestamp)
@@ -267,7 +266,7 @@ class EventRecorder:
         created, updated = await self.client.record_events([e for _, e in creates], [e for _, e in updates])
         again = []
         for (q, _), res in zip(updates, updated, strict=True):
-            if isinstance(res, ApiError) and res.reason == "NotFound":
+            if is_not_found(res):
                 # Expired or deleted: record it afresh.
                 self._seen.pop(q.key, None)
                 again.append(q)

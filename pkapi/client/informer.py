@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable
 from google.protobuf.message import Message
 
 from pkapi.client.retry import RetryDelay
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_expired
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +273,7 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except ApiError as err:
-                if err.reason == "Expired":
+                if is_expired(err):
                     log.info("informer %s: %s; relisting", self.resource, err.message)
                     need_list = True
                     continue

@@ -16,6 +16,7 @@ import pytest
 from agent.config import AgentConfig
 from agent.runtime.fake import FakeRuntime
 from pkapi import meta
+from pkapi.errors import is_conflict
 from pkapi.v1 import apps_pb2
 
 
@@ -62,7 +63,7 @@ async def update_with_retry(client: Any, resource: str, namespace: str, name: st
         try:
             return await client.update(obj)
         except ApiError as err:
-            if err.reason != "Conflict":
+            if not is_conflict(err):
                 raise
     raise AssertionError(f"{resource}/{name}: still conflicting after {attempts} attempts")
 

@@ -34,14 +34,15 @@ import logging
 import time
 from typing import Any, Callable
 
-from controlplane.controllers.base import Controller, SharedInformers, copy, owner_uid_index
+from controlplane.controllers.base import Controller, SharedInformers, owner_uid_index
 from controlplane.controllers.deployment import progress, recreate, rolling, sync, util
 from controlplane.controllers.deployment.util import Condition, Deployment, ReplicaSet
 from pkapi import meta, selectors
 from pkapi.client.cluster import ClusterClient
 from pkapi.client.events import EventRecorder
 from pkapi.client.informer import Informer
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_conflict, is_not_found
+from pkapi.meta import copy
 from pkapi.v1 import apps_pb2, core_pb2
 
 log = logging.getLogger(__name__)
@@ -142,7 +143,7 @@ class DeploymentController(Controller):
         try:
             return await self.client.update(obj)
         except ApiError as err:
-            if err.reason in ("Conflict", "NotFound"):
+            if is_conflict(err) or is_not_found(err):
                 return None
             raise
 

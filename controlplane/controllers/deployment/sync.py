@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 
-from controlplane.controllers.base import copy
 from controlplane.controllers.deployment import util
 from controlplane.controllers.deployment.util import Condition, Control, Deployment, ReplicaSet
 from pkapi import rollout
-from pkapi.errors import ApiError
+from pkapi.errors import ApiError, is_already_exists, is_not_found
+from pkapi.meta import copy
 from pkapi.rollout import RSInfo
 from pkapi.v1 import apps_pb2
 
@@ -102,7 +102,7 @@ async def _create_new(ctl: Control, d: Deployment, old: list[ReplicaSet],
     try:
         out = await ctl.client.create(rs)
     except ApiError as err:
-        if err.reason != "AlreadyExists":
+        if not is_already_exists(err):
             raise
         # Same name: ours with an equal template (a lagging cache), or a
         # hash collision: bump collisionCount and retry with a new name.
@@ -187,7 +187,7 @@ async def cleanup(ctl: Control, d: Deployment, new: ReplicaSet | None, old: list
         try:
             await ctl.client.delete("replicasets", d.metadata.namespace, name)
         except ApiError as err:
-            if err.reason != "NotFound":
+            if not is_not_found(err):
                 raise
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, NamedTuple, Protocol
 
-from pkapi import intstr, rollout
+from pkapi import intstr, meta, rollout
 from pkapi.rollout import RSInfo
 from pkapi.v1 import apps_pb2, meta_pb2
 
@@ -168,20 +168,10 @@ def progressing_condition(st: apps_pb2.DeploymentStatus) -> meta_pb2.Condition |
 
 def put_condition(st: apps_pb2.DeploymentStatus, type_: str, status: str, reason: str, message: str,
                   now: float) -> None:
-    """SetDeploymentCondition: unchanged status+reason keeps the condition
-    as is; a changed status moves lastTransitionTime."""
-    cur = next((c for c in st.conditions if c.type == type_), None)
-    if cur is not None and cur.status == status and cur.reason == reason:
-        return
-    new = st.conditions.add() if cur is None else cur
-    when = int(now)
-    transition = cur is None or cur.status != status
-    new.type, new.status, new.reason, new.message = type_, status, reason, message
-    new.last_update_time.seconds = when
-    new.last_update_time.nanos = 0
-    if transition:
-        new.last_transition_time.seconds = when
-        new.last_transition_time.nanos = 0
+    """SetDeploymentCondition: an unchanged status and reason keep the
+    condition as it is (its message too)."""
+    meta.set_condition(st.conditions, type_, status, reason, message, now=now, message_counts=False,
+                       update_time=True)
 
 
 def complete(d: Deployment, st: apps_pb2.DeploymentStatus) -> bool:

@@ -11,8 +11,9 @@ import yaml
 
 from cli import printers
 from cli.printers import TableOptions, human_duration
-from pkapi import meta
+from pkapi import meta, tables
 from pkapi.v1 import apps_pb2, core_pb2
+from tests.unit.pkapi import test_tables
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, 0, tzinfo=dt.UTC)
 
@@ -511,3 +512,17 @@ def test_object_dict_uses_kubernetes_field_names() -> None:
     n.spec.pod_cidr = "10.244.0.0/24"
     nd = printers.object_dict(n)
     assert nd["status"]["nodeInfo"]["machineID"] == "m1" and nd["spec"]["podCIDR"] == "10.244.0.0/24"
+
+
+# ------------------------------------------------- the same as server-side printing
+
+
+def test_server_table_is_what_pkctl_prints() -> None:
+    # pkctl -o wide prints exactly the str() of the server's cells, under the upper-cased names.
+    for make, _ in test_tables.CELLS:
+        obj = make()
+        kind = meta.kind_of(obj)
+        t = tables.table([obj], test_tables.NOW)
+        opts = printers.TableOptions(wide=True)
+        assert printers.table_headers(kind, opts) == [d["name"].upper() for d in t["columnDefinitions"]]
+        assert printers.table_row(obj, test_tables.NOW, opts) == [str(c) for c in t["rows"][0]["cells"]]

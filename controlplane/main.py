@@ -184,8 +184,7 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
         allocator = ServiceAllocator(store, config)
         caches = WatchCaches(store)
         registry = Registry(store, allocator, caches)
-        await registry.ensure_system_namespaces()
-        await registry.resume_namespace_finalizers()
+        await registry.start()
         await caches.start_all()
         etcd_version = ""
         if config.etcd_servers[0].startswith("http"):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from google.protobuf.message import Message
 
+from pkapi.errors import bad_request
 from pkapi.meta import Kind
 
 
@@ -35,3 +36,14 @@ def decode(kind: Kind, value: bytes, revision: int) -> Message:
 def same_stored(a: Message, b: Message) -> bool:
     """Whether two objects store the same value (resourceVersion aside)."""
     return encode(a) == encode(b)
+
+
+def parse_resource_version(rv: str) -> int:
+    """A client's resourceVersion: a non-negative integer, else BadRequest."""
+    try:
+        n = int(rv)
+    except ValueError:
+        raise bad_request(f'invalid resource version "{rv}"') from None
+    if n < 0:
+        raise bad_request(f'invalid resource version "{rv}"')
+    return n

@@ -26,8 +26,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from controlplane.apiserver.codec import encode
-from controlplane.apiserver.registry import RETRIES, Registry, parse_resource_version
-from controlplane.apiserver.watchcache import Filter, WatchCaches
+from controlplane.apiserver.registry import RETRIES, Registry
+from controlplane.apiserver.watchcache import WatchCaches, parse_selectors
 from controlplane.config import ControlPlaneConfig
 from controlplane.store import ConflictError, KeyNotFoundError, StoreError, UnavailableError
 from pkapi import decode as pkdecode
@@ -121,19 +121,6 @@ def body_message(body: api_pb2.Body) -> Message:
     raise bad_request("the request has no body")
 
 
-def parse_selectors(kind: meta.Kind, namespace: str, label: str, field: str) -> Filter:
-    try:
-        lsel = selectors.parse_label_selector(label)
-    except selectors.SelectorError as e:
-        raise bad_request(f"unable to parse requirement: {e}") from None
-    try:
-        fsel = selectors.parse_field_selector(field)
-    except selectors.SelectorError as e:
-        raise bad_request(str(e)) from None
-    selectors.check_field_selector(kind.kind, fsel)
-    return Filter(namespace if kind.namespaced else "", lsel, fsel)
-
-
 class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
     def __init__(self, registry: Registry, caches: WatchCaches, etcd_version: str = "") -> None:
         self.registry = registry
@@ -182,11 +169,7 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
         try:
             k = self.registry.kind(request.resource)
             flt = parse_selectors(k, request.namespace, request.label_selector, request.field_selector)
-            rv: int | None = None
-            if request.resource_version not in ("", "0"):
-                rv = parse_resource_version(request.resource_version)
-            cache = await self.caches.get(k)
-            stream = cache.stream(flt, rv, request.allow_bookmarks)
+            stream = await self.caches.watch(k, flt, request.resource_version, request.allow_bookmarks)
             try:
                 async for evs in stream:
                     yield evs[0].frame if len(evs) == 1 else b"".join([e.frame for e in evs])

@@ -58,10 +58,10 @@ from typing import Any, AsyncGenerator, Iterable, Iterator, Mapping
 
 from google.protobuf.message import Message
 
-from controlplane.apiserver.codec import decode
+from controlplane.apiserver.codec import decode, parse_resource_version
 from controlplane.store import CompactedError, Store
 from pkapi import meta, selectors
-from pkapi.errors import ApiError, expired
+from pkapi.errors import ApiError, bad_request, expired
 from pkapi.meta import Kind
 from pkapi.v1 import api_pb2
 
@@ -165,6 +165,21 @@ class Filter:
         if old_m:
             return ch.new.event("DELETED")
         return None
+
+
+def parse_selectors(kind: Kind, namespace: str, label: str, field: str) -> Filter:
+    """The filter of a list or watch request (BadRequest for selectors
+    that do not parse or name a field the kind cannot be selected by)."""
+    try:
+        lsel = selectors.parse_label_selector(label)
+    except selectors.SelectorError as e:
+        raise bad_request(f"unable to parse requirement: {e}") from None
+    try:
+        fsel = selectors.parse_field_selector(field)
+    except selectors.SelectorError as e:
+        raise bad_request(str(e)) from None
+    selectors.check_field_selector(kind.kind, fsel)
+    return Filter(namespace if kind.namespaced else "", lsel, fsel)
 
 
 def _added_chunks(flt: Filter, entries: Iterable[Entry]) -> Iterator[list[WireEvent]]:
@@ -580,8 +595,7 @@ class WatchCaches:
         e = c.objects.get(meta.key(kind.resource, namespace, name))
         if e is None:
             return None
-        msg = type(e.msg)()
-        msg.CopyFrom(e.msg)
+        msg = meta.copy(e.msg)
         return msg, int(msg.metadata.resource_version)  # type: ignore[attr-defined]
 
     async def get(self, kind: Kind) -> WatchCache:
@@ -593,6 +607,21 @@ class WatchCaches:
             t = asyncio.get_running_loop().create_task(self._start(kind))
             self._starting[kind.resource] = t
         return await asyncio.shield(t)
+
+    async def watch(
+        self, kind: Kind, flt: Filter, resource_version: str = "", allow_bookmarks: bool = False
+    ) -> AsyncGenerator[list[WireEvent], None]:
+        """A client's watch (every front end's): the changes to the objects
+        `flt` matches, each item whole revisions (WireEvent.event is the
+        WatchEvent). resource_version "" or "0": ADDED for every current
+        object first; one not a number: BadRequest; one older than the
+        cache and the store keep: Expired (raised by the stream). The
+        caller closes the stream (aclose) when done."""
+        rv: int | None = None
+        if resource_version not in ("", "0"):
+            rv = parse_resource_version(resource_version)
+        cache = await self.get(kind)
+        return cache.stream(flt, rv, allow_bookmarks)
 
     async def start_all(self) -> None:
         """Start every kind's cache now (reads and CAS shortcuts use them)."""

@@ -23,7 +23,6 @@ pass never deletes or rewrites from a partial view.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any, Iterable
 
@@ -153,15 +152,12 @@ class EndpointsController(Controller):
     name = "endpoints"
     workers = 2
 
-    def __init__(self, client: Any, config: Any = None, informers: SharedInformers | None = None) -> None:
+    def __init__(self, client: Any, config: Any, informers: SharedInformers) -> None:
         super().__init__()
         self.client = client
-        self._own_informers = informers is None
-        shared = informers or SharedInformers(client)
-        self._shared = shared
-        self.services = shared.informer("services")
-        self.pods = shared.informer("pods")
-        self.endpoints = shared.informer("endpoints")
+        self.services = informers.informer("services")
+        self.pods = informers.informer("pods")
+        self.endpoints = informers.informer("endpoints")
         self.informers = [self.services, self.pods, self.endpoints]
         self.services.add_handler(
             on_add=self._enqueue_obj, on_update=lambda o, n: self._enqueue_obj(n), on_delete=self._enqueue_obj
@@ -189,15 +185,6 @@ class EndpointsController(Controller):
                 self.queue.add(meta.ns_name(ep))
         for svc in self.services.list():
             self.queue.add(meta.ns_name(svc))
-
-    async def run(self) -> None:
-        if not self._own_informers:
-            await super().run()
-            return
-        # Standalone (tests): run our own informers too.
-        async with asyncio.TaskGroup() as tg:
-            self._shared.start(tg)
-            tg.create_task(super().run())
 
     async def sync(self, key: str) -> None:
         ns, name = meta.split_key(key)

@@ -20,8 +20,10 @@ holding the fewest LoadBalancer addresses, ties by name, so addresses
 spread and the choice is deterministic.
 
 Concurrency: the usual informer + work-queue pattern (controllers/base.py);
-handlers only enqueue Service keys; one key is synced by one worker at a
-time; writes carry the cached resourceVersion, a Conflict requeues.
+handlers only enqueue Service keys ("namespace/name"), and a retry request
+is remembered beside the queue (`_retry`) until a sync of that key writes
+it; one key is synced by one worker at a time, in one write; writes carry
+the cached resourceVersion, a Conflict requeues.
 """
 
 from __future__ import annotations
@@ -61,15 +63,15 @@ class LoadBalancerController(Controller):
     name = "loadbalancer"
     workers = 1  # one worker: the load counts used for spreading stay consistent
 
-    def __init__(self, client: Any, config: Any = None, informers: SharedInformers | None = None) -> None:
+    def __init__(self, client: Any, config: Any, informers: SharedInformers) -> None:
         super().__init__()
         self.client = client
         self.config = config
-        shared = informers or SharedInformers(client)
-        self._own = informers is None
-        self._shared = shared
-        self.services = shared.informer("services")
-        self.nodes = shared.informer("nodes")
+        self.services = informers.informer("services")
+        self.nodes = informers.informer("nodes")
+        # Pending Services whose next sync sends them through the allocator
+        # again (an address may have been freed).
+        self._retry: set[str] = set()
         self.informers = [self.services, self.nodes]
         self.services.add_handler(on_add=self._svc, on_update=self._svc_updated, on_delete=self._svc_deleted)
         self.nodes.add_handler(on_add=self._node, on_update=lambda o, n: self._node(n), on_delete=self._node)
@@ -93,7 +95,9 @@ class LoadBalancerController(Controller):
     def _retry_pending(self) -> None:
         for s in self.services.list():
             if self._is_lb(s) and not s.status.load_balancer.ingress:
-                self.queue.add(("retry", meta.ns_name(s)))
+                key = meta.ns_name(s)
+                self._retry.add(key)
+                self.queue.add(key)
 
     def _node(self, _node: Any) -> None:
         for s in self.services.list():
@@ -103,16 +107,6 @@ class LoadBalancerController(Controller):
     async def started(self) -> None:
         self._node(None)
         self._retry_pending()  # the pool may have grown since they were created
-
-    async def run(self) -> None:
-        if not self._own:
-            await super().run()
-            return
-        import asyncio
-
-        async with asyncio.TaskGroup() as tg:
-            self._shared.start(tg)
-            tg.create_task(super().run())
 
     def _load(self, exclude: str) -> dict[str, int]:
         load: dict[str, int] = {}
@@ -124,33 +118,37 @@ class LoadBalancerController(Controller):
                 load[holder] = load.get(holder, 0) + len(s.status.load_balancer.ingress)
         return load
 
-    async def sync(self, key: Any) -> None:
-        retry = False
-        if isinstance(key, tuple):
-            retry, key = True, key[1]
+    async def sync(self, key: object) -> None:
+        key = str(key)
+        retry = key in self._retry
+        self._retry.discard(key)
+        try:
+            await self._sync(key, retry)
+        except BaseException:
+            if retry:
+                self._retry.add(key)  # the requeued sync still owes the retry
+            raise
+
+    async def _sync(self, key: str, retry: bool) -> None:
         ns, name = meta.split_key(key)
         svc = self.services.get(ns, name)
         if svc is None or not self._is_lb(svc):
             return
-        if retry:
-            if svc.status.load_balancer.ingress:
-                return
-            new = copy(svc)
+        new = copy(svc)
+        if retry and not svc.status.load_balancer.ingress:
             new.metadata.annotations[LB_RETRY] = str(int(new.metadata.annotations.get(LB_RETRY, "0") or 0) + 1)
-            await self.client.update(new)
-            return
         current = svc.metadata.annotations.get(LB_NODE, "")
         want = ""
         if svc.status.load_balancer.ingress:
             ready = [n.metadata.name for n in self.nodes.list() if node_ready(n)]
             want = choose_holder(current, ready, self._load(key))
-        if want == current:
-            return
-        new = copy(svc)
-        if want:
-            new.metadata.annotations[LB_NODE] = want
-        else:
-            new.metadata.annotations.pop(LB_NODE, None)
-        log.info("LoadBalancer %s: %s now held by %s (was %s)", key,
-                 ",".join(i.ip for i in svc.status.load_balancer.ingress), want or "nobody", current or "nobody")
-        await self.client.update(new)
+        if want != current:
+            if want:
+                new.metadata.annotations[LB_NODE] = want
+            else:
+                new.metadata.annotations.pop(LB_NODE, None)
+            log.info("LoadBalancer %s: %s now held by %s (was %s)", key,
+                     ",".join(i.ip for i in svc.status.load_balancer.ingress), want or "nobody",
+                     current or "nobody")
+        if new != svc:
+            await self.client.update(new)

@@ -8,10 +8,11 @@ scheduler, as gRPC clients of the API server.
             lease every one of them is cancelled before campaigning again.
 
 CONTROLLERS is an explicit list: a new controller is one line here. Each
-entry is a factory `new(client, config)` or `new(client, config,
-informers)` returning an object with `name` and `async run()`. Factories
-that accept `informers` share one cache per resource (10,000 pods cached
-once); others (services' endpoints/loadbalancer) keep their own.
+entry is a factory `new(client, config, informers)` returning something
+with a `name` and `async run()` (a controllers.base.Controller, as the
+scheduler is, or a periodic loop such as nodelifecycle and eventttl); they
+all share one cache per resource through `informers` (10,000 pods cached
+once).
 
 Without --leader-elect (or with the in-memory store, which no other
 process can share) the controllers run at once and forever.
@@ -26,15 +27,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import logging
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from controlplane.config import ControlPlaneConfig
 from controlplane.controllers import deployment, endpoints, eventttl, gc, loadbalancer, nodelifecycle, replicaset
 from controlplane.controllers.base import SharedInformers
 from controlplane.leader import Election, Session
-from controlplane.scheduler import scheduler as scheduler_mod
+from controlplane.scheduler import scheduler
 from pkapi.client.cluster import ClusterClient
 
 log = logging.getLogger(__name__)
@@ -42,15 +42,19 @@ log = logging.getLogger(__name__)
 ELECTION = "controllers"
 
 
-def _new_scheduler(client: Any, config: Any, informers: SharedInformers) -> Any:
-    return scheduler_mod.Scheduler(client, informers.informer("pods"), informers.informer("nodes"))
+class Runnable(Protocol):
+    name: str
 
+    async def run(self) -> None: ...
+
+
+Factory = Callable[[ClusterClient, ControlPlaneConfig, SharedInformers], Runnable]
 
 # (name, factory). Order does not matter: every controller waits for its caches.
-CONTROLLERS: list[tuple[str, Callable[..., Any]]] = [
+CONTROLLERS: list[tuple[str, Factory]] = [
     ("replicaset", replicaset.new),
     ("deployment", deployment.new),
-    ("scheduler", _new_scheduler),
+    ("scheduler", scheduler.new),
     ("nodelifecycle", nodelifecycle.new),
     ("garbagecollector", gc.new),
     ("eventttl", eventttl.new),
@@ -59,20 +63,13 @@ CONTROLLERS: list[tuple[str, Callable[..., Any]]] = [
 ]
 
 
-def _build(factory: Callable[..., Any], client: Any, config: Any, informers: SharedInformers) -> Any:
-    params = inspect.signature(factory).parameters
-    if len(params) >= 3 or "informers" in params:
-        return factory(client, config, informers)
-    return factory(client, config)
-
-
 async def run_controllers(config: ControlPlaneConfig, api_address: str,
-                          controllers: list[tuple[str, Callable[..., Any]]] | None = None) -> None:
+                          controllers: list[tuple[str, Factory]] | None = None) -> None:
     """Run every controller until cancelled (or one fails)."""
     client = ClusterClient(api_address, timeout=30.0)
     informers = SharedInformers(client)
     try:
-        built = [(name, _build(f, client, config, informers)) for name, f in (controllers or CONTROLLERS)]
+        built = [(name, f(client, config, informers)) for name, f in (controllers or CONTROLLERS)]
         async with asyncio.TaskGroup() as tg:
             informers.start(tg)
             for name, ctrl in built:

@@ -3,7 +3,8 @@
     pods informer ──(unbound pod)──▶ queue ──▶ filter ─▶ score ─▶ assume ─▶ bind (CAS)
     nodes informer ─▶ node snapshot (NodeInfo: requested cpu/mem, ports, owners)
 
-One decision at a time (as kube-scheduler), so each decision sees every
+The scheduler is a Controller (controllers/base.py) with one worker: one
+decision at a time (as kube-scheduler), so each decision sees every
 earlier one: a chosen node is charged for the pod at once ("assumed")
 before the bind write returns. Binds run in the background, batched: the
 decisions made while earlier Bind calls are in flight go together in the
@@ -16,7 +17,7 @@ Unschedulable pods get PodScheduled=False/Unschedulable with
 kube-scheduler's message and a FailedScheduling event, and wait in an
 "unschedulable" set that is flushed back into the queue whenever a node is
 added or changes, or a bound pod goes away (so capacity may have freed),
-and at least every 30 s.
+and at least every 30 s (the controller's background work).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import logging
 import time
 from typing import Any
 
+from controlplane.controllers.base import Controller, SharedInformers
 from pkapi import meta, scheduling
 from pkapi.client.events import EventRecorder
 from pkapi.client.informer import Informer
-from pkapi.client.workqueue import ShutDown, WorkQueue
+from pkapi.client.workqueue import WorkQueue
 from pkapi.errors import ApiError, is_not_found
 from pkapi.scheduling import NodeInfo, PodInfo
 
@@ -59,14 +61,17 @@ def _counts(pod: Any) -> bool:
     return bool(pod.spec.node_name) and pod.status.phase not in ("Succeeded", "Failed")
 
 
-class Scheduler:
+class Scheduler(Controller):
     name = "scheduler"
+    workers = 1  # one decision at a time: each sees every earlier one
 
     def __init__(self, client: Any, pods: Informer, nodes: Informer) -> None:
+        super().__init__()
         self.client = client
         self.pods = pods
         self.nodes = nodes
-        self.queue = WorkQueue(name="scheduler", base_delay=0.05, max_delay=10.0)
+        self.informers = [pods, nodes]
+        self.queue = WorkQueue(name=self.name, base_delay=0.05, max_delay=10.0)
         self.recorder = EventRecorder(client, SCHEDULER_NAME)
         self.snapshot: dict[str, NodeInfo] = {}
         self.node_order: list[str] = []
@@ -158,16 +163,14 @@ class Scheduler:
     # ---------------------------------------------------------------- run
 
     async def run(self) -> None:
-        await self.pods.wait_synced(None)
-        await self.nodes.wait_synced(None)
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._loop(), name="scheduler-loop")
-                tg.create_task(self._periodic_flush(), name="scheduler-flush")
+            await super().run()
         finally:
-            self.queue.shutdown()
             for t in list(self._binds):
                 t.cancel()
+
+    def background(self) -> Any:
+        return self._periodic_flush()
 
     async def _periodic_flush(self) -> None:
         last = time.monotonic()
@@ -179,24 +182,9 @@ class Scheduler:
                 last = time.monotonic()
                 self._flush_unschedulable()
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                key = await self.queue.get()
-            except ShutDown:
-                return
-            try:
-                await self.schedule_one(str(key))
-                self.queue.forget(key)
-            except asyncio.CancelledError:
-                self.queue.done(key)
-                raise
-            except Exception as err:
-                log.info("scheduling %s: %s; retrying", key, err)
-                self.queue.add_rate_limited(key)
-            self.queue.done(key)
-
-    async def schedule_one(self, key: str) -> None:
+    async def sync(self, key: object) -> None:
+        """Schedule one pod: decide, assume, and queue its bind."""
+        key = str(key)
         ns, name = meta.split_key(key)
         pod = self.pods.get(ns, name)
         if pod is None or not needs_scheduling(pod) or key in self.assumed:
@@ -284,3 +272,7 @@ class Scheduler:
         if cond is not None and (cond.status, cond.reason, cond.message) == ("False", "Unschedulable", message):
             return
         await self._set_scheduled_condition(key, "False", "Unschedulable", message)
+
+
+def new(client: Any, config: Any, informers: SharedInformers) -> Scheduler:
+    return Scheduler(client, informers.informer("pods"), informers.informer("nodes"))

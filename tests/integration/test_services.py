@@ -25,8 +25,10 @@ import pytest
 
 from agent.proxy import remove_addresses
 from agent.proxy.addresses import cluster_tag, labelled
+from controlplane.config import ControlPlaneConfig
 from controlplane.controllers.endpoints import EndpointsController
 from controlplane.controllers.loadbalancer import LB_NODE, LoadBalancerController
+from controlplane.controllers.manager import run_controllers
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient
 from pkapi.errors import ApiError
@@ -162,16 +164,17 @@ async def endpoints_with(client: ClusterClient, name: str, n_ready: int, n_not_r
 
 @contextlib.asynccontextmanager
 async def controllers(client: ClusterClient, lb: bool = False) -> Any:
-    ctrls: list[Any] = [EndpointsController(client)]
+    """The Endpoints (and LoadBalancer) controllers run as the controller
+    manager runs them (shared informers, their own client), in this process."""
+    ctrls: list[tuple[str, Any]] = [("endpoints", EndpointsController)]
     if lb:
-        ctrls.append(LoadBalancerController(client))
-    tasks = [asyncio.create_task(c.run()) for c in ctrls]
+        ctrls.append(("loadbalancer", LoadBalancerController))
+    task = asyncio.create_task(run_controllers(ControlPlaneConfig(), client.address, ctrls))
     try:
-        yield ctrls
+        yield
     finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 class FakeUpstream(asyncio.DatagramProtocol):

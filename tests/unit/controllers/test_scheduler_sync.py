@@ -33,7 +33,7 @@ class Env:
             await refresh(self.client, *self.informers.all())
         self.client.clear()
         for n in names:
-            await self.sched.schedule_one(f"default/{n}")
+            await self.sched.sync(f"default/{n}")
         await self.sched.binds_sent()
 
     async def pod(self, name: str) -> core_pb2.Pod:
@@ -58,8 +58,8 @@ async def test_a_decision_is_charged_before_its_bind_returns(client: InProcessCl
         await client.create(pod(n, cpu="600m"))
     env = Env(client)
     await refresh(client, *env.informers.all())
-    await env.sched.schedule_one("default/a")  # decided; its bind not sent yet
-    await env.sched.schedule_one("default/b")
+    await env.sched.sync("default/a")  # decided; its bind not sent yet
+    await env.sched.sync("default/b")
     await env.sched.binds_sent()
     assert (await env.pod("a")).spec.node_name == "n1"
     b = await env.pod("b")

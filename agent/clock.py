@@ -61,17 +61,22 @@ async def within(clock: Clock, fut: Awaitable[Any], timeout: float | None) -> bo
 _SETTLE_ROUNDS = 20
 
 
+_US = 1_000_000
+
+
 class FakeClock:
     """A FAKE clock: now() stays put until advance(); sleep() returns once
-    advance() has passed its deadline (sleep(0) just yields)."""
+    advance() has passed its deadline (sleep(0) just yields). Time is kept
+    in whole microseconds, so advance(0.199) then advance(0.001) reaches a
+    deadline 0.2 s away exactly (floats would fall short of it)."""
 
     def __init__(self, start: float = 1000.0) -> None:
-        self.t = start
-        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._t = round(start * _US)
+        self._sleepers: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
 
     def now(self) -> float:
-        return self.t
+        return self._t / _US
 
     @property
     def sleepers(self) -> int:
@@ -83,7 +88,7 @@ class FakeClock:
             await asyncio.sleep(0)
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, (self.t + seconds, next(self._seq), fut))
+        heapq.heappush(self._sleepers, (self._t + max(1, round(seconds * _US)), next(self._seq), fut))
         await fut
 
     async def settle(self) -> None:
@@ -95,13 +100,13 @@ class FakeClock:
         """Move time forward by `seconds`, waking each sleeper whose deadline
         is passed at its own deadline (so one that sleeps again from there
         is woken too if that is still within the step)."""
-        target = self.t + seconds
+        target = self._t + round(seconds * _US)
         await self.settle()
         while self._sleepers and self._sleepers[0][0] <= target:
             at, _, fut = heapq.heappop(self._sleepers)
-            self.t = max(self.t, at)
+            self._t = max(self._t, at)
             if not fut.done():
                 fut.set_result(None)
                 await self.settle()
-        self.t = target
+        self._t = target
         await self.settle()

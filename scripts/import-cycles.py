@@ -28,9 +28,6 @@ PROGRAMS = ("pkapi", "controlplane", "agent", "cli")
 # deletes its entry here in the same commit: an entry that no longer matches
 # a cycle fails the check too, so this list can only shrink. It must end empty.
 ALLOWED: list[frozenset[str]] = [
-    # The pod worker reaches into the whole PodManager (a TYPE_CHECKING import
-    # back); a PodContext for the worker ends it.
-    frozenset({"agent.pods.manager", "agent.pods.worker"}),
     # worker.py is both the parent's spawn/stop and the child's entry point;
     # spawn/stop move to procs.py.
     frozenset({"agent.proxy.proxier", "agent.proxy.worker"}),

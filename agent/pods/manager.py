@@ -39,6 +39,7 @@ from typing import Any
 from agent.config import AgentConfig
 from agent.hooks import PodHooks
 from agent.pods import spec as podspec
+from agent.pods.context import PodContext, PodTiming, RecorderEvents
 from agent.pods.ports import PortAllocator
 from agent.pods.teardown import TeardownGate
 from agent.pods.worker import PodWorker
@@ -67,7 +68,6 @@ class PodManager:
         self.client = client
         self.runtime = runtime
         self.hooks = hooks
-        self.recorder = recorder
         self.node_name = config.node_name
         self.node_ip = config.node_ip
         first, last = config.host_port_range
@@ -75,21 +75,21 @@ class PodManager:
         # Stops and removals of deleted pods' containers, a few at a time.
         self.teardown = TeardownGate(config.max_parallel_teardowns)
         self.workers: dict[str, PodWorker] = {}
-        self.container_ips: dict[str, str] = {}
+        # What the workers see of the node.
+        self.ctx = PodContext(
+            runtime,
+            client,
+            self.ports,
+            self.teardown,
+            hooks,
+            self.node_name,
+            self.node_ip,
+            event=RecorderEvents(recorder),
+            timing=PodTiming.of(config),
+        )
         self.informer = Informer(client, "pods", field_selector=f"spec.nodeName={config.node_name}")
         self.informer.add_handler(on_add=self._on_add, on_update=self._on_update, on_delete=self._on_delete)
         self._gc_soon = asyncio.Event()
-
-    # ------------------------------------------------------------ events
-
-    def event(self, pod: core_pb2.Pod, type_: str, reason: str, message: str, container: str = "") -> None:
-        if self.recorder is None:
-            return
-        field_path = f"spec.containers{{{container}}}" if container else ""
-        try:
-            self.recorder.event(pod, type_, reason, message, field_path=field_path)
-        except Exception:  # noqa: BLE001 - events are best effort
-            log.debug("event %s for %s not recorded", reason, pod.metadata.name, exc_info=True)
 
     # ---------------------------------------------------------- handlers
 
@@ -97,7 +97,7 @@ class PodManager:
         uid = pod.metadata.uid
         w = self.workers.get(uid)
         if w is None:
-            w = self.workers[uid] = PodWorker(self, uid, pod)
+            w = self.workers[uid] = PodWorker(self.ctx, uid, pod)
             w.rejected = self.admit(pod)
             w.task = asyncio.create_task(w.run(), name=f"pod-{pod.metadata.namespace}/{pod.metadata.name}")
             w.task.add_done_callback(functools.partial(self._worker_done, uid, w))

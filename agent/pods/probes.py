@@ -207,3 +207,24 @@ class ProbeRunner:
                 log.debug("%s probe of %s now %s", self.kind, self.container_id[:12], self.tracker.result)
                 self.on_change()
             await asyncio.sleep(max(0.0, self.period - (time.monotonic() - t0)))
+
+
+class ContainerProbes:
+    """The probe runners of one run of a container (one container id)."""
+
+    def __init__(self, ip: str = "") -> None:
+        self.startup: ProbeRunner | None = None
+        self.readiness: ProbeRunner | None = None
+        self.liveness: ProbeRunner | None = None
+        self.others_started = False
+        # Set when liveness or startup decided the container must restart.
+        self.kill_reason = ""
+        # The run's own address (network probes of ports not published).
+        self.ip = ip
+
+    def all(self) -> list[ProbeRunner]:
+        return [p for p in (self.startup, self.readiness, self.liveness) if p is not None]
+
+    def stop(self) -> None:
+        for p in self.all():
+            p.stop()

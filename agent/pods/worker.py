@@ -16,21 +16,42 @@ One sync:
                  missing -> image (ErrImagePull / ImagePullBackOff), ports,
                             create, start
   status (pure, status.py) -> UpdateStatus if it changed
+
+What to do with each container is decided by pure functions (decide.py:
+decide, decide_image) over the runtime's view and the container's
+ContainerRecord (record.py); this module executes the decision. A worker
+sees the node only through its PodContext (context.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from agent.clock import within
 from agent.pods import spec as podspec
-from agent.pods.backoff import Backoff
-from agent.pods.probes import ProbeRunner
+from agent.pods.context import PodContext
+from agent.pods.decide import (
+    DEFAULT_GRACE,
+    Create,
+    Done,
+    Keep,
+    ProbeFacts,
+    Pull,
+    Stop,
+    UseImage,
+    Wait,
+    attempt_of,
+    decide,
+    decide_image,
+    probe_grace,
+    should_restart,
+)
+from agent.pods.probes import ContainerProbes, ProbeRunner
+from agent.pods.record import ContainerRecord
 from agent.pods.status import ContainerView, pod_status
 from agent.runtime.base import (
-    LABEL_ATTEMPT,
     LABEL_CONTAINER,
     LABEL_NODE,
     LABEL_POD_UID,
@@ -49,27 +70,7 @@ from pkapi.client.cluster import ServerUnreachable
 from pkapi.errors import ApiError, is_not_found
 from pkapi.v1 import core_pb2
 
-if TYPE_CHECKING:
-    from agent.pods.manager import PodManager
-
 log = logging.getLogger(__name__)
-
-DEFAULT_GRACE = 30
-
-
-def attempt_of(st: ContainerState) -> int:
-    try:
-        return int(st.labels.get(LABEL_ATTEMPT, "0"))
-    except ValueError:
-        return 0
-
-
-def should_restart(policy: str, exit_code: int) -> bool:
-    if policy == "Never":
-        return False
-    if policy == "OnFailure":
-        return exit_code != 0
-    return True
 
 
 def grace_seconds(pod: core_pb2.Pod | None) -> int:
@@ -82,45 +83,19 @@ def grace_seconds(pod: core_pb2.Pod | None) -> int:
     return DEFAULT_GRACE
 
 
-class _Probes:
-    """The probe runners of one container (by container id)."""
-
-    def __init__(self) -> None:
-        self.startup: ProbeRunner | None = None
-        self.readiness: ProbeRunner | None = None
-        self.liveness: ProbeRunner | None = None
-        self.others_started = False
-        # Set when liveness or startup decided the container must restart.
-        self.kill_reason = ""
-
-    def all(self) -> list[ProbeRunner]:
-        return [p for p in (self.startup, self.readiness, self.liveness) if p is not None]
-
-    def stop(self) -> None:
-        for p in self.all():
-            p.stop()
-
-
 class PodWorker:
-    def __init__(self, manager: PodManager, uid: str, pod: core_pb2.Pod) -> None:
-        self.m = manager
+    def __init__(self, ctx: PodContext, uid: str, pod: core_pb2.Pod) -> None:
+        self.ctx = ctx
         self.uid = uid
         self.pod: core_pb2.Pod | None = pod
         self.key = f"{pod.metadata.namespace}/{pod.metadata.name}"
         self.wake = asyncio.Event()
         self.wake.set()
         self.next_wake: float | None = None
-        self.crash_backoff: dict[str, Backoff] = {}
-        self.pull_backoff: dict[str, Backoff] = {}
-        self.pull_failed_at: dict[str, tuple[float, str]] = {}
-        self.seen_exits: set[str] = set()
-        self.backoff_reported: set[str] = set()
-        self.probes: dict[str, _Probes] = {}
-        self.bindings: dict[str, list[PortBinding]] = {}
-        self.create_errors: dict[str, tuple[str, str]] = {}
+        # One record per container name (back-offs, bindings, probes...).
+        self.records: dict[str, ContainerRecord] = {}
         self.last_written: core_pb2.PodStatus | None = None
         self.last_written_rv = 0
-        self.first_seen = time.monotonic()
         # Containers running before this worker existed (adopted after an
         # agent restart): their readiness starts from the last reported value.
         self.adopted: set[str] | None = None
@@ -129,10 +104,17 @@ class PodWorker:
         # the pod is failed (OutOfpods) and never run, as a kubelet does.
         self.rejected = ""
 
+    def record(self, name: str) -> ContainerRecord:
+        rec = self.records.get(name)
+        if rec is None:
+            t = self.ctx.timing
+            rec = self.records[name] = ContainerRecord.new(t.backoff_initial, t.backoff_cap)
+        return rec
+
     # -------------------------------------------------------------- loop
 
     def schedule(self, delay: float) -> None:
-        at = time.monotonic() + max(0.0, delay)
+        at = self.ctx.clock.now() + max(0.0, delay)
         if self.next_wake is None or at < self.next_wake:
             self.next_wake = at
 
@@ -140,13 +122,15 @@ class PodWorker:
         self.wake.set()
 
     async def run(self) -> None:
+        clock = self.ctx.clock
         try:
             while True:
-                timeout = None if self.next_wake is None else max(0.0, self.next_wake - time.monotonic())
+                timeout = None if self.next_wake is None else max(0.0, self.next_wake - clock.now())
+                woken = asyncio.ensure_future(self.wake.wait())
                 try:
-                    await asyncio.wait_for(self.wake.wait(), timeout)
-                except TimeoutError:
-                    pass
+                    await within(clock, woken, timeout)
+                finally:
+                    woken.cancel()
                 self.wake.clear()
                 self.next_wake = None
                 try:
@@ -163,16 +147,17 @@ class PodWorker:
                         log.exception("pod %s: sync failed; retrying", self.key)
                     self.schedule(1.0)
         finally:
-            for p in self.probes.values():
-                p.stop()
+            for rec in self.records.values():
+                for p in rec.probes.values():
+                    p.stop()
 
     # -------------------------------------------------------------- sync
 
     async def sync(self) -> bool:
         """One convergence pass; True when the pod is finished (terminated and
         confirmed) and the worker may end."""
-        rt = self.m.runtime
-        states = await rt.list_containers({LABEL_NODE: self.m.node_name, LABEL_POD_UID: self.uid})
+        rt = self.ctx.runtime
+        states = await rt.list_containers({LABEL_NODE: self.ctx.node_name, LABEL_POD_UID: self.uid})
         by_name: dict[str, list[ContainerState]] = {}
         for st in states:
             by_name.setdefault(st.labels.get(LABEL_CONTAINER, ""), []).append(st)
@@ -192,96 +177,95 @@ class PodWorker:
         await self.write_status(pod, views)
         return False
 
-    async def sync_container(self, pod: core_pb2.Pod, c: core_pb2.Container, states: list[ContainerState]) -> ContainerView:
-        rt = self.m.runtime
-        for old in states[2:]:  # keep the current and the previous run only
-            await rt.remove(old.id)
-        cur = states[0] if states else None
-        prev = states[1] if len(states) > 1 else None
-        if cur is not None and not self.bindings.get(c.name):
-            self.bindings[c.name] = podspec.parse_ports_label(cur.labels.get(LABEL_PORTS, ""))
-        attempt = attempt_of(cur) if cur is not None else 0
-        view = ContainerView(c.name, c.image, cur, prev, restart_count=attempt)
-        policy = pod.spec.restart_policy or "Always"
-        now = time.monotonic()
-
-        if cur is not None and cur.status == "created":
-            # Created but never started (the agent stopped in between): redo.
-            await rt.remove(cur.id)
-            cur = view.current = None
-            next_attempt = attempt
-        elif cur is not None and cur.running:
+    def _observe(self, pod: core_pb2.Pod, c: core_pb2.Container, rec: ContainerRecord, cur: ContainerState | None) -> ProbeFacts | None:
+        """Bring the record up to date with the newest run before deciding:
+        probes for a running one, the exit of an exited one counted."""
+        if cur is None:
+            return None
+        if cur.running:
             probes = self.ensure_probes(pod, c, cur)
-            if not probes.kill_reason:
-                view.started = probes.startup is None or probes.startup.result
-                ready = probes.readiness.result if probes.readiness is not None else True
-                view.ready = view.started and ready
-                return view
-            self.m.event(pod, "Normal", "Killing", probes.kill_reason, c.name)
-            await rt.stop(cur.id, self.probe_grace(pod, c))
+            started = probes.startup is None or probes.startup.result
+            ready = probes.readiness.result if probes.readiness is not None else True
+            return ProbeFacts(started, started and ready, probes.kill_reason)
+        if cur.exited:
+            rec.stop_probes(cur.id)
+            rec.observe_exit(cur, should_restart(pod.spec.restart_policy or "Always", cur.exit_code), self.ctx.clock.now())
+        return None
+
+    async def sync_container(self, pod: core_pb2.Pod, c: core_pb2.Container, runs: list[ContainerState]) -> ContainerView:
+        rt = self.ctx.runtime
+        rec = self.record(c.name)
+        cur = runs[0] if runs else None
+        prev = runs[1] if len(runs) > 1 else None
+        if cur is not None and not rec.bindings:
+            rec.bindings = podspec.parse_ports_label(cur.labels.get(LABEL_PORTS, ""))
+        view = ContainerView(c.name, c.image, cur, prev, restart_count=attempt_of(cur) if cur is not None else 0)
+        probe = self._observe(pod, c, rec, cur)
+        action = decide(pod, c, runs, rec, probe, self.ctx.clock.now())
+        for cid in action.remove:
+            await rt.remove(cid)
+        if cur is not None and cur.id in action.remove:
+            cur = view.current = None  # created but never started: made again
+        if isinstance(action, Stop):
+            assert cur is not None
+            self.ctx.event(pod, "Normal", "Killing", action.reason, c.name)
+            await rt.stop(cur.id, probe_grace(pod, c))
             try:
                 cur = view.current = await rt.inspect(cur.id)
             except ContainerNotFound:
                 return view
-            now = time.monotonic()
-        if cur is not None and cur.running:
-            return view  # the stop did not take yet; the die event wakes us
-
-        if cur is not None and cur.exited:
-            self.stop_probes(cur.id)
-            restart = should_restart(policy, cur.exit_code)
-            if cur.id not in self.seen_exits:
-                self.seen_exits.add(cur.id)
-                if restart:
-                    ran = 0.0
-                    if cur.started_at and cur.finished_at:
-                        ran = (cur.finished_at - cur.started_at).total_seconds()
-                    self.backoff(self.crash_backoff, c.name).failed(now, ran)
-            if not restart:
-                view.done = True
-                return view
-            bo = self.backoff(self.crash_backoff, c.name)
-            if bo.waiting(now):
-                md = pod.metadata
-                view.waiting_reason = "CrashLoopBackOff"
-                view.waiting_message = (
-                    f"back-off {bo.delay:g}s restarting failed container={c.name} pod={md.name}_{md.namespace}({md.uid})"
-                )
-                if cur.id not in self.backoff_reported:
-                    self.backoff_reported.add(cur.id)
-                    self.m.event(pod, "Warning", "BackOff", f"Back-off restarting failed container {c.name} in pod "
-                                 f"{md.name}_{md.namespace}({md.uid})", c.name)
-                self.schedule(bo.until - now)
-                return view
-            next_attempt = attempt + 1
-        elif cur is None:
-            next_attempt = attempt
-        else:
-            return view  # paused/removing...: look again soon
-        # ---- (re)create
-        if not await self.ensure_image(pod, c, view):
+            if cur.running:
+                return view  # the stop did not take yet; the die event wakes us
+            self._observe(pod, c, rec, cur)
+            action = decide(pod, c, [cur] + runs[1:2], rec, None, self.ctx.clock.now())
+        if isinstance(action, Keep):
+            view.started, view.ready = action.started, action.ready
             return view
-        err = self.create_errors.get(c.name)
-        if err is not None and self.backoff(self.crash_backoff, c.name).waiting(now):
-            view.waiting_reason, view.waiting_message = err
+        if isinstance(action, Done):
+            view.done = True
+            return view
+        if isinstance(action, Wait):
+            self._wait(pod, c, rec, view, action)
+            return view
+        assert isinstance(action, Create), action
+        return await self._create(pod, c, rec, view, action, prev)
+
+    def _wait(self, pod: core_pb2.Pod, c: core_pb2.Container, rec: ContainerRecord, view: ContainerView, w: Wait) -> None:
+        view.waiting_reason, view.waiting_message = w.reason, w.message
+        for ev in w.events:
+            self.ctx.event(pod, ev.type, ev.reason, ev.message, c.name)
+        if w.report_once:
+            rec.backoff_reported.add(w.report_once)
+        if w.until is not None:
+            self.schedule(w.until - self.ctx.clock.now())
+
+    async def _create(
+        self,
+        pod: core_pb2.Pod,
+        c: core_pb2.Container,
+        rec: ContainerRecord,
+        view: ContainerView,
+        action: Create,
+        prev: ContainerState | None,
+    ) -> ContainerView:
+        if not await self.ensure_image(pod, c, rec, view):
             return view
         try:
-            new = await self.start_container(pod, c, next_attempt)
+            new = await self.start_container(pod, c, rec, action.attempt)
         except (CreateError, ImageNotFound) as e:
             reason = "CreateContainerError" if isinstance(e, ImageNotFound) else "RunContainerError"
-            self.create_errors[c.name] = (reason, str(e))
-            bo = self.backoff(self.crash_backoff, c.name)
-            bo.failed(time.monotonic())
-            self.schedule(max(bo.until - time.monotonic(), 1.0))
-            self.m.event(pod, "Warning", "Failed", f"Error: {e}", c.name)
+            now = self.ctx.clock.now()
+            rec.create_failed(now, reason, str(e))
+            self.schedule(max(rec.crash.until - now, 1.0))
+            self.ctx.event(pod, "Warning", "Failed", f"Error: {e}", c.name)
             view.waiting_reason, view.waiting_message = reason, str(e)
             return view
-        self.create_errors.pop(c.name, None)
-        if cur is not None and prev is not None:
-            await rt.remove(prev.id)
-        view.previous = cur if cur is not None else prev
+        rec.create_error = None
+        if action.replaces:
+            await self.ctx.runtime.remove(action.replaces)
+        view.previous = view.current if view.current is not None else prev
         view.current = new
-        view.restart_count = next_attempt
+        view.restart_count = action.attempt
         view.waiting_reason = view.waiting_message = ""
         if new.running:
             probes = self.ensure_probes(pod, c, new)
@@ -289,66 +273,37 @@ class PodWorker:
             view.ready = view.started and probes.readiness is None
         return view
 
-    def backoff(self, table: dict[str, Backoff], name: str, first_immediate: bool = True) -> Backoff:
-        b = table.get(name)
-        if b is None:
-            cfg = self.m.config
-            b = table[name] = Backoff(cfg.backoff_initial, cfg.backoff_cap, first_immediate=first_immediate)
-        return b
-
     # ------------------------------------------------------------- image
 
-    async def ensure_image(self, pod: core_pb2.Pod, c: core_pb2.Container, view: ContainerView) -> bool:
-        """True when the image is present (pulling it if needed). Policy note:
-        a lab has no registry, so an image already present is used as is even
-        with imagePullPolicy Always (Kubernetes would pull); Never never
-        pulls; a missing image is pulled (ErrImagePull, then ImagePullBackOff
-        with back-off while it keeps failing)."""
-        rt = self.m.runtime
+    async def ensure_image(self, pod: core_pb2.Pod, c: core_pb2.Container, rec: ContainerRecord, view: ContainerView) -> bool:
+        """True when the image is present (pulling it if decide_image says so)."""
+        rt, clock = self.ctx.runtime, self.ctx.clock
         image = c.image
-        present = await rt.image_id(image)
-        if present:
-            self.pull_failed_at.pop(c.name, None)
-            self.m.event(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine', c.name)
+        present = bool(await rt.image_id(image))
+        step = decide_image(c, present, rec, clock.now(), self.ctx.timing.resync_interval)
+        if isinstance(step, UseImage):
+            rec.pull_failure = None
+            for ev in step.events:
+                self.ctx.event(pod, ev.type, ev.reason, ev.message, c.name)
             return True
-        policy = c.image_pull_policy or "IfNotPresent"
-        if policy == "Never":
-            view.waiting_reason = "ErrImageNeverPull"
-            view.waiting_message = f'Container image "{image}" is not present with pull policy of Never'
-            self.m.event(pod, "Warning", "ErrImageNeverPull", view.waiting_message, c.name)
-            self.schedule(self.m.config.resync_interval)
+        if isinstance(step, Wait):
+            self._wait(pod, c, rec, view, step)
             return False
-        bo = self.backoff(self.pull_backoff, c.name, first_immediate=False)
-        now = time.monotonic()
-        failed = self.pull_failed_at.get(c.name)
-        if failed is not None and bo.waiting(now):
-            at, msg = failed
-            if now - at < min(1.0, bo.delay / 2):
-                view.waiting_reason, view.waiting_message = "ErrImagePull", msg
-                self.schedule(min(1.0, bo.delay / 2) - (now - at))
-            else:
-                view.waiting_reason = "ImagePullBackOff"
-                view.waiting_message = f'Back-off pulling image "{image}": ErrImagePull: {msg}'
-                self.m.event(pod, "Normal", "BackOff", f'Back-off pulling image "{image}"', c.name)
-                self.schedule(bo.until - now)
-            return False
-        self.m.event(pod, "Normal", "Pulling", f'Pulling image "{image}"', c.name)
-        t0 = time.monotonic()
+        assert isinstance(step, Pull), step
+        self.ctx.event(pod, "Normal", "Pulling", f'Pulling image "{image}"', c.name)
+        t0 = clock.now()
         try:
             await rt.pull(image)
         except ImagePullError as e:
             msg = str(e)
-            now = time.monotonic()
-            bo.failed(now)
-            self.pull_failed_at[c.name] = (now, msg)
-            self.m.event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {msg}', c.name)
-            self.m.event(pod, "Warning", "Failed", "Error: ErrImagePull", c.name)
+            rec.pull_failed(clock.now(), msg)
+            self.ctx.event(pod, "Warning", "Failed", f'Failed to pull image "{image}": {msg}', c.name)
+            self.ctx.event(pod, "Warning", "Failed", "Error: ErrImagePull", c.name)
             view.waiting_reason, view.waiting_message = "ErrImagePull", msg
-            self.schedule(min(1.0, bo.delay / 2))
+            self.schedule(min(1.0, rec.pull.delay / 2))
             return False
-        bo.reset()
-        self.pull_failed_at.pop(c.name, None)
-        self.m.event(pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in {time.monotonic() - t0:.3f}s', c.name)
+        rec.pull_succeeded()
+        self.ctx.event(pod, "Normal", "Pulled", f'Successfully pulled image "{image}" in {clock.now() - t0:.3f}s', c.name)
         return True
 
     # ------------------------------------------------------------ create
@@ -357,36 +312,37 @@ class PodWorker:
         out = []
         for p in c.ports:
             proto = (p.protocol or "TCP").upper()
-            port = p.host_port or self.m.ports.allocate(proto, avoid)
-            out.append(PortBinding(p.container_port, proto, self.m.node_ip, port))
+            port = p.host_port or self.ctx.ports.allocate(proto, avoid)
+            out.append(PortBinding(p.container_port, proto, self.ctx.node_ip, port))
         return out
 
     def _release(self, bindings: list[PortBinding]) -> None:
         for b in bindings:
-            self.m.ports.release(b.host_port, b.protocol)
+            self.ctx.ports.release(b.host_port, b.protocol)
 
-    async def start_container(self, pod: core_pb2.Pod, c: core_pb2.Container, attempt: int) -> ContainerState:
+    async def start_container(self, pod: core_pb2.Pod, c: core_pb2.Container, rec: ContainerRecord, attempt: int) -> ContainerState:
         # Deleted pods' teardowns wait meanwhile: they slow a start down in
         # the engine (agent/pods/teardown.py).
-        with self.m.teardown.starting():
-            return await self._start_container(pod, c, attempt)
+        with self.ctx.teardown.starting():
+            return await self._start_container(pod, c, rec, attempt)
 
-    async def _start_container(self, pod: core_pb2.Pod, c: core_pb2.Container, attempt: int) -> ContainerState:
-        rt = self.m.runtime
-        bindings = self.bindings.get(c.name)
+    async def _start_container(self, pod: core_pb2.Pod, c: core_pb2.Container, rec: ContainerRecord, attempt: int) -> ContainerState:
+        ctx = self.ctx
+        rt = ctx.runtime
+        bindings = rec.bindings
         if bindings is None or len(bindings) != len(c.ports):
-            bindings = self.bindings[c.name] = self._allocate(c, set())
+            bindings = rec.bindings = self._allocate(c, set())
         last_err: Exception | None = None
         for _ in range(5):
             cfg = podspec.container_config(
                 pod,
                 c,
                 attempt,
-                self.m.node_name,
-                self.m.node_ip,
+                ctx.node_name,
+                ctx.node_ip,
                 bindings,
-                self.m.hooks.extra_env(pod),
-                self.m.hooks.dns(pod),
+                ctx.hooks.extra_env(pod),
+                ctx.hooks.dns(pod),
             )
             try:
                 cid = await rt.create(cfg)
@@ -397,7 +353,7 @@ class PodWorker:
                     last_err = e
                     continue
                 raise
-            self.m.event(pod, "Normal", "Created", f"Created container {c.name}", c.name)
+            ctx.event(pod, "Normal", "Created", f"Created container {c.name}", c.name)
             try:
                 await rt.start(cid)
             except PortInUse as e:
@@ -405,52 +361,44 @@ class PodWorker:
                 await rt.remove(cid)
                 taken = {b.host_port for b in bindings}
                 self._release(bindings)
-                bindings = self.bindings[c.name] = self._allocate(c, taken)
+                bindings = rec.bindings = self._allocate(c, taken)
                 last_err = e
                 continue
             except CreateError:
                 await rt.remove(cid)
                 raise
-            self.m.event(pod, "Normal", "Started", f"Started container {c.name}", c.name)
+            ctx.event(pod, "Normal", "Started", f"Started container {c.name}", c.name)
             return await rt.inspect(cid)
         raise CreateError(str(last_err))
 
     # ------------------------------------------------------------ probes
 
-    def probe_grace(self, pod: core_pb2.Pod, c: core_pb2.Container) -> int:
-        for p in (c.liveness_probe, c.startup_probe):
-            if p.HasField("termination_grace_period_seconds"):
-                return p.termination_grace_period_seconds
-        if pod.spec.HasField("termination_grace_period_seconds"):
-            return pod.spec.termination_grace_period_seconds
-        return DEFAULT_GRACE
-
-    def target(self, c_name: str, cid: str) -> Any:
+    def target(self, rec: ContainerRecord, cid: str) -> Any:
         def resolve(port: int) -> tuple[str, int]:
-            for b in self.bindings.get(c_name, []):
+            for b in rec.bindings or []:
                 if b.container_port == port and b.protocol == "TCP":
                     return b.host_ip, b.host_port
-            return self.m.container_ips.get(cid, "127.0.0.1"), port
+            probes = rec.probes.get(cid)
+            return (probes.ip if probes is not None and probes.ip else "127.0.0.1"), port
 
         return resolve
 
-    def ensure_probes(self, pod: core_pb2.Pod, c: core_pb2.Container, cur: ContainerState) -> _Probes:
-        probes = self.probes.get(cur.id)
+    def ensure_probes(self, pod: core_pb2.Pod, c: core_pb2.Container, cur: ContainerState) -> ContainerProbes:
+        rec = self.record(c.name)
+        probes = rec.probes.get(cur.id)
         if probes is None:
-            probes = self.probes[cur.id] = _Probes()
-            if cur.ip:
-                self.m.container_ips[cur.id] = cur.ip
+            probes = rec.probes[cur.id] = ContainerProbes(cur.ip)
             adopted = self.adopted is not None and cur.id in self.adopted
             was_ready = False
             if adopted:
                 for cs in pod.status.container_statuses:
                     if cs.name == c.name and cs.container_id.endswith(cur.id):
                         was_ready = cs.ready
-            tgt = self.target(c.name, cur.id)
+            tgt = self.target(rec, cur.id)
 
             def runner(kind: str, probe: core_pb2.Probe, initial: bool) -> ProbeRunner:
                 def on_failure(msg: str) -> None:
-                    self.m.event(pod, "Warning", "Unhealthy", f"{kind} probe failed: {msg}", c.name)
+                    self.ctx.event(pod, "Warning", "Unhealthy", f"{kind} probe failed: {msg}", c.name)
                     if kind == "Startup" and probes is not None and probes.startup is not None:
                         t = probes.startup.tracker
                         if t.failures + 1 >= max(1, t.failure_threshold) and not t.result:
@@ -465,7 +413,7 @@ class PodWorker:
                         self._start_others(probes)
                     self.poke()
 
-                return ProbeRunner(kind, probe, c, cur.id, self.m.runtime, tgt, initial, on_change, on_failure)
+                return ProbeRunner(kind, probe, c, cur.id, self.ctx.runtime, tgt, initial, on_change, on_failure)
 
             if c.HasField("startup_probe") and not adopted:
                 probes.startup = runner("Startup", c.startup_probe, False)
@@ -480,7 +428,7 @@ class PodWorker:
         return probes
 
     @staticmethod
-    def _start_others(probes: _Probes) -> None:
+    def _start_others(probes: ContainerProbes) -> None:
         if probes.others_started:
             return
         probes.others_started = True
@@ -488,16 +436,11 @@ class PodWorker:
             if p is not None:
                 p.start()
 
-    def stop_probes(self, cid: str) -> None:
-        p = self.probes.pop(cid, None)
-        if p is not None:
-            p.stop()
-        self.m.container_ips.pop(cid, None)
-
     # ------------------------------------------------------------ status
 
     async def write_status(self, pod: core_pb2.Pod, views: list[ContainerView]) -> None:
-        new = pod_status(pod, views, self.m.node_ip, self.bindings)
+        bindings = {name: rec.bindings for name, rec in self.records.items() if rec.bindings is not None}
+        new = pod_status(pod, views, self.ctx.node_ip, bindings)
         if new == pod.status:
             return
         rv = int(pod.metadata.resource_version or 0)
@@ -507,7 +450,7 @@ class PodWorker:
         body.metadata.resource_version = ""
         body.status.CopyFrom(new)
         try:
-            out = await self.m.client.update_status(body)
+            out = await self.ctx.client.update_status(body)
         except ApiError as e:
             if is_not_found(e):
                 return  # deleted meanwhile: the watch tells us
@@ -524,13 +467,13 @@ class PodWorker:
         body.status.phase = "Failed"
         body.status.reason = "OutOfpods"
         body.status.message = self.rejected
-        body.status.host_ip = self.m.node_ip
+        body.status.host_ip = self.ctx.node_ip
         try:
-            await self.m.client.update_status(body)
+            await self.ctx.client.update_status(body)
         except ApiError as e:
             if not is_not_found(e):
                 raise
-        self.m.event(pod, "Warning", "OutOfpods", self.rejected)
+        self.ctx.event(pod, "Warning", "OutOfpods", self.rejected)
 
     # --------------------------------------------------------- terminate
 
@@ -538,12 +481,12 @@ class PodWorker:
         """Stop the containers within `grace` seconds. While they stop, a
         shorter grace period (a second delete, or a force delete: the pod is
         gone) kills them at once, as a kubelet does."""
-        rt = self.m.runtime
+        rt = self.ctx.runtime
         if not running:
             return
         # Through the manager's TeardownGate: a burst of deletions must not
         # hold up other pods' starts in the engine (agent/pods/teardown.py).
-        gate = self.m.teardown
+        gate = self.ctx.teardown
         stops = asyncio.gather(*(gate.run(rt.stop(s.id, grace)) for s in running))
         killed = False
         try:
@@ -571,31 +514,32 @@ class PodWorker:
         (it exited and was removed) is the outcome wanted; any other error is
         logged, not hidden, and the graceful stop still bounds the wait."""
         try:
-            await self.m.teardown.run(self.m.runtime.stop(cid, 0))
+            await self.ctx.teardown.run(self.ctx.runtime.stop(cid, 0))
         except ContainerNotFound:
             pass
         except Exception as err:  # noqa: BLE001 - the running stop still ends it within the grace
             log.warning("pod %s: killing container %s failed (%s); waiting for the graceful stop", self.key, cid[:12], err)
 
     async def terminate(self, pod: core_pb2.Pod | None, states: list[ContainerState]) -> bool:
-        rt = self.m.runtime
-        for cid in list(self.probes):
-            self.stop_probes(cid)
+        rt = self.ctx.runtime
+        for rec in self.records.values():
+            rec.stop_all_probes()
         grace = grace_seconds(pod)
         running = [s for s in states if s.running]
         if pod is not None:
             for s in running:
-                self.m.event(pod, "Normal", "Killing", f"Stopping container {s.labels.get(LABEL_CONTAINER, '')}",
+                self.ctx.event(pod, "Normal", "Killing", f"Stopping container {s.labels.get(LABEL_CONTAINER, '')}",
                              s.labels.get(LABEL_CONTAINER, ""))
         await self._stop_all(running, grace)
-        await asyncio.gather(*(self.m.teardown.run(rt.remove(s.id)) for s in states))
-        for bindings in self.bindings.values():
-            self._release(bindings)
-        self.bindings.clear()
+        await asyncio.gather(*(self.ctx.teardown.run(rt.remove(s.id)) for s in states))
+        for rec in self.records.values():
+            if rec.bindings:
+                self._release(rec.bindings)
+            rec.bindings = None
         if pod is not None:
             md = pod.metadata
             try:
-                await self.m.client.delete("pods", md.namespace, md.name, grace_period_seconds=0, uid=md.uid)
+                await self.ctx.client.delete("pods", md.namespace, md.name, grace_period_seconds=0, uid=md.uid)
             except ApiError as e:
                 if e.reason not in ("NotFound", "Conflict", "PreconditionFailed"):
                     raise

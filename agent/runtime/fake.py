@@ -12,7 +12,8 @@ by image, which imitate PocketKube's real test images:
 Images: `images` is the set present locally; `pullable` the set a pull
 succeeds for (default: none, as with no registry). stop() ends a container
 at once with exit code 143, unless `ignore_sigterm` contains its image: then
-it exits 137 after the stop timeout. exec() answers `exec_results[command[0]]`
+it exits 137 after the stop timeout (on the injected clock: a FakeClock in
+unit tests). exec() answers `exec_results[command[0]]`
 or (0, b""); `cat /etc/resolv.conf` (unless "cat" is in exec_results)
 answers the resolver file the engine would write from the container's DNS
 settings (nameservers, search path, options such as ndots:5). httpGet/tcpSocket probes never touch the network: the agent asks
@@ -31,6 +32,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
+from agent.clock import Clock, MonotonicClock, within
 from agent.runtime.base import (
     ContainerConfig,
     ContainerEvent,
@@ -100,7 +102,8 @@ class _FakeExec:
 
 
 class FakeRuntime:
-    def __init__(self, images: tuple[str, ...] | list[str] = DEFAULT_IMAGES) -> None:
+    def __init__(self, images: tuple[str, ...] | list[str] = DEFAULT_IMAGES, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or MonotonicClock()
         self.images: set[str] = {_norm(i) for i in images}
         self.pullable: set[str] = set()
         self.ignore_sigterm: set[str] = set()
@@ -214,10 +217,12 @@ class FakeRuntime:
         if not c.state.running:
             return
         if _norm(c.config.image) in self.ignore_sigterm:
+            stopped = asyncio.ensure_future(c.stopped.wait())
             try:
-                await asyncio.wait_for(c.stopped.wait(), timeout)
-            except TimeoutError:
-                self._exit(c, 137)
+                if not await within(self.clock, stopped, timeout):
+                    self._exit(c, 137)
+            finally:
+                stopped.cancel()
         else:
             self._exit(c, 143)
 

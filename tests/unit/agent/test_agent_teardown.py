@@ -15,7 +15,7 @@ from agent.pods.teardown import TeardownGate
 from agent.pods.worker import PodWorker
 from agent.runtime.fake import FakeRuntime
 from pkapi import meta
-from tests.unit.agent.test_agent_worker import StubManager, mkpod
+from tests.unit.agent.test_agent_worker import mkpod, stub_context
 
 
 class Tracker:
@@ -138,9 +138,8 @@ class SlowFake(FakeRuntime):
 @pytest.mark.parametrize("limit", [1, 2])
 async def test_mass_force_delete_reaches_the_engine_a_few_at_a_time(limit: int) -> None:
     rt = SlowFake()
-    m = StubManager(rt)
-    m.teardown = TeardownGate(limit)
-    workers = [PodWorker(m, f"u-{i}", mkpod(uid=f"u-{i}")) for i in range(10)]  # type: ignore[arg-type]
+    m = stub_context(rt, teardown=TeardownGate(limit))
+    workers = [PodWorker(m, f"u-{i}", mkpod(uid=f"u-{i}")) for i in range(10)]
     for w in workers:
         assert not await w.sync()
     assert len(rt.containers) == 10
@@ -153,15 +152,15 @@ async def test_mass_force_delete_reaches_the_engine_a_few_at_a_time(limit: int) 
 
 async def test_graceful_deletions_each_stop_within_the_gate() -> None:
     rt = SlowFake()
-    m = StubManager(rt)
+    m = stub_context(rt)
     pods = [mkpod(uid=f"u-{i}", terminationGracePeriodSeconds=5) for i in range(6)]
-    workers = [PodWorker(m, f"u-{i}", p) for i, p in enumerate(pods)]  # type: ignore[arg-type]
+    workers = [PodWorker(m, f"u-{i}", p) for i, p in enumerate(pods)]
     for w in workers:
         assert not await w.sync()
     for p in pods:
         meta.set_timestamp(p.metadata.deletion_timestamp)
     assert all(await asyncio.wait_for(asyncio.gather(*(w.sync() for w in workers)), 5))
-    assert rt.containers == {} and rt.peak <= m.config.max_parallel_teardowns
+    assert rt.containers == {} and rt.peak <= m.teardown.limit
     assert len(m.client.deletes) == 6  # each confirmed at grace 0
 
 
@@ -229,12 +228,12 @@ class SlowStartFake(SlowFake):
 
 async def test_a_new_pod_starts_before_deleted_pods_are_stopped() -> None:
     rt = SlowStartFake()
-    m = StubManager(rt)
-    old = [PodWorker(m, f"u-{i}", mkpod(uid=f"u-{i}")) for i in range(4)]  # type: ignore[arg-type]
+    m = stub_context(rt)
+    old = [PodWorker(m, f"u-{i}", mkpod(uid=f"u-{i}")) for i in range(4)]
     for w in old:
         assert not await w.sync()
     rt.log.clear()
-    new = PodWorker(m, "u-new", mkpod(uid="u-new"))  # type: ignore[arg-type]
+    new = PodWorker(m, "u-new", mkpod(uid="u-new"))
     starting = asyncio.create_task(new.sync())
     await wait_for(lambda: "start-begin" in rt.log, "the new pod's start")
     for w in old:

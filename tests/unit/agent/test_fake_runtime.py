@@ -11,6 +11,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 
+from agent.clock import FakeClock
 from agent.runtime import (
     ContainerConfig,
     ContainerNotFound,
@@ -157,19 +158,25 @@ class TestFakeRuntime(RuntimeContract):
         assert await runtime.pull("example/app:1")
         assert await runtime.image_id("example/app:1")
 
-    async def test_stubborn_container_killed_after_timeout(self, runtime: FakeRuntime) -> None:
+    async def test_stubborn_container_killed_after_timeout(self) -> None:
+        clock = FakeClock()
+        runtime = FakeRuntime(clock=clock)
         runtime.ignore_sigterm.add("pocketkube/hello:1")
         cid = await runtime.create(self.config({"x": "y"}))
         await runtime.start(cid)
-        t0 = time.monotonic()
-        await runtime.stop(cid, timeout=0.2)
-        assert time.monotonic() - t0 >= 0.2
+        stop = asyncio.create_task(runtime.stop(cid, timeout=0.2))
+        await clock.advance(0.199)
+        assert not stop.done() and (await runtime.inspect(cid)).running
+        await clock.advance(0.001)
+        await asyncio.wait_for(stop, 2)
         assert (await runtime.inspect(cid)).exit_code == 137
 
     async def test_hundreds_of_containers_are_cheap(self, runtime: FakeRuntime) -> None:
-        t0 = time.monotonic()
+        tasks = len(asyncio.all_tasks())
         for _ in range(500):
             cid = await runtime.create(self.config({"n": "1"}))
             await runtime.start(cid)
         assert len(await runtime.list_containers({"n": "1"})) == 500
-        assert time.monotonic() - t0 < 2
+        # cheap: a running container is a small object, no task and no timer
+        assert len(asyncio.all_tasks()) == tasks
+        assert all(c.timer is None for c in runtime.containers.values())

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from controlplane.controllers.base import SharedInformers
 from controlplane.controllers.deployment import DeploymentController
 from controlplane.testing import FakeClock, InProcessClient, refresh
@@ -17,12 +15,6 @@ from pkapi.v1 import apps_pb2
 from tests.unit.controllers.objects import deployment, pod, set_ready
 
 KEY = "default/web"
-
-
-@pytest.fixture
-async def client() -> Any:
-    async with InProcessClient() as c:
-        yield c
 
 
 class Env:

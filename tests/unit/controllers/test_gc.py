@@ -16,12 +16,6 @@ from pkapi.v1 import apps_pb2
 from tests.unit.controllers.objects import deployment, owner_ref, pod, replicaset
 
 
-@pytest.fixture
-async def client() -> Any:
-    async with InProcessClient() as c:
-        yield c
-
-
 class Env:
     def __init__(self, client: InProcessClient) -> None:
         self.client = client

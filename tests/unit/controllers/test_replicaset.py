@@ -3,10 +3,6 @@ slow start, claim (adopt, release), deletion ranking and expectations."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 from controlplane.controllers.base import SharedInformers
 from controlplane.controllers.replicaset import EXPECTATIONS_TTL, ReplicaSetController
 from controlplane.testing import Action, FakeClock, InProcessClient, refresh
@@ -15,12 +11,6 @@ from pkapi.v1 import core_pb2
 from tests.unit.controllers.objects import pod, replicaset, set_ready
 
 KEY = "default/web-abc"
-
-
-@pytest.fixture
-async def client() -> Any:
-    async with InProcessClient() as c:
-        yield c
 
 
 class Env:

@@ -4,22 +4,12 @@ node appears, and a failed bind undoing its assumption."""
 
 from __future__ import annotations
 
-from typing import Any
-
-import pytest
-
 from controlplane.controllers.base import SharedInformers
 from controlplane.scheduler.scheduler import Scheduler
 from controlplane.testing import InProcessClient, refresh
 from pkapi import meta
 from pkapi.v1 import core_pb2
 from tests.unit.controllers.objects import node, pod
-
-
-@pytest.fixture
-async def client() -> Any:
-    async with InProcessClient() as c:
-        yield c
 
 
 class Env:

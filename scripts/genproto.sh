@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Generates pkapi/v1/*_pb2.py, *_pb2.pyi and *_pb2_grpc.py from proto/ into
+# Generates pkapi/v1/*_pb2.py, *_pb2.pyi, *_pb2_grpc.py and docs.py from proto/ into
 # the directory given (default: the repository root). Used by `make proto`
 # and `make verify-proto`.
 set -euo pipefail
@@ -10,3 +10,5 @@ mkdir -p "$out/pkapi/v1"
 "$py" -m grpc_tools.protoc -I "$here/proto" \
   --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" \
   "$here"/proto/pkapi/v1/*.proto
+# The .proto comments, for the OpenAPI documents (kubectl explain).
+"$py" "$here/scripts/gendocs.py" "$out" "$here/proto"

@@ -19,7 +19,7 @@ MAX_PROXY_WORKERS = 64
 
 @dataclass
 class AgentConfig:
-    server: str = "127.0.0.1:6443"
+    server: str = "127.0.0.1:6444"
     node_name: str = field(default_factory=socket.gethostname)
     # The address pods' ports are published on and other nodes reach it by.
     node_ip: str = "127.0.0.1"

@@ -122,7 +122,7 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, dict[str, flo
     log = open(os.path.join(tmp, "controlplane.log"), "wb")  # noqa: ASYNC230 (local file)
     proc = subprocess.Popen(  # noqa: ASYNC220 (fork+exec)
         [sys.executable, "-m", "controlplane.main", "--listen", address, "--etcd-servers", etcd.endpoint,
-         "--no-controllers", "--log-level", "warning"],
+         "--no-controllers", "--log-level", "warning", "--http-listen="],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     global SERVER

@@ -93,7 +93,7 @@ class ControlPlane:
         log = open(os.path.join(self.tmp, "cp.log"), "ab")  # noqa: ASYNC230
         self.proc = subprocess.Popen(  # noqa: ASYNC220
             [sys.executable, *_profile_args(), "-m", "controlplane.main", "--listen", self.address, "--etcd-servers",
-             self.etcd.endpoint, "--no-leader-elect", "--preset", "kubernetes", "--log-level",
+             self.etcd.endpoint, "--http-listen=", "--no-leader-elect", "--preset", "kubernetes", "--log-level",
              os.environ.get("PK_BENCH_LOG_LEVEL", "warning"), *os.environ.get("PK_BENCH_CP_ARGS", "").split()],
             stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
         log.close()

@@ -47,6 +47,10 @@ def _sources(s: util.Settings) -> dict[str, Any]:
         server_from = f"${config.ENV_SERVER}"
     elif cfg.server:
         server_from = str(path)
+    elif config.kubeconfig_server():
+        from pkapi import kubeconfig
+
+        server_from = str(kubeconfig.path())
     else:
         server_from = "default"
     ns_from = "--namespace" if s.namespace_flag else (str(path) if cfg.namespace else "default")

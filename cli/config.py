@@ -9,7 +9,11 @@ network I/O. Resolution order (first that is set wins), as kubectl's
   3. the config file: $PKCTL_CONFIG, else ~/.pocketkube/config, a YAML
      mapping `server: host:port` (and optionally `namespace: NAME`), written
      by `pkctl lab up`
-  4. 127.0.0.1:6443
+  4. the kubeconfig's current context ($KUBECONFIG's first file, else
+     ~/.kube/config), when its cluster carries PocketKube's gRPC address
+     (the `pocketkube.io/grpc` extension `pkctl lab up` and pk-controlplane
+     write), so one file serves kubectl and pkctl
+  5. 127.0.0.1:6444
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Mapping
 
 import yaml
 
-DEFAULT_SERVER = "127.0.0.1:6443"
+DEFAULT_SERVER = "127.0.0.1:6444"
 ENV_SERVER = "PKCTL_SERVER"
 ENV_CONFIG = "PKCTL_CONFIG"
 
@@ -58,7 +62,7 @@ def read_config(path: Path) -> FileConfig:
     if data is None:
         return FileConfig()
     if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a mapping like `server: 127.0.0.1:6443`")
+        raise ConfigError(f"config file {path}: expected a mapping like `server: 127.0.0.1:6444`")
     server = data.get("server", "") or ""
     namespace = data.get("namespace", "") or ""
     if not isinstance(server, str) or not isinstance(namespace, str):
@@ -87,6 +91,18 @@ def normalize_server(server: str) -> str:
     return s.rstrip("/")
 
 
+def kubeconfig_server(env: Mapping[str, str] | None = None) -> str:
+    """The gRPC address the kubeconfig's current context gives, or "" (an
+    unreadable kubeconfig is kubectl's to report, not pkctl's)."""
+    from pkapi import kubeconfig
+
+    try:
+        cluster = kubeconfig.current_cluster(kubeconfig.load(kubeconfig.path(env)))
+    except kubeconfig.KubeconfigError:
+        return ""
+    return normalize_server(kubeconfig.grpc_server_of(cluster)) if cluster else ""
+
+
 def resolve_server(flag: str | None, env: Mapping[str, str] | None = None) -> str:
     env = os.environ if env is None else env
     if flag:
@@ -94,7 +110,7 @@ def resolve_server(flag: str | None, env: Mapping[str, str] | None = None) -> st
     if env.get(ENV_SERVER):
         return normalize_server(env[ENV_SERVER])
     cfg = read_config(config_path(env))
-    return cfg.server or DEFAULT_SERVER
+    return cfg.server or kubeconfig_server(env) or DEFAULT_SERVER
 
 
 def resolve_namespace(flag: str | None, env: Mapping[str, str] | None = None) -> str:

@@ -148,7 +148,7 @@ def cli(ctx: click.Context) -> None:
 
     The control plane's address comes from --server, else $PKCTL_SERVER,
     else the config file ($PKCTL_CONFIG or ~/.pocketkube/config, written by
-    `pkctl lab up`), else 127.0.0.1:6443.
+    `pkctl lab up`), else 127.0.0.1:6444.
     """
     ctx.ensure_object(util.Settings)
 

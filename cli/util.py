@@ -152,7 +152,7 @@ def global_options() -> list[click.Option]:
     parameter called `namespace` or `server` does not collide with them."""
     return [
         click.Option(["-s", "--server", "pk_server"], metavar="HOST:PORT", expose_value=False, callback=_set("server_flag"),
-                     help="The control plane's address (else $PKCTL_SERVER, ~/.pocketkube/config, 127.0.0.1:6443)."),
+                     help="The control plane's address (else $PKCTL_SERVER, ~/.pocketkube/config, 127.0.0.1:6444)."),
         click.Option(["-n", "--namespace", "pk_namespace"], metavar="NS", expose_value=False, callback=_set("namespace_flag"),
                      help="The namespace (default: the config file's, else 'default')."),
         click.Option(["-A", "--all-namespaces", "pk_all_namespaces"], is_flag=True, default=False, expose_value=False,

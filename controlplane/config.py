@@ -15,8 +15,15 @@ PRESETS: dict[str, tuple[float, float, int]] = {
 
 @dataclass
 class ControlPlaneConfig:
-    # gRPC API listen address
-    listen: str = "127.0.0.1:6443"
+    # gRPC API listen address (pkctl, agents, controllers): the port after
+    # the Kubernetes API's
+    listen: str = "127.0.0.1:6444"
+    # Kubernetes HTTPS API listen address (kubectl, client libraries); empty: off
+    http_listen: str = "127.0.0.1:6443"
+    # Extra names and addresses for the HTTPS serving certificate
+    tls_sans: list[str] = field(default_factory=list)
+    # CA and serving certificate directory; empty: <data_dir>/pki
+    pki_dir: str = ""
     # etcd endpoints ("http://127.0.0.1:2379,..."); empty: start an embedded etcd
     etcd_servers: list[str] = field(default_factory=list)
     data_dir: str = "/var/lib/pocketkube"

@@ -2,7 +2,9 @@
 
 run() starts, in order: the store (an embedded etcd child process when no
 --etcd-servers is given), the system namespaces, the gRPC API server
-(ResourceService, NodeService, health, reflection), and, with
+(ResourceService, NodeService, health, reflection; --listen, 6444), the
+Kubernetes HTTPS API for kubectl (--http-listen, 6443; it writes the admin
+kubeconfig <data-dir>/kubeconfig.yaml), and, with
 --controllers, controlplane.controllers.manager.run (leader election,
 controllers, scheduler) talking to the API over gRPC like any client.
 
@@ -69,6 +71,12 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     p = argparse.ArgumentParser(prog="pk-controlplane", description="PocketKube control plane: API server on etcd, "
                                 "controllers and scheduler.")
     p.add_argument("--listen", default=d.listen, help="gRPC API address (default %(default)s)")
+    p.add_argument("--http-listen", default=d.http_listen, help="Kubernetes HTTPS API address for kubectl and "
+                   "client libraries (default %(default)s; empty: off)")
+    p.add_argument("--tls-san", action="append", default=[], help="an extra IP or DNS name for the HTTPS "
+                   "serving certificate (repeatable)")
+    p.add_argument("--pki-dir", default=d.pki_dir, help="cluster CA and serving certificate directory "
+                   "(default <data-dir>/pki)")
     p.add_argument("--etcd-servers", default="", help="comma-separated etcd endpoints; absent: start an embedded "
                    "etcd with data under --data-dir")
     p.add_argument("--data-dir", default=d.data_dir, help="data directory of the embedded etcd (default %(default)s)")
@@ -100,6 +108,9 @@ def parse_args(argv: list[str] | None = None) -> ControlPlaneConfig:
     a = p.parse_args(argv)
     c = ControlPlaneConfig()
     c.listen = a.listen
+    c.http_listen = a.http_listen
+    c.tls_sans = [n.strip() for v in a.tls_san for n in v.split(",") if n.strip()]
+    c.pki_dir = a.pki_dir
     c.etcd_servers = [e.strip() for e in a.etcd_servers.split(",") if e.strip()]
     c.data_dir = a.data_dir
     c.service_cidr = a.service_cidr
@@ -177,6 +188,7 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
     registry = None
     caches = None
     server = None
+    http = None
     resources = None
     manager_task: asyncio.Task[Any] | None = None
     try:
@@ -192,6 +204,12 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
         server, resources, health_servicer, port = await serve(config, registry, caches, etcd_version)
         host = config.listen.rsplit(":", 1)[0]
         api_address = f"{host}:{port}"
+        if config.http_listen:
+            from controlplane.apiserver.http.server import serve_http
+
+            http = await serve_http(config, registry, caches, api_address)
+            log.info("Kubernetes API on https://%s", http.api.server_address)
+            print(f"pk-controlplane: Kubernetes API on https://{http.api.server_address}", flush=True)
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
         log.info("pk-controlplane serving the API on %s (etcd %s)", api_address, ",".join(config.etcd_servers))
         print(f"pk-controlplane: serving on {api_address}", flush=True)
@@ -218,6 +236,8 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
             await asyncio.gather(manager_task, return_exceptions=True)
         if caches is not None:
             await caches.stop()
+        if http is not None:
+            await http.stop()
         if server is not None:
             await server.stop(SHUTDOWN_GRACE)
         if resources is not None:

@@ -236,8 +236,12 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def strict_dict(d: Any, message: type[Message], kind_name: str = "", version: str = "v1") -> Message:
-    """Decode d into `message` strictly; DecodeError with Kubernetes' message."""
+def strict_dict(d: Any, message: type[Message], kind_name: str = "", version: str = "v1",
+                warnings: list[str] | None = None) -> Message:
+    """Decode d into `message` strictly; DecodeError with Kubernetes' message.
+    With a `warnings` list, unknown and duplicate fields are dropped and
+    described there instead (fieldValidation Warn or Ignore); type errors
+    are errors either way."""
     w = _Walker()
     desc: Any = message.DESCRIPTOR
     kind_name = kind_name or desc.name
@@ -246,7 +250,9 @@ def strict_dict(d: Any, message: type[Message], kind_name: str = "", version: st
     except _TypeError as e:
         raise DecodeError(f'{kind_name} in version "{version}" cannot be handled as a {kind_name}: {e}') from None
     if w.strict:
-        raise DecodeError("strict decoding error: " + ", ".join(w.strict))
+        if warnings is None:
+            raise DecodeError("strict decoding error: " + ", ".join(w.strict))
+        warnings.extend(w.strict)
     msg = message()
     try:
         json_format.ParseDict(clean, msg)

@@ -25,3 +25,19 @@ def pytest_configure(config: object) -> None:
 
     if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    # Never read or change the user's kubeconfig: pkctl reads it (its
+    # current context's gRPC address) and `pkctl lab up` merges into it.
+    import os
+    import tempfile
+
+    os.environ["KUBECONFIG"] = os.path.join(tempfile.mkdtemp(prefix="pk-kubeconfig-"), "config")
+
+
+def pytest_unconfigure(config: object) -> None:
+    import os
+    import shutil
+
+    path = os.environ.get("KUBECONFIG", "")
+    if os.path.basename(os.path.dirname(path)).startswith("pk-kubeconfig-"):
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)

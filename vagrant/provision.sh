@@ -29,7 +29,8 @@ install -d -m 0755 /etc/pocketkube
 if [ "$role" = controlplane ]; then
   systemctl enable --now etcd
   cat >/etc/pocketkube/controlplane.env <<ENV
-PK_LISTEN=$node_ip:6443
+PK_LISTEN=$node_ip:6444
+PK_HTTP_LISTEN=$node_ip:6443
 PK_ETCD_SERVERS=http://127.0.0.1:2379
 PK_DATA_DIR=/var/lib/pocketkube
 PK_SERVICE_CIDR=10.96.0.0/16

@@ -86,6 +86,21 @@ def down_cmd(lab_name: str, keep_data: bool) -> None:
         sys.exit(1)
 
 
+@command.command("kubeconfig")
+@name_option
+def kubeconfig_cmd(lab_name: str) -> None:
+    """Print the lab's kubeconfig (context pocketkube-NAME: kubectl's HTTPS
+    API and pkctl's gRPC address; `up` merges it into $KUBECONFIG or
+    ~/.kube/config)."""
+    from pkapi import kubeconfig
+
+    def show() -> None:
+        _, plan = labmod.load_plan(lab_name)
+        click.echo(kubeconfig.dump(labmod.lab_kubeconfig(plan)), nl=False)
+
+    _guard(show)
+
+
 @command.command("status")
 @name_option
 def status_cmd(lab_name: str) -> None:

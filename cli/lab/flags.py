@@ -24,6 +24,7 @@ AGENT_FLAGS: tuple[tuple[str, str], ...] = (
 
 CONTROLPLANE_FLAGS: tuple[tuple[str, str], ...] = (
     ("--listen", "listen"),
+    ("--http-listen", "http_listen"),
     ("--etcd-servers", "etcd_servers"),
     ("--data-dir", "data_dir"),
     ("--service-cidr", "service_cidr"),

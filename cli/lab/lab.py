@@ -1,7 +1,7 @@
 """The one-machine lab: bring up, inspect, break and remove a PocketKube
 cluster whose nodes are network namespaces of this machine.
 
-    host namespace: etcd (127.0.0.1), pk-controlplane (10.231.K.1:6443)
+    host namespace: etcd (127.0.0.1), pk-controlplane (10.231.K.1:6444 gRPC, :6443 HTTPS)
     node namespace pklabK-node-i: dockerd, pk-agent
 
 Where things live (K = the lab's index, see plan.py):
@@ -36,7 +36,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import psutil
 
@@ -160,6 +160,7 @@ def etcd_argv(plan: LabPlan, rec: state.LabRecord) -> list[str]:
 def controlplane_values(plan: LabPlan, rec: state.LabRecord) -> dict[str, str]:
     return {
         "listen": plan.server,
+        "http_listen": plan.https_server,
         "etcd_servers": f"http://127.0.0.1:{rec.etcd_client_port}",
         "data_dir": plan.controlplane_dir,
         "service_cidr": plan.service_cidr,
@@ -429,6 +430,7 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
                 start_agent(plan, n)
         if opts.write_config:
             write_pkctl_config(plan)
+            merge_kubeconfig(plan)
         _wait_nodes_ready(plan, opts.timeout, say)
         step.done(f"{len(plan.nodes)} nodes Ready")
     say(summary(plan, time.monotonic() - t0, opts.cluster))
@@ -471,6 +473,51 @@ def _wait_nodes_ready(plan: LabPlan, timeout: float, say: Say) -> None:
                 f"(seen: {conds or 'no answer from the API'}); see `pkctl lab logs NODE/agent`"
             )
         time.sleep(0.25)
+
+
+def context_name(plan: LabPlan) -> str:
+    return f"pocketkube-{plan.name}"
+
+
+def lab_kubeconfig(plan: LabPlan) -> dict[str, Any]:
+    """The lab's kubeconfig: the one its control plane wrote into its data
+    directory (the HTTPS API, the cluster CA, the admin's credentials and
+    the gRPC address), as context pocketkube-<lab>."""
+    from pkapi import kubeconfig
+
+    path = Path(plan.controlplane_dir) / "kubeconfig.yaml"
+    try:
+        cfg = kubeconfig.load(path)
+        if not cfg:
+            raise LabError(f"the control plane has not written {path} yet: is the lab up (`pkctl lab status`)?")
+        return kubeconfig.renamed(cfg, context_name(plan))
+    except kubeconfig.KubeconfigError as e:
+        raise LabError(f"{path}: {e}") from None
+
+
+def merge_kubeconfig(plan: LabPlan) -> str:
+    """Merge the lab's context into $KUBECONFIG (its first file) or
+    ~/.kube/config and make it current, as kind does; the file it wrote."""
+    from pkapi import kubeconfig
+
+    path = kubeconfig.path()
+    try:
+        kubeconfig.save(path, kubeconfig.merge(kubeconfig.load(path), lab_kubeconfig(plan)))
+    except (kubeconfig.KubeconfigError, OSError) as e:
+        raise LabError(f"cannot merge the lab's context into {path}: {e}") from None
+    return str(path)
+
+
+def _forget_kubeconfig(plan: LabPlan) -> None:
+    from pkapi import kubeconfig
+
+    path = kubeconfig.path()
+    try:
+        cfg = kubeconfig.load(path)
+        if any(c.get("name") == context_name(plan) for c in cfg.get("contexts") or [] if isinstance(c, dict)):
+            kubeconfig.save(path, kubeconfig.remove(cfg, context_name(plan)))
+    except Exception:  # noqa: BLE001 - an unreadable kubeconfig is not ours to fix
+        pass
 
 
 def write_pkctl_config(plan: LabPlan) -> str:
@@ -566,6 +613,7 @@ def down(name: str = "lab", keep_data: bool = False, say: Say = print) -> list[s
         except (OSError, RuntimeError) as err:
             left.append(f"directory: {err}")
     _forget_config(plan)
+    _forget_kubeconfig(plan)
     for d in (rec.run_root, rec.state_root):
         _rmdir_empty(d, levels=2)
     if not left:

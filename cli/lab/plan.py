@@ -33,7 +33,10 @@ DOCKER_NET = "10.232.0.0/16"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/16"
 DEFAULT_STATE_ROOT = "/var/lib/pocketkube/lab"
 DEFAULT_RUN_ROOT = "/run/pocketkube/lab"
-API_PORT = 6443
+# The Kubernetes HTTPS API (kubectl) on Kubernetes' port, gRPC (pkctl,
+# agents) on the next one.
+HTTPS_PORT = 6443
+GRPC_PORT = 6444
 # Policy-routing table for packets arriving from a lab (23100 + K).
 ROUTE_TABLE_BASE = 23100
 # `ip rule` priority of that lookup: before the main table (32766).
@@ -102,8 +105,13 @@ class LabPlan:
 
     @property
     def server(self) -> str:
-        """The control plane's address, for nodes and for pkctl alike."""
-        return f"{self.gateway}:{API_PORT}"
+        """The control plane's gRPC address, for nodes and for pkctl alike."""
+        return f"{self.gateway}:{GRPC_PORT}"
+
+    @property
+    def https_server(self) -> str:
+        """The Kubernetes HTTPS API's address (kubectl)."""
+        return f"{self.gateway}:{HTTPS_PORT}"
 
     @property
     def etcd_dir(self) -> str:

@@ -133,8 +133,16 @@ def test_read_manifests_directory_and_missing(tmp_path: Path) -> None:
 
 def test_server_resolution_order(tmp_path: Path) -> None:
     cfg = tmp_path / "config"
-    env = {"PKCTL_CONFIG": str(cfg)}
-    assert config.resolve_server(None, env) == "127.0.0.1:6443"
+    env = {"PKCTL_CONFIG": str(cfg), "KUBECONFIG": str(tmp_path / "kubeconfig")}
+    assert config.resolve_server(None, env) == "127.0.0.1:6444"
+    # A kubeconfig context with PocketKube's gRPC extension comes after the config file.
+    from pkapi import kubeconfig
+
+    kubeconfig.save(tmp_path / "kubeconfig", kubeconfig.build("pk", "https://10.0.0.9:6443", b"CA",
+                                                              grpc_server="10.0.0.9:6444"))
+    assert config.resolve_server(None, env) == "10.0.0.9:6444"
+    kubeconfig.save(tmp_path / "kubeconfig", kubeconfig.build("other", "https://10.0.0.8:6443", b"CA"))
+    assert config.resolve_server(None, env) == "127.0.0.1:6444"  # not ours: no guess
     config.write_config(cfg, "10.0.0.1:7000", namespace="lab")
     assert config.resolve_server(None, env) == "10.0.0.1:7000"
     assert config.resolve_namespace(None, env) == "lab"
@@ -285,7 +293,7 @@ def test_config_commands(run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     cfg = tmp_path / "pk" / "config"
     monkeypatch.setenv("PKCTL_CONFIG", str(cfg))
     view = yaml_load(run("config", "view").stdout)
-    assert view["server"] == "127.0.0.1:6443" and view["serverFrom"] == "default"
+    assert view["server"] == "127.0.0.1:6444" and view["serverFrom"] == "default"
     assert not view["configFileExists"]
     assert run("config", "set-server", "grpc://10.0.0.1:7000").exit_code == 0
     assert run("config", "set-namespace", "dev").exit_code == 0

@@ -76,14 +76,15 @@ def test_lab_command_lines_come_from_the_definition() -> None:
         "--node-name=node-2",
         "--node-ip=10.231.0.12",
         "--docker-host=unix:///run/pocketkube/lab/lab/node-2/docker.sock",
-        "--server=10.231.0.1:6443",
+        "--server=10.231.0.1:6444",
         "--data-dir=/var/lib/pocketkube/lab/lab/nodes/node-2/agent",
         "--preset=lab",
         "--dns-upstreams=none",
     ]
     cp = flags.argv(flags.CONTROLPLANE_FLAGS, controlplane_values(plan, _record()))
     assert cp == [
-        "--listen=10.231.0.1:6443",
+        "--listen=10.231.0.1:6444",
+        "--http-listen=10.231.0.1:6443",
         "--etcd-servers=http://127.0.0.1:2379",
         "--data-dir=/var/lib/pocketkube/lab/lab/controlplane",
         "--service-cidr=10.96.0.0/16",

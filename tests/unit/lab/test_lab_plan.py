@@ -16,7 +16,7 @@ def test_default_lab_layout() -> None:
     p = make_plan("lab", 0)
     assert p.subnet == "10.231.0.0/24"
     assert p.gateway == "10.231.0.1"
-    assert p.server == "10.231.0.1:6443"
+    assert p.server == "10.231.0.1:6444" and p.https_server == "10.231.0.1:6443"
     assert p.uplink == "pklab0" and p.switch_ns == "pklab0"
     assert [n.name for n in p.nodes] == ["node-1", "node-2", "node-3"]
     assert [n.ip for n in p.nodes] == ["10.231.0.11", "10.231.0.12", "10.231.0.13"]

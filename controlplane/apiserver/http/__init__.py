@@ -1,0 +1,1 @@
+"""The Kubernetes HTTP API (kubectl, client libraries); see ../README.md."""

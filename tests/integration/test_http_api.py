@@ -317,3 +317,24 @@ def _python_client(kubeconfig: str) -> None:
         apps.read_namespaced_deployment("nope", "default")
     assert e.value.status == 404
     api_client.close()
+
+
+async def test_patches_apply_configured_set_image_label_json_patch(kubectl: Kubectl) -> None:
+    await run(kubectl, "apply", "-f", "-", input=DEPLOY % {"name": "web", "replicas": 0})
+    changed = (DEPLOY % {"name": "web", "replicas": 0}).replace("pocketkube/hello:1", "pocketkube/hello:2")
+    assert await run(kubectl, "apply", "-f", "-", input=changed) == "deployment.apps/web configured\n"
+    assert await run(kubectl, "set", "image", "deployment/web", "c=pocketkube/hello:3") == \
+        "deployment.apps/web image updated\n"
+    assert await run(kubectl, "label", "deployment", "web", "tier=front") == "deployment.apps/web labeled\n"
+    await run(kubectl, "patch", "deployment", "web", "--type=json",
+              "-p", '[{"op": "replace", "path": "/spec/replicas", "value": 0}]')
+    d = json.loads(await run(kubectl, "get", "deployment", "web", "-o", "json"))
+    assert d["spec"]["template"]["spec"]["containers"][0]["image"] == "pocketkube/hello:3"
+    assert d["metadata"]["labels"] == {"app": "web", "tier": "front"}
+    err = await run(kubectl, "patch", "deployment", "web", "--type=merge", "-p", '{"spec": {"replicas": -2}}',
+                    ok=False)
+    assert err == 'The Deployment "web" is invalid: spec.replicas: Invalid value: -2: must be greater than or equal to 0'
+    err = await run(kubectl, "patch", "deployment", "nope", "--type=merge", "-p", "{}", ok=False)
+    assert err == 'Error from server (NotFound): deployments.apps "nope" not found'
+    assert json.loads(await run(kubectl, "get", "deployment", "web", "-o", "json"))["metadata"]["resourceVersion"] \
+        == d["metadata"]["resourceVersion"]

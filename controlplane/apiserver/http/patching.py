@@ -2,10 +2,9 @@
 Registry's update (re-read and re-applied on a write conflict, as
 kube-apiserver's GuaranteedUpdate), so a patch obeys every rule a PUT does.
 
-The patch engines (JSON patch, JSON merge patch, strategic merge patch) are
-pkapi.patch's when it is present; until then only JSON merge patch
-(RFC 7386) is applied here, which is what `kubectl scale`, `label` and
-`annotate` send.
+The patch engines (JSON patch, JSON merge patch, strategic merge patch)
+are pkapi.patch's, shared with `pkctl patch`; server-side apply is not
+served yet (415).
 """
 
 from __future__ import annotations
@@ -18,48 +17,20 @@ from controlplane.apiserver.http import negotiate
 from controlplane.apiserver.http.paths import Target
 from controlplane.apiserver.registry import RETRIES, Registry
 from pkapi import meta
+from pkapi import patch as engines
 from pkapi.errors import ApiError, bad_request, conflict, field_invalid, invalid
-
-try:
-    from pkapi import patch as _engines  # type: ignore[attr-defined,unused-ignore]
-except ImportError:  # pragma: no cover - before pkapi.patch exists
-    _engines = None
-
-MERGE = "application/merge-patch+json"
-APPLY = "application/apply-patch+yaml"
-
-
-def _merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = _merge(out.get(k), v)
-    return out
 
 
 def apply_patch(doc: dict[str, Any], body: bytes, content_type: str, kind: str) -> dict[str, Any]:
-    if content_type not in negotiate.PATCH_TYPES:
-        raise negotiate.unsupported(content_type, negotiate.PATCH_TYPES)
-    if content_type == APPLY:
+    if content_type == engines.APPLY_PATCH:
         raise ApiError("UnsupportedMediaType", "server-side apply (application/apply-patch+yaml) is not served "
                        "yet: use client-side `kubectl apply` (without --server-side)")
-    if _engines is not None:
-        try:
-            return dict(_engines.apply_patch(doc, body, content_type, kind))
-        except _engines.PatchError as e:
-            raise ApiError(e.reason, e.message) from None
-    if content_type != MERGE:
-        raise negotiate.unsupported(content_type, (MERGE,))
-    patch = negotiate.parse_document(body, negotiate.JSON)
-    if not isinstance(patch, dict):
-        raise bad_request("json: cannot unmarshal array into Go value of type map[string]interface {}")
-    out: dict[str, Any] = _merge(doc, patch)
-    return out
+    if content_type not in engines.PATCH_TYPES:
+        raise negotiate.unsupported(content_type, (*engines.PATCH_TYPES, engines.APPLY_PATCH))
+    try:
+        return dict(engines.apply_patch(doc, body, content_type, kind))
+    except engines.PatchError as e:
+        raise ApiError(e.reason, e.message) from None
 
 
 async def patch(registry: Registry, t: Target, body: bytes, content_type: str, dry_run: bool,

@@ -185,6 +185,10 @@ async def test_scale_rollout_status_watch_and_api_resources(kubectl: Kubectl) ->
     finally:
         w.kill()
         w.communicate(timeout=10)
+    table = (await run(kubectl, "get", "deployments", "-o", "wide")).splitlines()
+    assert table[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+    assert table[1].split()[:4] == ["web", "0/0", "0", "0"]
+    assert (await run(kubectl, "get", "ns", "-A")).splitlines()[0].split() == ["NAME", "STATUS", "AGE"]
     scale = json.loads(await run(kubectl, "get", "--raw", "/apis/apps/v1/namespaces/default/deployments/web/scale"))
     assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 0 and scale["status"]["selector"] == "app=web"
     res = await run(kubectl, "api-resources")
@@ -250,7 +254,7 @@ async def test_discovery_and_table(cp: Any) -> None:
     table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
     code, _, data = await araw(cp, "GET", "/api/v1/namespaces", headers={"Accept": table})
     t = json.loads(data)
-    assert t["kind"] == "Table" and t["columnDefinitions"][0]["name"] == "Name"
+    assert t["kind"] == "Table" and [c["name"] for c in t["columnDefinitions"]] == ["Name", "Status", "Age"]
     assert [r["object"]["metadata"]["name"] for r in t["rows"]] == ["default", "kube-node-lease", "kube-public",
                                                                     "kube-system"]
     assert t["rows"][0]["object"]["kind"] == "PartialObjectMetadata"

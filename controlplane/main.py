@@ -207,7 +207,7 @@ async def run(config: ControlPlaneConfig, ready: asyncio.Event | None = None) ->
         if config.http_listen:
             from controlplane.apiserver.http.server import serve_http
 
-            http = await serve_http(config, registry, caches, api_address)
+            http = await serve_http(config, registry, caches, api_address, agents=resources.agent_stub)
             log.info("Kubernetes API on https://%s", http.api.server_address)
             print(f"pk-controlplane: Kubernetes API on https://{http.api.server_address}", flush=True)
         await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)

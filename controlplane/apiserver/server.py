@@ -98,7 +98,7 @@ def _results(results: Sequence[Any], out: Any, put: Any) -> None:
             put(item, r)
 
 
-def _agent_error(e: grpc.aio.AioRpcError) -> ApiError:
+def agent_error(e: grpc.aio.AioRpcError) -> ApiError:
     """An error from a node's agent, in kubectl's words; an unreachable agent
     must not read as an unreachable control plane."""
     details = e.details() or ""
@@ -249,7 +249,7 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
 
     # ------------------------------------------------------ logs and exec
 
-    async def _agent_stub(self, namespace: str, pod_name: str) -> api_pb2_grpc.AgentServiceStub:
+    async def agent_stub(self, namespace: str, pod_name: str) -> api_pb2_grpc.AgentServiceStub:
         pod = await self.registry.get("pods", namespace or "default", pod_name)
         node_name = pod.spec.node_name  # type: ignore[attr-defined]
         if not node_name:
@@ -269,7 +269,7 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
 
     async def PodLogs(self, request: api_pb2.LogsRequest, context: Any) -> AsyncIterator[api_pb2.LogChunk]:
         try:
-            stub = await self._agent_stub(request.namespace, request.pod)
+            stub = await self.agent_stub(request.namespace, request.pod)
             call = stub.Logs(request)
             try:
                 async for chunk in call:
@@ -279,7 +279,7 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
         except ApiError as e:
             await _abort(context, e)
         except grpc.aio.AioRpcError as e:
-            await _abort(context, _agent_error(e))
+            await _abort(context, agent_error(e))
 
     async def PodExec(
         self, request_iterator: AsyncIterator[api_pb2.ExecRequest], context: Any
@@ -288,7 +288,7 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
             first = await request_iterator.__anext__()
             if first.WhichOneof("msg") != "start":
                 raise bad_request("the first message of an exec stream must be start")
-            stub = await self._agent_stub(first.start.namespace, first.start.pod)
+            stub = await self.agent_stub(first.start.namespace, first.start.pod)
             call = stub.Exec()
             await call.write(first)
 
@@ -309,7 +309,7 @@ class ResourceServicer(api_pb2_grpc.ResourceServiceServicer):
         except ApiError as e:
             await _abort(context, e)
         except grpc.aio.AioRpcError as e:
-            await _abort(context, _agent_error(e))
+            await _abort(context, agent_error(e))
 
     async def close(self) -> None:
         for ch in self.agent_channels.values():

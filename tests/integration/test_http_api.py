@@ -197,6 +197,7 @@ async def test_scale_rollout_status_watch_and_api_resources(kubectl: Kubectl) ->
                           "replicasets", "leases"}
     assert lines["deployments"][1:] == ["deploy", "apps/v1", "true", "Deployment"]
     assert json.loads(await run(kubectl, "version", "-o", "json"))["serverVersion"]["minor"] == "32"
+    assert "FIELD: strategy" in await run(kubectl, "explain", "deployment.spec.strategy")
 
 
 # ------------------------------------------------------------ raw HTTP
@@ -342,3 +343,48 @@ async def test_patches_apply_configured_set_image_label_json_patch(kubectl: Kube
     assert err == 'Error from server (NotFound): deployments.apps "nope" not found'
     assert json.loads(await run(kubectl, "get", "deployment", "web", "-o", "json"))["metadata"]["resourceVersion"] \
         == d["metadata"]["resourceVersion"]
+
+
+async def test_kubectl_logs_through_the_agent(start_controlplane: Any, start_agent: Any, tmp_path: Path) -> None:
+    from pkapi.client.cluster import ClusterClient
+    from pkapi.v1 import core_pb2
+
+    cp = await start_controlplane()
+    ag = await start_agent(cp)
+    async with ClusterClient(cp.address, timeout=10) as client:
+        pod = core_pb2.Pod()
+        pod.metadata.name, pod.metadata.namespace = "talky", "default"
+        pod.spec.node_name = ag.node_name
+        pod.spec.termination_grace_period_seconds = 1
+        pod.spec.containers.add(name="main", image="pocketkube/hello:1", image_pull_policy="Never",
+                                command=["sh", "-c", "i=1; while true; do echo line$i; i=$((i+1)); sleep 0.2; done"])
+        await client.create(pod)
+        deadline = time.monotonic() + 30
+        while True:
+            got = await client.get("pods", "default", "talky")
+            if got.status.container_statuses and got.status.container_statuses[0].state.HasField("running"):  # type: ignore[attr-defined]
+                break
+            assert time.monotonic() < deadline, "pod talky not running within 30 s"
+            await asyncio.sleep(0.1)
+    k = Kubectl(KUBECTLS[0], cp.kubeconfig, tmp_path / "home")
+    deadline = time.monotonic() + 10
+    while "line3\n" not in (out := await run(k, "logs", "talky")):
+        assert time.monotonic() < deadline, f"no third line within 10 s: {out!r}"
+        await asyncio.sleep(0.2)
+    assert out.startswith("line1\nline2\nline3\n")
+    tail = await run(k, "logs", "talky", "--tail=1")
+    assert len(tail.splitlines()) == 1 and tail.startswith("line")
+    assert await run(k, "logs", "talky", "--limit-bytes=3") == "lin"
+    f = await asyncio.to_thread(k.popen, "logs", "-f", "talky", "--tail=1")
+    try:
+        assert f.stdout is not None
+        first = await asyncio.to_thread(f.stdout.readline)
+        second = await asyncio.to_thread(f.stdout.readline)
+        assert first.startswith("line") and second.startswith("line") and first != second, (first, second)
+    finally:
+        f.kill()
+        f.communicate(timeout=10)
+    code, _, data = await araw(cp, "GET", "/api/v1/namespaces/default/pods/talky/log?container=nope")
+    assert code == 400 and json.loads(data)["message"] == "container nope is not valid for pod talky"
+    assert await run(k, "logs", "nope", ok=False) == \
+        'error: error from server (NotFound): pods "nope" not found in namespace "default"'  # kubectl's logs wording

@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from google.protobuf.message import Message
 
-from controlplane.apiserver.http import discovery, negotiate, patching, paths, tables, watch
+from controlplane.apiserver.http import discovery, logs, negotiate, patching, paths, tables, watch
 from controlplane.apiserver.http.patching import scale_of
 from controlplane.apiserver.http.paths import Target
 from controlplane.apiserver.http.status import status
@@ -103,8 +103,10 @@ class KubeAPI:
     """The handlers; `app()` is the aiohttp application serving them."""
 
     def __init__(self, registry: Registry, caches: WatchCaches, server_address: str = "",
-                 now: Callable[[], dt.datetime] = meta.now) -> None:
+                 now: Callable[[], dt.datetime] = meta.now, agents: logs.AgentStub | None = None) -> None:
         self.registry = registry
+        # The pod's node's agent (AgentService stub), for pods/log.
+        self.agents = agents
         self.caches = caches
         self.server_address = server_address
         self.now = now
@@ -192,10 +194,10 @@ class KubeAPI:
 
             if len(segs) == 2:
                 return respond(openapi.index())
-            doc = openapi.document("/".join(segs[2:]))
-            if doc is None:
+            data = openapi.document_json("/".join(segs[2:]))
+            if data is None:
                 raise paths.not_found()
-            return respond(doc)
+            return web.Response(body=data, headers={"Content-Type": negotiate.JSON})
         raise paths.not_found()
 
     def _discovery(self, request: web.Request, core: bool) -> web.Response:
@@ -220,6 +222,10 @@ class KubeAPI:
                 return await self.create(request, t)
             if method == "DELETE":
                 return await self.delete_collection(request, t)
+            raise self._not_allowed(method)
+        if t.subresource == "log":
+            if method == "GET":
+                return await logs.serve(request, self.registry, self.agents, t)
             raise self._not_allowed(method)
         if t.subresource == "scale":
             if method == "GET":

@@ -20,15 +20,15 @@ VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update
 SUB_VERBS = ["get", "patch", "update"]
 # kube-apiserver's category "all" holds these of our kinds.
 ALL = ("pods", "services", "deployments", "replicasets")
-# resource -> subresources served: (name, responseKind group, version, kind)
-SCALE = ("scale", "autoscaling", "v1", "Scale")
-SUBRESOURCES: dict[str, tuple[tuple[str, str, str, str], ...]] = {
-    "deployments": (SCALE, ("status", "apps", "v1", "Deployment")),
-    "replicasets": (SCALE, ("status", "apps", "v1", "ReplicaSet")),
-    "pods": (("status", "", "v1", "Pod"),),
-    "services": (("status", "", "v1", "Service"),),
-    "nodes": (("status", "", "v1", "Node"),),
-    "namespaces": (("status", "", "v1", "Namespace"),),
+# resource -> subresources served: (name, responseKind group, version, kind, verbs)
+SCALE = ("scale", "autoscaling", "v1", "Scale", SUB_VERBS)
+SUBRESOURCES: dict[str, tuple[tuple[str, str, str, str, list[str]], ...]] = {
+    "deployments": (SCALE, ("status", "apps", "v1", "Deployment", SUB_VERBS)),
+    "replicasets": (SCALE, ("status", "apps", "v1", "ReplicaSet", SUB_VERBS)),
+    "pods": (("log", "", "v1", "Pod", ["get"]), ("status", "", "v1", "Pod", SUB_VERBS)),
+    "services": (("status", "", "v1", "Service", SUB_VERBS),),
+    "nodes": (("status", "", "v1", "Node", SUB_VERBS),),
+    "namespaces": (("status", "", "v1", "Namespace", SUB_VERBS),),
 }
 
 AGGREGATED_VERSIONS = ("v2", "v2beta1")
@@ -73,8 +73,8 @@ def _aggregated_resource(k: Kind) -> dict[str, Any]:
     subs = SUBRESOURCES.get(k.resource, ())
     if subs:
         r["subresources"] = [
-            {"subresource": name, "responseKind": {"group": g, "version": v, "kind": kind}, "verbs": SUB_VERBS}
-            for name, g, v, kind in subs
+            {"subresource": name, "responseKind": {"group": g, "version": v, "kind": kind}, "verbs": verbs}
+            for name, g, v, kind, verbs in subs
         ]
     return r
 
@@ -140,9 +140,9 @@ def resource_list(group_version: str) -> dict[str, Any] | None:
         if _categories(k):
             r["categories"] = _categories(k)
         resources.append(r)
-        for name, g, v, kind in SUBRESOURCES.get(k.resource, ()):
+        for name, g, v, kind, verbs in SUBRESOURCES.get(k.resource, ()):
             sub: dict[str, Any] = {"name": f"{k.resource}/{name}", "singularName": "", "namespaced": k.namespaced,
-                                   "kind": kind, "verbs": SUB_VERBS}
+                                   "kind": kind, "verbs": verbs}
             if g != k.group:
                 sub["group"], sub["version"] = g, v
             resources.append(sub)

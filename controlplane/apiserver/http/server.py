@@ -24,6 +24,7 @@ import psutil
 from aiohttp import web
 
 from controlplane.apiserver.http.api import KubeAPI
+from controlplane.apiserver.http.logs import AgentStub
 from controlplane.apiserver.registry import Registry
 from controlplane.apiserver.watchcache import WatchCaches
 from controlplane.config import ControlPlaneConfig
@@ -81,7 +82,7 @@ class HTTPServer:
 
 
 async def serve_http(config: ControlPlaneConfig, registry: Registry, caches: WatchCaches,
-                     grpc_address: str) -> HTTPServer:
+                     grpc_address: str, agents: AgentStub | None = None) -> HTTPServer:
     host, port = split_host_port(config.http_listen)
     hosts = [*(local_addresses() if _wildcard(host) else [host]), *config.tls_sans]
     directory = pki_dir(config)
@@ -91,7 +92,7 @@ async def serve_http(config: ControlPlaneConfig, registry: Registry, caches: Wat
     ctx.load_cert_chain(str(crt), str(key))
     ctx.set_alpn_protocols(["http/1.1"])
     public = "127.0.0.1" if _wildcard(host) else host
-    api = KubeAPI(registry, caches)
+    api = KubeAPI(registry, caches, agents=agents)
     runner = web.AppRunner(api.app(), handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT,
                            access_log=None)
     await runner.setup()

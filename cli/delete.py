@@ -11,25 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 
 import click
 
-from cli import util
+from cli import resources, util
+from cli.resources import Ref
 from pkapi import meta
 from pkapi.client.cluster import ClusterClient
 from pkapi.errors import ApiError, is_not_found
-from pkapi.meta import Kind
 
 CASCADE = {"background": "Background", "foreground": "Foreground", "orphan": "Orphan",
            "true": "Background", "false": "Orphan"}
-
-
-@dataclass
-class Victim:
-    kind: Kind
-    namespace: str
-    name: str
 
 
 def propagation(cascade: str) -> str:
@@ -58,19 +50,18 @@ def grace_seconds(grace_period: int, force: bool, now: bool) -> int | None:
 
 
 async def victims(c: ClusterClient, ctx: click.Context, args: tuple[str, ...], filenames: tuple[str, ...],
-                  recursive: bool, selector: str, field_selector: str, all_: bool) -> list[Victim]:
+                  recursive: bool, selector: str, field_selector: str, all_: bool) -> list[Ref]:
     s = util.settings(ctx)
     if filenames:
         if args:
             util.fail("arguments may not be passed when -f is used")
-        out = []
-        for doc in util.read_manifests(filenames, recursive):
+        docs = util.read_manifests(filenames, recursive)
+        for doc in docs:
             util.check_namespace(doc, s)
-            k = doc.resolve_kind()
+            doc.resolve_kind()
             if not doc.name:
                 util.fail(f'error validating "{doc.source}": resource name may not be empty')
-            out.append(Victim(k, (doc.namespace or s.namespace) if k.namespaced else "", doc.name))
-        return out
+        return resources.from_documents(docs, s)
     if not args:
         util.fail("You must provide one or more resources by argument or filename.\n"
                   "Example resource specifications include:\n   '-f rsrc.yaml'\n   '--filename=rsrc.json'\n"
@@ -83,20 +74,10 @@ async def victims(c: ClusterClient, ctx: click.Context, args: tuple[str, ...], f
         util.fail("resource(s) were provided, but no name was specified")
     if named and s.all_namespaces:
         util.fail("a resource cannot be retrieved by name across all namespaces")
-    out = []
-    for t in targets:
-        ns = util.scope_namespace(t.kind, s)
-        if t.name is not None:
-            out.append(Victim(t.kind, ns, t.name))
-            continue
-        items, _ = await c.list(t.kind.resource, ns, selector, field_selector)
-        for o in items:
-            md = o.metadata  # type: ignore[attr-defined]
-            out.append(Victim(t.kind, md.namespace, md.name))
-    return out
+    return await resources.resolve(c, targets, s, selector, field_selector)
 
 
-async def wait_gone(c: ClusterClient, gone: list[tuple[Victim, str]], deadline: float) -> list[Victim]:
+async def wait_gone(c: ClusterClient, gone: list[tuple[Ref, str]], deadline: float) -> list[Ref]:
     """Poll until each (victim, uid) is gone; the ones still there at the deadline."""
     pending = list(gone)
     delay = 0.05
@@ -165,7 +146,7 @@ def command(ctx: click.Context, args: tuple[str, ...], filenames: tuple[str, ...
             util.err("Warning: Immediate deletion does not wait for confirmation that the running resource has "
                      "been terminated. The resource may continue to run on the cluster indefinitely.")
         ok = True
-        deleted: list[tuple[Victim, str]] = []
+        deleted: list[tuple[Ref, str]] = []
         suffix = {"server": " (server dry run)", "client": " (dry run)"}.get(dry_run, "")
         async with util.client(ctx) as c:
             vs = await victims(c, ctx, args, filenames, recursive, selector, field_selector, all_)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import click
 from google.protobuf.message import Message
 
-from cli import util
+from cli import resources, util
 from pkapi import meta, selectors
 from pkapi.client.cluster import ClusterClient
 from pkapi.errors import ApiError, is_conflict
@@ -129,15 +129,7 @@ def _command(what: str) -> click.Command:
             ok = True
             suffix = " (server dry run)" if dry_run == "server" else ""
             async with util.client(ctx) as c:
-                work: list[tuple[meta.Kind, str, str]] = []
-                for t in targets:
-                    ns = util.scope_namespace(t.kind, s)
-                    if t.name is not None:
-                        work.append((t.kind, ns, t.name))
-                    else:
-                        items, _ = await c.list(t.kind.resource, ns, selector)
-                        work += [(t.kind, o.metadata.namespace, o.metadata.name)  # type: ignore[attr-defined]
-                                 for o in items]
+                work = [(r.kind, r.namespace, r.name) for r in await resources.resolve(c, targets, s, selector)]
                 for kind, ns, name in work:
                     try:
                         result = await change_one(c, kind, ns, name, ch, what, overwrite, dry_run == "server")

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from cli import util
+from cli import resources, util
 
 SCALABLE = ("Deployment", "ReplicaSet")
 
@@ -28,19 +28,12 @@ def command(ctx: click.Context, args: tuple[str, ...], replicas: int | None, cur
         util.fail("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
     if replicas < 0:
         util.fail("The --replicas=COUNT flag is required, and COUNT must be greater than or equal to 0")
-    targets = util.parse_targets(list(args), verb="scale")
-    for t in targets:
-        if t.kind.kind not in SCALABLE:
-            util.fail(f'cannot scale {t.kind.resource}: only deployments and replicasets can be scaled')
-        if t.name is None:
-            util.fail("resource(s) were provided, but no name was specified")
-    ns = util.settings(ctx).namespace
+    targets = resources.named(args, "scale", util.settings(ctx), SCALABLE,
+                              "cannot scale {resource}: only deployments and replicasets can be scaled")
 
     async def go() -> None:
         async with util.client(ctx) as c:
             for t in targets:
-                assert t.name is not None
-
                 def change(obj: Any) -> bool:
                     spec = obj.spec
                     cur = spec.replicas if spec.HasField("replicas") else 1
@@ -49,7 +42,7 @@ def command(ctx: click.Context, args: tuple[str, ...], replicas: int | None, cur
                     spec.replicas = replicas
                     return True
 
-                await util.update_retrying(c, t.kind.resource, ns, t.name, change)
+                await util.update_retrying(c, t.kind.resource, t.namespace, t.name, change)
                 click.echo(f"{t.kind.lower}/{t.name} scaled")
 
     util.run(go())

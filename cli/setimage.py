@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from cli import util
+from cli import resources, util
 
 SUPPORTED = ("Deployment", "ReplicaSet", "Pod")
 
@@ -54,24 +54,18 @@ def image(ctx: click.Context, args: tuple[str, ...]) -> None:
     if not pairs:
         util.fail("at least one image update is required")
     images = parse_pairs(pairs)
-    targets = util.parse_targets(objs, verb="set image")
-    if not targets:
+    if not objs:
         util.fail("one or more resources must be specified as <resource> <name> or <resource>/<name>")
-    for t in targets:
-        if t.kind.kind not in SUPPORTED:
-            util.fail(f"{t.kind.lower}/{t.name} has no pod template: cannot set image")
-        if t.name is None:
-            util.fail("resource(s) were provided, but no name was specified")
-    ns = util.settings(ctx).namespace
+    targets = resources.named(objs, "set image", util.settings(ctx), SUPPORTED,
+                              "{lower}/{name} has no pod template: cannot set image")
 
     async def go() -> None:
         async with util.client(ctx) as c:
             for t in targets:
-                assert t.name is not None
                 def change(obj: Any, pod: bool = t.kind.kind == "Pod") -> bool:
                     return apply_images(obj.spec if pod else obj.spec.template.spec, images)
 
-                _, written = await util.update_retrying(c, t.kind.resource, ns, t.name, change)
+                _, written = await util.update_retrying(c, t.kind.resource, t.namespace, t.name, change)
                 if written:
                     click.echo(f"{t.kind.lower}/{t.name} image updated")
 

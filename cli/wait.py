@@ -14,6 +14,7 @@ watch event can never leave it hanging). Each object is reported once, as
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -21,10 +22,10 @@ from typing import Any
 import click
 from google.protobuf.message import Message
 
-from cli import jsonpath, printers, util
+from cli import jsonpath, printers, resources, util
+from cli.resources import Ref
 from pkapi.client.cluster import ClusterClient
 from pkapi.errors import ApiError, is_not_found
-from pkapi.meta import Kind
 
 
 @dataclass(frozen=True)
@@ -74,42 +75,22 @@ def parse_for(spec: str) -> Condition:
     util.fail(f'unrecognized condition: "{spec}"')
 
 
-@dataclass
-class Item:
-    kind: Kind
-    namespace: str
-    name: str
-    uid: str = ""
-
-
 async def resolve(c: ClusterClient, ctx: click.Context, args: tuple[str, ...], filenames: tuple[str, ...],
-                  selector: str, all_: bool, for_delete: bool = False) -> list[Item]:
+                  selector: str, all_: bool, for_delete: bool = False) -> list[Ref]:
     """The objects to wait for. For --for=delete, as kubectl: a named object
     that does not exist is left out (nothing to wait for, nothing said) and
     one that does is remembered by uid (a new one of that name counts as
     the old one deleted); no objects at all is then no error."""
     s = util.settings(ctx)
     if filenames:
-        out = []
-        for doc in util.read_manifests(filenames):
-            k = doc.resolve_kind()
-            out.append(Item(k, (doc.namespace or s.namespace) if k.namespaced else "", doc.name))
+        out = resources.from_documents(util.read_manifests(filenames), s)
         return await _existing(c, out) if for_delete else out
     if not args:
         util.fail("resource(s) must be specified, e.g. pkctl wait --for=condition=Ready pod/web-1")
     targets = util.parse_targets(args, "wait")
-    out = []
-    for t in targets:
-        ns = util.scope_namespace(t.kind, s)
-        if t.name is not None:
-            out.append(Item(t.kind, ns, t.name))
-            continue
-        if not (selector or all_):
-            util.fail("resource(s) were provided, but no name was specified")
-        items, _ = await c.list(t.kind.resource, ns, selector)
-        for o in items:
-            md = o.metadata  # type: ignore[attr-defined]
-            out.append(Item(t.kind, md.namespace, md.name, md.uid))
+    if any(t.name is None for t in targets) and not (selector or all_):
+        util.fail("resource(s) were provided, but no name was specified")
+    out = await resources.resolve(c, targets, s, selector)
     if for_delete:
         return await _existing(c, out)
     if not out:
@@ -117,19 +98,18 @@ async def resolve(c: ClusterClient, ctx: click.Context, args: tuple[str, ...], f
     return out
 
 
-async def _existing(c: ClusterClient, items: list[Item]) -> list[Item]:
+async def _existing(c: ClusterClient, items: list[Ref]) -> list[Ref]:
     """items that exist now, each with its uid."""
     out = []
     for it in items:
         obj = await util.get_or_none(c, it.kind.resource, it.namespace, it.name)
         if obj is None:
             continue
-        it.uid = it.uid or obj.metadata.uid
-        out.append(it)
+        out.append(it if it.uid else dataclasses.replace(it, uid=obj.metadata.uid))
     return out
 
 
-async def check(c: ClusterClient, item: Item, cond: Condition) -> tuple[bool, str]:
+async def check(c: ClusterClient, item: Ref, cond: Condition) -> tuple[bool, str]:
     """(met, why-not)."""
     try:
         obj: Any = await c.get(item.kind.resource, item.namespace, item.name)

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable, Callable
 
 import pytest
 
@@ -23,15 +21,7 @@ from controlplane.store import (
     Store,
     StoreError,
 )
-
-
-async def wait_for(cond: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
-    """Poll cond until true; fail naming what was awaited."""
-    deadline = time.monotonic() + timeout
-    while not await cond():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
+from tests.helpers import eventually
 
 
 async def collect(store: Store, prefix: str, start: int, until_revision: int, timeout: float = 20.0) -> list[Event]:
@@ -477,7 +467,7 @@ class StoreContract:
         async def gone() -> bool:
             return await store.get(prefix + "leased") is None
 
-        await wait_for(gone, "the leased key to vanish after its lease expired", timeout=15)
+        await eventually("the leased key to vanish after its lease expired", gone, timeout=15)
         assert await store.get(prefix + "kept") is not None
         assert await store.keepalive(lease) is False
         rev = await store.current_revision()

@@ -7,9 +7,8 @@ from __future__ import annotations
 import asyncio
 import shutil
 import tempfile
-import time
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
 import pytest
 
@@ -18,6 +17,7 @@ from agent.runtime.fake import FakeRuntime
 from pkapi import meta
 from pkapi.errors import is_conflict
 from pkapi.v1 import apps_pb2
+from tests.helpers import eventually
 
 
 class HollowNode:
@@ -76,23 +76,6 @@ async def start_nodes(server: str, n: int, prefix: str = "") -> list[HollowNode]
     return nodes
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], what: str, timeout: float = 20.0,
-                     interval: float = 0.1) -> Any:
-    """Poll check() until it returns a truthy value; fail saying what was
-    awaited and what was last seen."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while True:
-        try:
-            last = await check()
-            if last:
-                return last
-        except AssertionError as err:
-            last = err
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-        await asyncio.sleep(interval)
-
 
 def deployment(name: str, replicas: int = 3, image: str = "pocketkube/hello:1", strategy: str = "RollingUpdate",
                max_surge: Any = None, max_unavailable: Any = None, ns: str = "default",
@@ -138,7 +121,7 @@ async def wait_nodes_ready(client: Any, names: list[str], timeout: float = 15.0)
         ok = {n.metadata.name for n in items
               if any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)}
         return set(names) <= ok
-    await eventually(check, f"nodes {names} Ready", timeout)
+    await eventually(f"nodes {names} Ready", check, timeout=timeout)
 
 
 @pytest.fixture(name="cluster")

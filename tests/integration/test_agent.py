@@ -24,6 +24,7 @@ from pkapi.v1 import api_pb2, core_pb2
 from tests.fixtures.agent import AgentProcess
 from tests.fixtures.controlplane import ControlPlane
 from tests.fixtures.docker import remove_containers
+from tests.helpers import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120), pytest.mark.asyncio(loop_scope="module")]
 
@@ -251,18 +252,8 @@ async def events_until(client: ClusterClient, name: str, pred: Callable[[list[tu
         evs = await events_of(client, name)
         return evs if pred(evs) else None
 
-    return await poll(what, check, timeout)  # type: ignore[no-any-return]
+    return await eventually(what, check, timeout=timeout)  # type: ignore[no-any-return]
 
-
-async def poll(what: str, fn: Callable[[], Awaitable[Any]], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await fn()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 def listed(docker_client: Any, label: str) -> list[Any]:
@@ -322,7 +313,7 @@ async def test_env_args_and_workdir_reach_the_process(node: Any) -> None:
     }
     await client.create(make_pod(ag.node_name, "envy", [c]))
     await wait_pod(client, "envy", ready, "Ready")
-    logs = await poll("the env line in the logs", lambda: pod_logs(client, "envy"))
+    logs = await eventually("the env line in the logs", lambda: pod_logs(client, "envy"), timeout=15)
     line = logs.decode().strip()
     assert line == f"name=envy ns=default node={ag.node_name} greet=hi-x1 app=t pwd=/tmp arg=x1", line
 
@@ -338,7 +329,7 @@ async def test_dns_config_reaches_the_containers_resolv_conf(node: Any) -> None:
         "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]})
     await client.create(p)
     await wait_pod(client, "tuned", ready, "Ready")
-    logs = await poll("resolv.conf in the logs", lambda: pod_logs(client, "tuned"))
+    logs = await eventually("resolv.conf in the logs", lambda: pod_logs(client, "tuned"), timeout=15)
     lines = [ln.strip() for ln in logs.decode().splitlines() if ln.strip() and not ln.startswith("#")]
     assert "nameserver 127.0.0.1" in lines and "search example.internal" in lines, lines
     opts = next(ln for ln in lines if ln.startswith("options ")).split()[1:]
@@ -470,7 +461,7 @@ async def test_missing_image_shows_pull_errors_and_agent_stays_healthy(node: Any
             reasons[cs.state.waiting.reason] = cs.state.waiting.message
         return {"ErrImagePull", "ImagePullBackOff"} <= reasons.keys()
 
-    await poll("ErrImagePull then ImagePullBackOff", both, timeout=20)
+    await eventually("ErrImagePull then ImagePullBackOff", both, timeout=20)
     assert "127.0.0.1:1" in reasons["ErrImagePull"]  # Docker's own message
     assert reasons["ImagePullBackOff"].startswith(f'Back-off pulling image "{image}"')
     pod = await client.get("pods", "default", "noimg")
@@ -523,7 +514,7 @@ async def test_logs_and_exec(node: Any) -> None:
     script = 'i=0; while true; do i=$((i+1)); echo "line $i"; sleep 0.2; done'
     await client.create(make_pod(ag.node_name, "talky", [sh(script)]))
     await wait_pod(client, "talky", ready, "Ready")
-    await poll("3 log lines", lambda: _count_lines(client, "talky", 3))
+    await eventually("3 log lines", lambda: _count_lines(client, "talky", 3), timeout=15)
     tail = await pod_logs(client, "talky", tail_lines=2)
     assert len(tail.decode().splitlines()) == 2
     # follow: new lines keep arriving on one stream
@@ -563,7 +554,7 @@ async def test_logs_previous(node: Any) -> None:
     await client.create(make_pod(ag.node_name, "prev", [c]))
     await wait_pod(client, "prev", lambda p: (cstatus(p) or core_pb2.ContainerStatus()).restart_count >= 1, "a restart")
     prev = await pod_logs(client, "prev", previous=True)
-    cur = await poll("current logs", lambda: pod_logs(client, "prev"))
+    cur = await eventually("current logs", lambda: pod_logs(client, "prev"), timeout=15)
     assert prev.startswith(b"run at") and cur.startswith(b"run at") and prev != cur
 
 
@@ -580,7 +571,7 @@ async def test_agent_restart_adopts_running_pods(node: Any, docker_client: Any) 
     async def synced() -> bool:
         return "pods of node" in ag.log_tail(200).split("stopping (containers keep running)")[-1]
 
-    await poll("the restarted agent to sync its pods", synced)
+    await eventually("the restarted agent to sync its pods", synced, timeout=15)
     await asyncio.sleep(1.0)  # an observation window: nothing may be restarted in it
     pod = await wait_pod(client, "keep", ready, "Ready")
     cs = cstatus(pod)
@@ -606,7 +597,7 @@ async def test_pod_deleted_while_agent_down_is_removed_on_return(node: Any, dock
         names = [c.labels["io.pocketkube.pod.name"] for c in listed(docker_client, label)]
         return names == ["stays"]
 
-    await poll("the deleted pod's container to be removed", only_stays, timeout=10)
+    await eventually("the deleted pod's container to be removed", only_stays, timeout=10)
     assert ready(await client.get("pods", "default", "stays"))  # type: ignore[arg-type]
 
 
@@ -673,7 +664,7 @@ async def test_events_and_node_object(node: Any) -> None:
     cp, ag, client = node
     await client.create(make_pod(ag.node_name, "ev"))
     await wait_pod(client, "ev", ready, "Ready")
-    reasons = await poll("Created and Started events", lambda: _reasons(client, "ev", {"Pulled", "Created", "Started"}))
+    reasons = await eventually("Created and Started events", lambda: _reasons(client, "ev", {"Pulled", "Created", "Started"}), timeout=15)
     assert reasons
     n = await client.get("nodes", "", ag.node_name)
     st = n.status  # type: ignore[attr-defined]
@@ -709,7 +700,7 @@ async def test_control_plane_outage_keeps_pods_running_and_agent_reconnects(
     async def noticed() -> bool:
         return "heartbeat failed" in ag.log_tail(200)
 
-    await poll("the agent to notice the outage", noticed, timeout=10)
+    await eventually("the agent to notice the outage", noticed, timeout=10)
     assert ag.process.poll() is None
     assert docker_client.containers.get(cid).status == "running"
     status, _ = await http_get("127.0.0.1", port)
@@ -797,7 +788,7 @@ async def test_pkctl_logs_and_exec(node: Any) -> None:
     script = 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.2; done'
     await client.create(make_pod(ag.node_name, "cli-pod", [sh(script)]))
     await wait_pod(client, "cli-pod", ready, "Ready")
-    await poll("2 log lines", lambda: _count_lines(client, "cli-pod", 2))
+    await eventually("2 log lines", lambda: _count_lines(client, "cli-pod", 2), timeout=15)
     code, out, err = await run_pkctl(cp, "logs", "cli-pod", "--tail", "1")
     assert code == 0 and len(out.splitlines()) == 1 and out.startswith("tick "), (out, err)
     # -f streams: read three new lines, then stop the client
@@ -832,7 +823,7 @@ async def test_deleted_node_object_is_registered_again(node: Any) -> None:
                 raise
             return False
 
-    await poll("the agent to register its deleted Node again", back, timeout=15)
+    await eventually("the agent to register its deleted Node again", back, timeout=15)
 
 
 async def test_bad_command_shows_run_container_error(node: Any) -> None:
@@ -853,7 +844,7 @@ async def test_force_delete_during_graceful_termination_kills_at_once(node: Any,
     await wait_pod(client, "slowpoke", ready, "Ready")
     await client.delete("pods", "default", "slowpoke")  # 60 s of grace
     await wait_pod(client, "slowpoke", lambda p: p.metadata.HasField("deletion_timestamp"), "deletionTimestamp")
-    await poll("the agent to begin the graceful stop", lambda: _reasons(client, "slowpoke", {"Killing"}))
+    await eventually("the agent to begin the graceful stop", lambda: _reasons(client, "slowpoke", {"Killing"}), timeout=15)
     t0 = time.monotonic()
     await client.delete("pods", "default", "slowpoke", grace_period_seconds=0)
     label = f"io.pocketkube.node={ag.node_name}"
@@ -861,7 +852,7 @@ async def test_force_delete_during_graceful_termination_kills_at_once(node: Any,
     async def no_containers() -> bool:
         return not await asyncio.to_thread(listed, docker_client, label)
 
-    await poll("the container to be killed after the force delete", no_containers, timeout=10)
+    await eventually("the container to be killed after the force delete", no_containers, timeout=10)
     assert time.monotonic() - t0 < 10  # not the 60 s grace
     assert "deletion grace shortened" in ag.log_tail(200)
 
@@ -897,7 +888,7 @@ async def test_mass_force_delete_stops_containers_a_few_at_a_time(
         async def no_containers() -> bool:
             return not await asyncio.to_thread(listed, docker_client, label)
 
-        await poll("the force-deleted pods' containers to be removed", no_containers, timeout=30)
+        await eventually("the force-deleted pods' containers to be removed", no_containers, timeout=30)
         evs = await asyncio.to_thread(
             lambda: list(docker_client.api.events(
                 since=since, until=time.time() + 1, decode=True, filters={"type": "container", "label": label}

@@ -9,6 +9,7 @@ import pytest
 from pkapi import meta
 from pkapi.errors import ApiError
 from pkapi.v1 import apps_pb2, core_pb2
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -264,16 +265,6 @@ async def test_generate_name(client):
     assert out.metadata.name.startswith("web-") and len(out.metadata.name) == 9
 
 
-async def wait_for(cond, timeout=10.0, what="condition"):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        last = await cond()
-        if last:
-            return last
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
-
 
 async def test_namespace_deletion_deletes_contents(client):
     ns = core_pb2.Namespace()
@@ -288,7 +279,7 @@ async def test_namespace_deletion_deletes_contents(client):
         items, _ = await client.list("namespaces")
         return "team" not in {n.metadata.name for n in items}
 
-    await wait_for(gone, what="namespace team to be deleted")
+    await eventually("namespace team to be deleted", gone)
     assert (await client.list("deployments", "team"))[0] == []
     assert (await client.list("pods", "team"))[0] == []
     with pytest.raises(ApiError, match="forbidden: this namespace may not be deleted"):
@@ -439,7 +430,7 @@ async def test_watch_survives_etcd_restart(start_controlplane, etcd_process):
                     return e.reason == "AlreadyExists"
                 raise
 
-        await wait_for(create_after, 15, "a create to succeed after the etcd restart")
+        await eventually("a create to succeed after the etcd restart", create_after, timeout=15)
         t, obj = await next_event(w, 15)
         assert (t, obj.metadata.name) == ("ADDED", "after")
         await w.aclose()
@@ -592,7 +583,7 @@ async def test_reapply_is_unchanged_while_controllers_run(start_controlplane):
             d = await c.get("deployments", "default", "my-web-app-deployment")
             return "deployment.kubernetes.io/revision" in d.metadata.annotations
 
-        await wait_for(annotated, 15, "the deployment controller's revision annotation")
+        await eventually("the deployment controller's revision annotation", annotated, timeout=15)
         for m in (SEED_DEPLOYMENT, SEED_SERVICE):
             assert (await c.apply(json.dumps(m)))[1] == "unchanged", m["kind"]
 

@@ -10,7 +10,8 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.integration.controllers_util import deployment, eventually, pods_of
+from tests.helpers import eventually
+from tests.integration.controllers_util import deployment, pods_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -33,7 +34,7 @@ async def _the_child(pid: int) -> psutil.Process:
         assert len(kids) <= 1, f"more than one controller-manager child: {kids}"
         return kids[0] if kids else None
 
-    return await eventually(one, f"a controller-manager child of pk-controlplane {pid}", timeout=10)
+    return await eventually(f"a controller-manager child of pk-controlplane {pid}", one, timeout=10)
 
 
 async def _gone(proc: psutil.Process) -> bool:
@@ -53,7 +54,7 @@ async def test_child_restarted_and_dies_with_parent(start_controlplane: Any) -> 
         async def created(app: str) -> Any:
             return len(await pods_of(client, app)) == 2
 
-        await eventually(lambda: created("before"), "the child's ReplicaSet controller creating 2 pods")
+        await eventually("the child's ReplicaSet controller creating 2 pods", lambda: created("before"), timeout=20)
 
         first.kill()  # a crash: the supervisor restarts it (after a 1 s backoff)
 
@@ -61,17 +62,15 @@ async def test_child_restarted_and_dies_with_parent(start_controlplane: Any) -> 
             now = [k for k in _manager_children(cp.process.pid) if k.pid != first.pid]
             return now[0] if now else None
 
-        second = await eventually(restarted, "a new controller-manager child after the first was killed",
-                                  timeout=15)
+        second = await eventually("a new controller-manager child after the first was killed", restarted, timeout=15)
         await client.create(deployment("after", 2))
-        await eventually(lambda: created("after"), "the restarted child's controllers creating 2 pods", timeout=20)
+        await eventually("the restarted child's controllers creating 2 pods", lambda: created("after"), timeout=20)
         assert "controller manager (pid" in cp.log_tail(400)
 
         cp.process.kill()  # no graceful stop: the child must not outlive its parent
         cp.process.wait()
         t0 = time.monotonic()
-        await eventually(lambda: _gone(second), "the controller-manager child exiting after its parent died",
-                         timeout=10)
+        await eventually("the controller-manager child exiting after its parent died", lambda: _gone(second), timeout=10)
         assert time.monotonic() - t0 < 5
     finally:
         await client.close()
@@ -81,7 +80,7 @@ async def test_graceful_stop_stops_child(start_controlplane: Any) -> None:
     cp = await start_controlplane(controllers=True)
     child = await _the_child(cp.process.pid)
     assert await cp.stop() == 0
-    await eventually(lambda: _gone(child), "the controller-manager child stopped with pk-controlplane", timeout=5)
+    await eventually("the controller-manager child stopped with pk-controlplane", lambda: _gone(child), timeout=5)
 
 
 async def test_in_process_option_has_no_child(start_controlplane: Any) -> None:
@@ -94,6 +93,6 @@ async def test_in_process_option_has_no_child(start_controlplane: Any) -> None:
         async def created() -> Any:
             return len(await pods_of(client, "inproc")) == 2
 
-        await eventually(created, "in-process controllers creating 2 pods")
+        await eventually("in-process controllers creating 2 pods", created, timeout=20)
     finally:
         await client.close()

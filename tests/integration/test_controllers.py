@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import eventually
 from tests.integration.controllers_util import (  # noqa: F401 - cluster is a fixture
     cluster_fixture,
     deployment,
-    eventually,
     pods_of,
     ready,
     update_with_retry,
@@ -28,7 +28,7 @@ async def test_three_replicas_spread_over_three_nodes(cluster: Any) -> None:
         pods = await pods_of(client, "web")
         return pods if len(pods) == 3 and all(ready(p) for p in pods) else None
 
-    pods = await eventually(all_ready, "3 ready pods of web")
+    pods = await eventually("3 ready pods of web", all_ready, timeout=20)
     assert len({p.spec.node_name for p in pods}) == 3
     d = await _wait_complete(client, "web", 3)
     conds = {c.type: (c.status, c.reason) for c in d.status.conditions}
@@ -46,7 +46,7 @@ async def _wait_complete(client: Any, name: str, replicas: int, timeout: float =
         ok = (st.observed_generation >= d.metadata.generation and st.updated_replicas == replicas
               and st.replicas == replicas and st.available_replicas == replicas)
         return d if ok else None
-    return await eventually(check, f"deployment {name} rollout complete with {replicas} replicas", timeout)
+    return await eventually(f"deployment {name} rollout complete with {replicas} replicas", check, timeout=timeout)
 
 
 async def _set_image(client: Any, name: str, image: str) -> None:
@@ -90,8 +90,7 @@ async def test_rolling_update_never_exceeds_bounds(cluster: Any) -> None:
         pods.add_handler(on_add=check_pods, on_update=check_pods, on_delete=check_pods)
         await _set_image(client, "roll", "pocketkube/hello:2")
         d = await _wait_complete(client, "roll", replicas)
-        await eventually(lambda: _only_image(client, "roll", "pocketkube/hello:2", replicas),
-                         "only new pods remain")
+        await eventually("only new pods remain", lambda: _only_image(client, "roll", "pocketkube/hello:2", replicas), timeout=20)
     finally:
         for t in tasks:
             t.cancel()
@@ -128,7 +127,7 @@ async def test_recreate_never_overlaps(cluster: Any) -> None:
         pods.add_handler(on_add=check, on_update=check, on_delete=check)
         await _set_image(client, "rec", "pocketkube/hello:2")
         await _wait_complete(client, "rec", 3)
-        await eventually(lambda: _only_image(client, "rec", "pocketkube/hello:2", 3), "only new pods remain")
+        await eventually("only new pods remain", lambda: _only_image(client, "rec", "pocketkube/hello:2", 3), timeout=20)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
@@ -147,7 +146,7 @@ async def test_stuck_rollout_hits_its_deadline(cluster: Any) -> None:
         c = next((c for c in d.status.conditions if c.type == "Progressing"), None)
         return c if c is not None and c.status == "False" else None
 
-    c = await eventually(timed_out, "Progressing=False", timeout=15)
+    c = await eventually("Progressing=False", timed_out, timeout=15)
     assert c.reason == "ProgressDeadlineExceeded"
     assert c.message.endswith("has timed out progressing.")
     # the old pods still serve: maxUnavailable 25% of 2 rounds down to 0
@@ -174,7 +173,7 @@ async def test_dead_node_pods_replaced_and_no_duplicates_on_return(cluster: Any)
               and not lost & {p.metadata.name for p in ps})
         return ps if ok else None
 
-    await eventually(replaced, "3 ready pods on live nodes", timeout=15, interval=0.05)
+    await eventually("3 ready pods on live nodes", replaced, timeout=15, interval=0.05)
     elapsed = time.monotonic() - t0
     grace, toleration = 2, 0
     assert elapsed <= grace + toleration + 2, f"replacement took {elapsed:.1f}s"
@@ -186,7 +185,7 @@ async def test_dead_node_pods_replaced_and_no_duplicates_on_return(cluster: Any)
         events, _ = await client.list("events", "", field_selector=f"involvedObject.name={victim_name}")
         return "NodeNotReady" in {e.reason for e in events}
 
-    await eventually(node_not_ready_event, f"a NodeNotReady event for {victim_name}", timeout=5)
+    await eventually(f"a NodeNotReady event for {victim_name}", node_not_ready_event, timeout=5)
 
     stale = [c for c in await victim.runtime.list_containers({}) if c.status == "running"]
     assert stale, "the stopped agent's containers should still run (as with a real crashed agent)"
@@ -196,7 +195,7 @@ async def test_dead_node_pods_replaced_and_no_duplicates_on_return(cluster: Any)
         n = await client.get("nodes", "", victim_name)
         return n if meta_cond(n, "Ready") == "True" and not n.spec.taints else None
 
-    await eventually(back, f"node {victim_name} Ready again without taints", timeout=15)
+    await eventually(f"node {victim_name} Ready again without taints", back, timeout=15)
 
     async def no_duplicates() -> Any:
         cs = await victim.runtime.list_containers({})
@@ -204,7 +203,7 @@ async def test_dead_node_pods_replaced_and_no_duplicates_on_return(cluster: Any)
         ps = [p for p in await pods_of(client, "ha") if not p.metadata.HasField("deletion_timestamp")]
         return len(ps) == 3 and not running
 
-    await eventually(no_duplicates, "the returned node's replaced containers removed", timeout=15)
+    await eventually("the returned node's replaced containers removed", no_duplicates, timeout=15)
 
 
 def meta_cond(obj: Any, type_: str) -> str:
@@ -228,7 +227,7 @@ async def test_orphan_then_adoption_and_cascading_delete(cluster: Any) -> None:
             pass
         return rss if len(rss) == 1 and not rss[0].metadata.owner_references else None
 
-    await eventually(orphaned, "the deployment gone and its ReplicaSet orphaned")
+    await eventually("the deployment gone and its ReplicaSet orphaned", orphaned, timeout=20)
     assert {p.metadata.name for p in await pods_of(client, "orph")} == pods_before
 
     await client.create(deployment("orph", 2))
@@ -239,7 +238,7 @@ async def test_orphan_then_adoption_and_cascading_delete(cluster: Any) -> None:
         return len(rss) == 1 and rss[0].metadata.owner_references and \
             rss[0].metadata.owner_references[0].uid == d.metadata.uid
 
-    await eventually(adopted, "the ReplicaSet adopted by the new deployment")
+    await eventually("the ReplicaSet adopted by the new deployment", adopted, timeout=20)
     assert rs_before[0].metadata.uid == (await client.list("replicasets", "default", label_selector="app=orph"))[0][0].metadata.uid
     await _wait_complete(client, "orph", 2)
     assert {p.metadata.name for p in await pods_of(client, "orph")} == pods_before  # no new pods
@@ -250,7 +249,7 @@ async def test_orphan_then_adoption_and_cascading_delete(cluster: Any) -> None:
         rss, _ = await client.list("replicasets", "default", label_selector="app=orph")
         return not rss and not await pods_of(client, "orph")
 
-    await eventually(all_gone, "no ReplicaSet or pod outlives its deployment (foreground)")
+    await eventually("no ReplicaSet or pod outlives its deployment (foreground)", all_gone, timeout=20)
 
     await client.create(deployment("bg", 2))
     await _wait_complete(client, "bg", 2)
@@ -260,7 +259,7 @@ async def test_orphan_then_adoption_and_cascading_delete(cluster: Any) -> None:
         rss, _ = await client.list("replicasets", "default", label_selector="app=bg")
         return not rss and not await pods_of(client, "bg")
 
-    await eventually(bg_gone, "no ReplicaSet or pod outlives its deployment (background)")
+    await eventually("no ReplicaSet or pod outlives its deployment (background)", bg_gone, timeout=20)
 
 
 async def test_scale_and_proportional_mid_rollout(cluster: Any) -> None:
@@ -274,7 +273,7 @@ async def test_scale_and_proportional_mid_rollout(cluster: Any) -> None:
         sizes = sorted(r.spec.replicas for r in rss)
         return rss if sizes == [5, 8] else None
 
-    await eventually(stuck, "the rollout stuck at old 8 / new 5")
+    await eventually("the rollout stuck at old 8 / new 5", stuck, timeout=20)
     def scale_to_30(d: Any) -> None:
         d.spec.replicas = 30
 
@@ -285,7 +284,7 @@ async def test_scale_and_proportional_mid_rollout(cluster: Any) -> None:
         by_image = {r.spec.template.spec.containers[0].image: r.spec.replicas for r in rss}
         return by_image if by_image == {"pocketkube/hello:1": 20, "pocketkube/never-there:1": 13} else None
 
-    await eventually(scaled, "old RS 20 and new RS 13 after scaling to 30", timeout=20)
+    await eventually("old RS 20 and new RS 13 after scaling to 30", scaled, timeout=20)
 
 
 async def test_pods_of_a_deleted_node_are_collected(cluster: Any) -> None:
@@ -302,4 +301,4 @@ async def test_pods_of_a_deleted_node_are_collected(cluster: Any) -> None:
         items, _ = await client.list("pods", "default", field_selector="metadata.name=ghost-pod")
         return not items
 
-    await eventually(gone, "the pod bound to a missing node deleted", timeout=15)
+    await eventually("the pod bound to a missing node deleted", gone, timeout=15)

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from pkapi.v1 import core_pb2
+from tests.helpers import eventually
 from tests.integration.controllers_util import (  # noqa: F401 - cluster is a fixture
     cluster_fixture,
     deployment,
-    eventually,
     pods_of,
     ready,
 )
@@ -83,7 +83,7 @@ async def test_rollout_set_image_history_undo_pause(cluster: Any) -> None:
         ps = [p for p in await pods_of(client, "web") if not p.metadata.HasField("deletion_timestamp")]
         return len(ps) == 2 and all(p.spec.containers[0].image == "pocketkube/hello:1" and ready(p) for p in ps)
 
-    await eventually(old_pods_back, "pods back on the revision 1 template")
+    await eventually("pods back on the revision 1 template", old_pods_back, timeout=20)
     code, out, _ = await pkctl(s, "rollout", "history", "deployment/web")
     assert [ln.split()[0] for ln in out.splitlines()[2:] if ln.strip()] == ["2", "3"]
 
@@ -105,7 +105,7 @@ async def test_rollout_status_fails_on_deadline_and_scale(cluster: Any) -> None:
         st = d.status
         return d if st.observed_generation >= d.metadata.generation and st.updated_replicas == 1 else None
 
-    await eventually(observed, "deployment slow observed with its new ReplicaSet")
+    await eventually("deployment slow observed with its new ReplicaSet", observed, timeout=20)
     code, out, err = await pkctl(s, "rollout", "status", "deployment/slow", "--timeout", "1s")
     assert (code, err) == (1, "error: timed out waiting for the condition\n"), (out, err)
     assert out.startswith('Waiting for deployment "slow" rollout to finish: 0 of 1 updated replicas are available...')
@@ -118,7 +118,7 @@ async def test_rollout_status_fails_on_deadline_and_scale(cluster: Any) -> None:
         d = await client.get("deployments", "default", "bad")
         return any(c.type == "Progressing" and c.reason == "ProgressDeadlineExceeded" for c in d.status.conditions)
 
-    await eventually(exceeded, "deployment bad's Progressing condition to say ProgressDeadlineExceeded")
+    await eventually("deployment bad's Progressing condition to say ProgressDeadlineExceeded", exceeded, timeout=20)
     code, out, err = await pkctl(s, "rollout", "status", "deployment/bad", "--timeout", "30s")
     assert (code, err) == (1, 'error: deployment "bad" exceeded its progress deadline\n'), (out, err)
 
@@ -169,7 +169,7 @@ async def test_cordon_drain_uncordon(cluster: Any) -> None:
         ps = await pods_of(client, "dr")
         return ps if len(ps) == 3 and all(ready(p) for p in ps) else None
 
-    pods = await eventually(spread, "3 ready pods")
+    pods = await eventually("3 ready pods", spread, timeout=20)
     node = pods[0].spec.node_name
     bare = core_pb2.Pod()
     bare.metadata.name, bare.metadata.namespace = "bare", "default"

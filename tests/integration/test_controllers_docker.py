@@ -12,7 +12,8 @@ import docker
 import pytest
 
 from agent.runtime.base import LABEL_NODE
-from tests.integration.controllers_util import deployment, eventually, pods_of, ready
+from tests.helpers import eventually
+from tests.integration.controllers_util import deployment, pods_of, ready
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -30,7 +31,7 @@ async def test_replicas_run_and_dead_agent_pods_replaced(start_controlplane: Any
             ps = [p for p in await pods_of(client, "real") if not p.metadata.HasField("deletion_timestamp")]
             return ps if len(ps) == 3 and all(ready(p) for p in ps) else None
 
-        pods = await eventually(running, "3 ready pods in real containers", timeout=40)
+        pods = await eventually("3 ready pods in real containers", running, timeout=40)
         assert len({p.spec.node_name for p in pods}) == 3
 
         def containers(node: str) -> list[Any]:
@@ -45,7 +46,7 @@ async def test_replicas_run_and_dead_agent_pods_replaced(start_controlplane: Any
             ok = len(ps) == 3 and all(ready(p) and p.spec.node_name != victim.node_name for p in ps)
             return ps if ok else None
 
-        ps = await eventually(replaced, "3 ready pods on the live nodes", timeout=30)
+        ps = await eventually("3 ready pods on the live nodes", replaced, timeout=30)
         for node in {p.spec.node_name for p in ps}:
             assert await asyncio.to_thread(containers, node)
         await victim.start()
@@ -53,7 +54,7 @@ async def test_replicas_run_and_dead_agent_pods_replaced(start_controlplane: Any
         async def cleaned() -> bool:
             return not await asyncio.to_thread(containers, victim.node_name)
 
-        await eventually(cleaned, "the returned agent removing the replaced pods' containers", timeout=30)
+        await eventually("the returned agent removing the replaced pods' containers", cleaned, timeout=30)
         assert len([p for p in await pods_of(client, "real") if not p.metadata.HasField("deletion_timestamp")]) == 3
     finally:
         engine.close()

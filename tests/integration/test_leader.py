@@ -10,9 +10,9 @@ import pytest
 
 from controlplane.leader import ELECTION_PREFIX
 from controlplane.store.etcd import EtcdStore
+from tests.helpers import eventually
 from tests.integration.controllers_util import (
     deployment,
-    eventually,
     pods_of,
     ready,
     start_nodes,
@@ -32,7 +32,7 @@ async def test_failover_between_two_control_planes(start_controlplane: Any) -> N
             kv = await store.get(key)
             return kv.value.decode() if kv is not None else None
 
-        ident = await eventually(leader, "a leader elected")
+        ident = await eventually("a leader elected", leader, timeout=20)
         by_pid = {cp.process.pid: cp for cp in (cp1, cp2)}
         lead = by_pid[int(ident.rsplit("_", 1)[1])]
         follower = cp2 if lead is cp1 else cp1
@@ -48,12 +48,11 @@ async def test_failover_between_two_control_planes(start_controlplane: Any) -> N
                 ps = await pods_of(client, "one")
                 return ps if len(ps) == 2 and all(ready(p) for p in ps) else None
 
-            await eventually(two_ready, "2 ready pods (one controller manager at work)")
+            await eventually("2 ready pods (one controller manager at work)", two_ready, timeout=20)
             lead.process.kill()  # no resign: the lease must expire
             lead.process.wait()
             t0 = time.monotonic()
-            new_ident = await eventually(
-                lambda: _changed(leader, ident), "the follower elected after the leader died", timeout=15)
+            new_ident = await eventually("the follower elected after the leader died", lambda: _changed(leader, ident), timeout=15)
             took = time.monotonic() - t0
             assert int(new_ident.rsplit("_", 1)[1]) == follower.process.pid
             assert took < 8, f"takeover took {took:.1f}s"
@@ -63,7 +62,7 @@ async def test_failover_between_two_control_planes(start_controlplane: Any) -> N
                 ps = await pods_of(client, "two")
                 return ps if len(ps) == 2 and all(ready(p) for p in ps) else None
 
-            await eventually(two_more, "the new leader's controllers at work", timeout=20)
+            await eventually("the new leader's controllers at work", two_more, timeout=20)
             assert len(await pods_of(client, "one")) == 2  # no duplicates after the takeover
         finally:
             for n in nodes:

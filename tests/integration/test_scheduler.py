@@ -10,10 +10,10 @@ import pytest
 
 from pkapi import meta
 from pkapi.v1 import core_pb2
+from tests.helpers import eventually
 from tests.integration.controllers_util import (  # noqa: F401 - cluster is a fixture
     HollowNode,
     cluster_fixture,
-    eventually,
     update_with_retry,
     wait_nodes_ready,
 )
@@ -38,7 +38,7 @@ async def test_unschedulable_message_event_and_retry(cluster: Any) -> None:
         cond = meta.condition(p.status.conditions, "PodScheduled")
         return cond if cond is not None and cond.reason == "Unschedulable" else None
 
-    cond = await eventually(unschedulable, "PodScheduled=False Unschedulable")
+    cond = await eventually("PodScheduled=False Unschedulable", unschedulable, timeout=20)
     assert cond.status == "False"
     assert cond.message == "0/3 nodes are available: 1 node(s) were unschedulable, 2 Insufficient cpu."
 
@@ -46,7 +46,7 @@ async def test_unschedulable_message_event_and_retry(cluster: Any) -> None:
         evs, _ = await client.list("events", "default", field_selector="involvedObject.name=big")
         return [e for e in evs if e.reason == "FailedScheduling"]
 
-    evs = await eventually(event, "a FailedScheduling event")
+    evs = await eventually("a FailedScheduling event", event, timeout=20)
     assert evs[0].type == "Warning" and evs[0].message == cond.message
 
     big = HollowNode(cluster.cp.address, "bignode", capacity_cpu="1000")
@@ -58,14 +58,14 @@ async def test_unschedulable_message_event_and_retry(cluster: Any) -> None:
             p = await client.get("pods", "default", "big")
             return p if p.spec.node_name else None
 
-        p = await eventually(bound, "the pod bound once a big enough node joined")
+        p = await eventually("the pod bound once a big enough node joined", bound, timeout=20)
         assert p.spec.node_name == "bignode"
 
         async def scheduled_event() -> Any:
             evs, _ = await client.list("events", "default", field_selector="involvedObject.name=big")
             return [e for e in evs if e.reason == "Scheduled"]
 
-        ev = (await eventually(scheduled_event, "a Scheduled event"))[0]
+        ev = (await eventually("a Scheduled event", scheduled_event, timeout=20))[0]
         assert ev.message == "Successfully assigned default/big to bignode"
     finally:
         await big.stop()
@@ -102,7 +102,7 @@ async def test_binds_are_batched_and_spread(cluster: Any) -> None:
         async def all_bound() -> Any:
             return len(bind_rv) == 60 or None
 
-        await eventually(all_bound, "60 pods bound")
+        await eventually("60 pods bound", all_bound, timeout=20)
         # Seen at the revision that bound them (an agent's status write
         # comes later and never carries the first nodeName).
         assert len(set(bind_rv.values())) < 60, "every pod was bound by its own write"

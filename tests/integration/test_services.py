@@ -33,6 +33,11 @@ from pkapi import meta
 from pkapi.client.cluster import ClusterClient
 from pkapi.errors import ApiError
 from pkapi.v1 import core_pb2
+from tests.helpers import eventually
+
+# What counts as "not yet" while a Service comes up: a refused or reset
+# connection, an API error, a stream cut short, a failed check.
+RETRY = (OSError, ApiError, asyncio.IncompleteReadError, AssertionError)
 
 pytestmark = pytest.mark.integration
 
@@ -52,22 +57,6 @@ _HOST_PORTS = _RUN.randrange(40, 44) * 1000 + _RUN.randrange(0, 5) * 200
 
 # ------------------------------------------------------------------ helpers
 
-
-async def poll(what: str, fn: Any, timeout: float = 20.0, interval: float = 0.05) -> Any:
-    """Call fn() (sync or async) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = fn()
-            if asyncio.iscoroutine(last):
-                last = await last
-            if last:
-                return last
-        except (OSError, ApiError, asyncio.IncompleteReadError) as e:
-            last = e
-        await asyncio.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
 
 
 async def http_get(host: str, port: int, timeout: float = 3.0) -> str:
@@ -159,7 +148,7 @@ async def endpoints_with(client: ClusterClient, name: str, n_ready: int, n_not_r
         nr = sum(len(s.not_ready_addresses) for s in ep.subsets)
         return ep if ready == n_ready and (n_not_ready is None or nr == n_not_ready) else None
 
-    return await poll(f"endpoints {name} with {n_ready} ready / {n_not_ready} not ready addresses", check, 30)
+    return await eventually(f"endpoints {name} with {n_ready} ready / {n_not_ready} not ready addresses", check, timeout=30, retry_on=RETRY)
 
 
 @contextlib.asynccontextmanager
@@ -280,15 +269,15 @@ async def test_cluster_ip_nodeport_affinity_endpoints_and_no_failures(cluster: A
             await client.create(pod(f"web-{i}", nodes[i % 2], {"app": "web"}))
         ep = await endpoints_with(client, "web", 3)
         assert sorted({a.node_name for s in ep.subsets for a in s.addresses}) == sorted(nodes)
-        await poll(f"ClusterIP {cip} on lo", lambda: on_lo(cip), 10)
+        await eventually(f"ClusterIP {cip} on lo", lambda: on_lo(cip), timeout=10, retry_on=RETRY)
 
         # 50 requests reach every replica
-        seen = [await poll("an answer from the ClusterIP", lambda: http_get(cip, 80), 10)]
+        seen = [await eventually("an answer from the ClusterIP", lambda: http_get(cip, 80), timeout=10, retry_on=RETRY)]
         seen += [await http_get(cip, 80) for _ in range(49)]
         assert set(seen) == {"web-0", "web-1", "web-2"}, seen
         # NodePort on every node IP
         for ip in node_ips:
-            got = {await poll(f"NodePort on {ip}", lambda ip=ip: http_get(ip, NODE_PORT), 10) for _ in range(6)}
+            got = {await eventually(f"NodePort on {ip}", lambda ip=ip: http_get(ip, NODE_PORT), timeout=10, retry_on=RETRY) for _ in range(6)}
             assert got == {"web-0", "web-1", "web-2"}
 
         # session affinity: ClientIP -> one backend; None -> several; back -> one.
@@ -304,11 +293,11 @@ async def test_cluster_ip_nodeport_affinity_endpoints_and_no_failures(cluster: A
             return len({await http_get(node_ips[0], NODE_PORT) for _ in range(15)})
 
         await set_affinity("ClientIP")
-        await poll("15 requests in a row on one backend (ClientIP)", lambda: _eq(distinct(), 1), 5, 0)
+        await eventually("15 requests in a row on one backend (ClientIP)", lambda: _eq(distinct(), 1), timeout=5, interval=0, retry_on=RETRY)
         await set_affinity("None")
-        await poll("several backends (affinity None)", lambda: _gt(distinct(), 1), 5, 0)
+        await eventually("several backends (affinity None)", lambda: _gt(distinct(), 1), timeout=5, interval=0, retry_on=RETRY)
         await set_affinity("ClientIP")
-        await poll("15 requests on one backend again", lambda: _eq(distinct(), 1), 5, 0)
+        await eventually("15 requests on one backend again", lambda: _eq(distinct(), 1), timeout=5, interval=0, retry_on=RETRY)
         await set_affinity("None")
 
         # a pod removed leaves the endpoints, a new one joins
@@ -320,7 +309,7 @@ async def test_cluster_ip_nodeport_affinity_endpoints_and_no_failures(cluster: A
         async def web3_answers() -> bool:
             return "web-3" in await asyncio.gather(*(http_get(cip, 80) for _ in range(9)))
 
-        await poll("web-3 answering through the ClusterIP", web3_answers, 10)
+        await eventually("web-3 answering through the ClusterIP", web3_answers, timeout=10, retry_on=RETRY)
 
         # a backend container killed abruptly during 200 requests: 0 failures
         dc = docker.DockerClient(base_url="unix:///var/run/docker.sock")
@@ -343,7 +332,7 @@ async def test_cluster_ip_nodeport_affinity_endpoints_and_no_failures(cluster: A
         # no endpoints: refused within a second
         await client.create(service("empty", {"app": "nothing"}, [{"port": 80}]))
         empty = await client.get("services", "default", "empty")
-        await poll("ClusterIP of empty on lo", lambda: on_lo(empty.spec.cluster_ip), 10)
+        await eventually("ClusterIP of empty on lo", lambda: on_lo(empty.spec.cluster_ip), timeout=10, retry_on=RETRY)
         t0 = time.monotonic()
         with pytest.raises((ConnectionRefusedError, ConnectionResetError)):
             await http_get(empty.spec.cluster_ip, 80)
@@ -363,7 +352,7 @@ async def test_multiport_named_target_ports_dns_from_a_pod(cluster: Any) -> None
         await client.create(service("ext", None, [], type="ExternalName", external_name="db.example.com"))
         # The node's DNS knows the Service (so its agent's informer does):
         # the pod created now gets the Service environment variables.
-        await poll("multi in node DNS", lambda: dns_a(NODE_IPS[0], "multi.default.svc.cluster.local"), 10)
+        await eventually("multi in node DNS", lambda: dns_a(NODE_IPS[0], "multi.default.svc.cluster.local"), timeout=10, retry_on=RETRY)
         # one pod, two containers, each a named port; the Service maps both
         await client.create(pod("multi", node, {"app": "multi"}, containers=[
             {"name": "web", "image": IMAGE, "ports": [{"name": "web", "containerPort": 8080}]},
@@ -380,9 +369,9 @@ async def test_multiport_named_target_ports_dns_from_a_pod(cluster: Any) -> None
         ep = await endpoints_with(client, "multi", 1)
         assert sorted((p.name, p.protocol) for s in ep.subsets for p in s.ports) == [("http", "TCP"), ("metrics", "TCP")]
         cip = svc.spec.cluster_ip
-        await poll(f"ClusterIP {cip} on lo", lambda: on_lo(cip), 10)
-        assert await poll("multi:80", lambda: http_get(cip, 80), 10) == "multi"
-        assert await poll("multi:9100", lambda: http_get(cip, 9100), 10) == "multi"
+        await eventually(f"ClusterIP {cip} on lo", lambda: on_lo(cip), timeout=10, retry_on=RETRY)
+        assert await eventually("multi:80", lambda: http_get(cip, 80), timeout=10, retry_on=RETRY) == "multi"
+        assert await eventually("multi:9100", lambda: http_get(cip, 9100), timeout=10, retry_on=RETRY) == "multi"
 
         await endpoints_with(client, "flaky", 1, 0)
         await endpoints_with(client, "flaky", 0, 1)
@@ -452,17 +441,16 @@ async def test_load_balancer_address_moves_when_its_node_dies(
             s = await client.get("services", "default", "lb")
             return str(s.metadata.annotations.get(LB_NODE, ""))
 
-        first = await poll(f"a holder for {LB_IP}", holder, 20)
+        first = await eventually(f"a holder for {LB_IP}", holder, timeout=20, retry_on=RETRY)
         await endpoints_with(client, "lb", 2)
-        assert await poll(f"{LB_IP}:80 answering", lambda: http_get(LB_IP, 80), 10) in ("lb-0", "lb-1")
+        assert await eventually(f"{LB_IP}:80 answering", lambda: http_get(LB_IP, 80), timeout=10, retry_on=RETRY) in ("lb-0", "lb-1")
 
         victim = next(a for a in agents if a.node_name == first)
         await victim.kill()
-        second = await poll("the address moved to the other node",
-                            lambda: _moved(holder(), first), 30, 0.2)
+        second = await eventually("the address moved to the other node", lambda: _moved(holder(), first), timeout=30, interval=0.2, retry_on=RETRY)
         assert second != first
         survivor = "lb-0" if agents[0].node_name == second else "lb-1"
-        got = await poll(f"{LB_IP}:80 answering from the new holder", lambda: http_get(LB_IP, 80), 15)
+        got = await eventually(f"{LB_IP}:80 answering from the new holder", lambda: http_get(LB_IP, 80), timeout=15, retry_on=RETRY)
         assert got in ("lb-0", "lb-1")
         # the dead node's pod has left the endpoints: only the survivor answers
         await endpoints_with(client, "lb", 1, None)
@@ -470,7 +458,7 @@ async def test_load_balancer_address_moves_when_its_node_dies(
         async def only_survivor() -> bool:
             return {await http_get(LB_IP, 80) for _ in range(6)} == {survivor}
 
-        await poll(f"only {survivor} answering", only_survivor, 5)
+        await eventually(f"only {survivor} answering", only_survivor, timeout=5, retry_on=RETRY)
 
         # the address freed by deleting "lb" goes to the pending "lb2"
         await client.delete("services", "default", "lb")
@@ -479,7 +467,7 @@ async def test_load_balancer_address_moves_when_its_node_dies(
             s = await client.get("services", "default", "lb2")
             return [i.ip for i in s.status.load_balancer.ingress]
 
-        assert await poll("lb2 getting the freed address", lb2_address, 10) == [LB_IP]
+        assert await eventually("lb2 getting the freed address", lb2_address, timeout=10, retry_on=RETRY) == [LB_IP]
 
 
 async def _moved(aw: Any, old: str) -> str:
@@ -516,8 +504,8 @@ async def test_seed_service_spreads_over_its_three_replicas(
         cip = svc.spec.cluster_ip
         ep = await endpoints_with(client, "my-web-app-service", 3)
         names = {a.target_ref.name for s in ep.subsets for a in s.addresses}
-        await poll(f"ClusterIP {cip} on lo", lambda: on_lo(cip), 10)
-        await poll("the Service answering", lambda: http_get(cip, 80), 10)
+        await eventually(f"ClusterIP {cip} on lo", lambda: on_lo(cip), timeout=10, retry_on=RETRY)
+        await eventually("the Service answering", lambda: http_get(cip, 80), timeout=10, retry_on=RETRY)
         seen = [await http_get(cip, 80) for _ in range(50)]
         assert set(seen) == names, (set(seen), names)
 
@@ -531,7 +519,7 @@ async def test_addresses_removed_by_the_last_agent_to_stop(
         svc = await client.create(service("keep", {"app": "none"}, [{"port": 80}]))
         cip = svc.spec.cluster_ip
         tag = cluster_tag(cp.address)
-        await poll(f"{cip} on lo", lambda: on_lo(cip), 10)
+        await eventually(f"{cip} on lo", lambda: on_lo(cip), timeout=10, retry_on=RETRY)
         assert cip in await labelled(f"lo:ps{tag}")
         await agents[0].stop()
         assert on_lo(cip), "the first agent to stop removed a ClusterIP the other still serves"
@@ -555,7 +543,7 @@ async def test_addresses_of_a_cluster_gone_from_this_machine_are_collected(
     try:
         assert await asyncio.to_thread(ip, "addr", "add", f"{stale}/32", "dev", "lo", "label", label)
         async with make_cluster(start_controlplane, start_agent, monkeypatch):
-            await poll(f"{stale} ({label}) removed by the agents' proxies", lambda: not on_lo(stale), 10)
+            await eventually(f"{stale} ({label}) removed by the agents' proxies", lambda: not on_lo(stale), timeout=10, retry_on=RETRY)
     finally:
         await asyncio.to_thread(ip, "addr", "del", f"{stale}/32", "dev", "lo")
         if route_added:
@@ -590,7 +578,7 @@ async def test_a_starting_node_is_ready_only_once_its_nodeports_listen(
             await client.create(meta.from_dict({
                 "metadata": {"name": "hello", "namespace": "default"},
                 "subsets": [{"addresses": [{"ip": "127.0.0.1"}], "ports": [{"port": port}]}]}, core_pb2.Endpoints))
-            await poll("the NodePort on a running node", lambda: http_get(NODE_IPS[0], node_port), 10)
+            await eventually("the NodePort on a running node", lambda: http_get(NODE_IPS[0], node_port), timeout=10, retry_on=RETRY)
             # start() returns as soon as the Node is Ready: one try, no retry.
             same = {k: agents[0].flags[k] for k in ("dns_upstreams", "dns_bridge", "proxy_workers")}
             await start_agent(cp, node_ip=new_ip, host_port_range=f"{_HOST_PORTS + 200}-{_HOST_PORTS + 299}", **same)

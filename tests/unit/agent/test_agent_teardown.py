@@ -6,7 +6,6 @@ pass through."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
 
@@ -15,6 +14,7 @@ from agent.pods.teardown import TeardownGate
 from agent.pods.worker import PodWorker
 from agent.runtime.fake import FakeRuntime
 from pkapi import meta
+from tests.helpers import eventually
 from tests.unit.agent.test_agent_worker import mkpod, stub_context
 
 
@@ -42,12 +42,6 @@ class Tracker:
             self.now -= 1
 
 
-async def wait_for(cond: object, what: str, timeout: float = 2.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.005)
-
 
 async def test_at_most_limit_calls_in_flight() -> None:
     gate = TeardownGate(limit=2, hold=10)
@@ -63,7 +57,7 @@ async def test_a_call_outlasting_hold_frees_its_slot_and_still_completes() -> No
     t = Tracker()
     slow_done = asyncio.Event()
     slow = asyncio.create_task(gate.run(t.call(slow_done)))  # a stop waiting out a long grace period
-    await wait_for(lambda: t.started == 1, "the slow call to start")
+    await eventually("the slow call to start", lambda: t.started == 1, interval=0.005)
     # the next one gets the slot after `hold`, not when the slow one ends
     nxt = asyncio.create_task(gate.run(t.call()))
     await clock.advance(0.049)
@@ -92,7 +86,7 @@ async def test_cancelled_caller_cancels_its_call_and_frees_the_slot() -> None:
     t = Tracker()
     never = asyncio.Event()
     first = asyncio.create_task(gate.run(t.call(never)))
-    await wait_for(lambda: t.started == 1, "the first call to start")
+    await eventually("the first call to start", lambda: t.started == 1, interval=0.005)
     waiting = asyncio.create_task(gate.run(t.call(never)))  # queued behind it
     await asyncio.sleep(0.01)
     waiting.cancel()
@@ -235,7 +229,7 @@ async def test_a_new_pod_starts_before_deleted_pods_are_stopped() -> None:
     rt.log.clear()
     new = PodWorker(m, "u-new", mkpod(uid="u-new"))
     starting = asyncio.create_task(new.sync())
-    await wait_for(lambda: "start-begin" in rt.log, "the new pod's start")
+    await eventually("the new pod's start", lambda: "start-begin" in rt.log, interval=0.005)
     for w in old:
         w.pod = None  # force-deleted while the new pod starts
     assert all(await asyncio.wait_for(asyncio.gather(*(w.sync() for w in old)), 5))

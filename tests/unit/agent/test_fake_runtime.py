@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import time
 import uuid
 from typing import Any, AsyncIterator
 
@@ -20,6 +19,7 @@ from agent.runtime import (
     PortBinding,
     PortInUse,
 )
+from tests.helpers import eventually
 
 
 def free_port() -> int:
@@ -27,16 +27,6 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
-
-async def wait_for(what: str, fn: Any, timeout: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        got = await fn()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class RuntimeContract:
@@ -98,10 +88,10 @@ class RuntimeContract:
             async def exited() -> bool:
                 return bool((await runtime.inspect(cid)).exited)
 
-            await wait_for("the crash container to exit", exited)
+            await eventually("the crash container to exit", exited)
             st = await runtime.inspect(cid)
             assert st.exit_code == 3
-            await wait_for("a die event", lambda: _true("die" in events))
+            await eventually("a die event", lambda: _true("die" in events))
             assert "start" in events
             logs = b"".join([c async for c in runtime.logs(cid)])
             assert logs

@@ -13,6 +13,7 @@ from controlplane.store import MemoryStore
 from pkapi import meta, selectors
 from pkapi.errors import ApiError
 from pkapi.v1 import core_pb2
+from tests.helpers import eventually
 
 PODS = meta.kind_by_resource("pods")
 
@@ -58,13 +59,6 @@ async def drain(w, n, timeout=5.0):
     return out
 
 
-async def until(cond, timeout=5.0, what="condition"):
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not cond():
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
-
 
 async def test_slow_watcher_is_cut_off_without_stalling_others(env):
     reg, cache = env
@@ -105,13 +99,13 @@ async def test_selector_transitions_and_replay(env):
     await reg.delete("pods", "default", "b")
     want = [("ADDED", "a"), ("DELETED", "a"), ("ADDED", "b"), ("DELETED", "b")]
     assert await drain(w, 4) == want
-    await until(lambda: cache.revision >= int(b.metadata.resource_version) + 1, what="cache to catch up")
+    await eventually("cache to catch up", lambda: cache.revision >= int(b.metadata.resource_version) + 1, interval=0.005)
     # a late watcher from the same revision replays the same history
     late = cache.subscribe(flt, start, False)
     assert await drain(late, 4) == want
     # from "now" (None): ADDED for current objects only
     await reg.create(pod("c", app="web"))
-    await until(lambda: "/registry/pods/default/c" in cache.objects, what="c in the cache")
+    await eventually("c in the cache", lambda: "/registry/pods/default/c" in cache.objects, interval=0.005)
     now = cache.subscribe(flt, None, False)
     assert await drain(now, 1) == [("ADDED", "c")]
 
@@ -121,7 +115,7 @@ async def test_horizon(env):
     first = cache.revision
     for i in range(60):
         await reg.create(pod(f"p{i}"))
-    await until(lambda: len(cache.objects) == 60, what="60 pods in the cache")
+    await eventually("60 pods in the cache", lambda: len(cache.objects) == 60, interval=0.005)
     assert not cache.can_serve(first)
     assert cache.can_serve(cache.revision - 10)
     # an old revision is served by a direct store watch, then by the cache
@@ -163,7 +157,7 @@ async def test_indexed_watchers_see_objects_enter_and_leave_their_value(env):
     p.status.phase = "Succeeded"
     p = await reg.update_status(p)
     await reg.delete("pods", "default", "a", grace_period_seconds=0)
-    await until(lambda: everyone.pending() == 5, what="5 events for the unfiltered watcher")
+    await eventually("5 events for the unfiltered watcher", lambda: everyone.pending() == 5, interval=0.005)
     assert await drain(n1, 4) == [("ADDED", "a"), ("MODIFIED", "a"), ("MODIFIED", "a"), ("DELETED", "a")]
     assert await drain(neq, 2) == [("ADDED", "a"), ("DELETED", "a")]
     assert await drain(running, 2) == [("ADDED", "a"), ("DELETED", "a")]
@@ -252,7 +246,7 @@ async def test_a_revision_of_many_objects_is_one_group_never_split(env):
     await reg.create(pod("solo"))
     out = await reg.create_many([pod(f"b{i}", app="web" if i % 2 else "db") for i in range(30)])
     assert len({o.metadata.resource_version for o in out}) == 1
-    await until(lambda: w.pending() == 31, what="31 events queued")
+    await eventually("31 events queued", lambda: w.pending() == 31, interval=0.005)
     msg = await w.next()  # both revisions fit in one message
     assert [e.event.type for e in msg] == ["ADDED"] * 31
     assert [meta.unwrap(e.event.object).metadata.name for e in msg] == ["solo"] + [f"b{i}" for i in range(30)]
@@ -265,7 +259,7 @@ async def test_a_revision_of_many_objects_is_one_group_never_split(env):
         await reg.create(pod("solo2"))
         await reg.create_many([pod(f"c{i}") for i in range(30)])
         await reg.create(pod("solo3"))
-        await until(lambda: w.pending() == 32, what="32 events queued")
+        await eventually("32 events queued", lambda: w.pending() == 32, interval=0.005)
         sizes = [len(await asyncio.wait_for(w.next(), 5)) for _ in range(3)]
         assert sizes == [1, 30, 1], sizes
         # A late watcher's replay of the history is grouped by revision too.

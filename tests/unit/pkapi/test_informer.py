@@ -8,6 +8,7 @@ from pkapi.client.cluster import ServerUnreachable
 from pkapi.client.informer import Informer
 from pkapi.errors import expired
 from pkapi.v1 import core_pb2
+from tests.helpers import eventually
 
 
 def pod(name: str, rv: int, node: str = "") -> core_pb2.Pod:
@@ -44,13 +45,6 @@ class ScriptedClient:
         await asyncio.Event().wait()
 
 
-async def wait_for(cond: Any, what: str) -> None:
-    for _ in range(200):
-        if cond():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
-
 
 async def test_list_watch_relist_reconnect() -> None:
     client = ScriptedClient(
@@ -72,7 +66,7 @@ async def test_list_watch_relist_reconnect() -> None:
     task = asyncio.create_task(inf.run())
     try:
         await inf.wait_synced(2)
-        await wait_for(lambda: "delete c" in seen, "the last watch event")
+        await eventually("the last watch event", lambda: "delete c" in seen)
     finally:
         task.cancel()
     assert seen == [
@@ -98,7 +92,7 @@ async def test_handler_added_late_gets_cached_objects_and_bad_handler_is_contain
         await inf.wait_synced(2)
         got: list[str] = []
         inf.add_handler(on_add=lambda o: got.append(o.metadata.name))
-        await wait_for(lambda: inf.get("default", "b") is not None, "b in the cache")
+        await eventually("b in the cache", lambda: inf.get("default", "b") is not None)
         inf.add_index("node", lambda p: [p.spec.node_name])
         assert [p.metadata.name for p in inf.by_index("node", "n1")] == ["b"]
         assert got == ["a", "b"]

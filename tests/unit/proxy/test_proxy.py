@@ -15,6 +15,7 @@ from agent.proxy.tcp import serve_tcp
 from agent.proxy.udp import serve_udp
 from pkapi import meta
 from pkapi.v1 import core_pb2
+from tests.helpers import eventually
 
 
 def free_port() -> int:
@@ -345,46 +346,40 @@ async def test_proxier_follows_services_and_endpoints():
         return meta.from_dict({"metadata": {"name": "web", "namespace": "default"}, "subsets": subsets},
                               core_pb2.Endpoints)
 
-    async def until(what, cond):
-        for _ in range(200):
-            if cond():
-                return
-            await asyncio.sleep(0.01)
-        raise TimeoutError(what)
 
     try:
         w.services.put(_svc({"metadata": {"name": "web", "namespace": "default"},
                              "spec": {"type": "NodePort", "clusterIP": "None",
                                       "ports": [{"name": "http", "port": 80, "nodePort": node_port}]}}))
-        await until("first sync", lambda: p.syncs >= 1)
+        await eventually("first sync", lambda: p.syncs >= 1, interval=0.01)
         assert p.listeners == {}  # no endpoints: nothing listens, connections are refused
         with pytest.raises(ConnectionRefusedError):
             await ask(node_port)
         w.endpoints.put(endpoints(a1))
-        await until("listener", lambda: ("127.0.0.1", node_port, "TCP") in p.listeners)
+        await eventually("listener", lambda: ("127.0.0.1", node_port, "TCP") in p.listeners, interval=0.01)
         assert await ask(node_port) == b"one:hi\n"
         server = p.listeners[("127.0.0.1", node_port, "TCP")].server
         w.endpoints.put(endpoints(a2))
-        await until("backends swapped", lambda: p.listeners[("127.0.0.1", node_port, "TCP")].balancer.backends == [a2])
+        await eventually("backends swapped", lambda: p.listeners[("127.0.0.1", node_port, "TCP")].balancer.backends == [a2], interval=0.01)
         assert p.listeners[("127.0.0.1", node_port, "TCP")].server is server  # not rebound
         assert await ask(node_port) == b"two:hi\n"
         w.endpoints.put(endpoints())
-        await until("the empty Endpoints seen", lambda: p.listeners[("127.0.0.1", node_port, "TCP")].empty_since)
+        await eventually("the empty Endpoints seen", lambda: p.listeners[("127.0.0.1", node_port, "TCP")].empty_since, interval=0.01)
         assert await ask(node_port) == b"two:hi\n"  # a blip to empty costs nothing (EMPTY_HOLD)
         key = ("127.0.0.1", node_port, "TCP")
-        await until("backends dropped after EMPTY_HOLD", lambda: not p.listeners[key].balancer)
+        await eventually("backends dropped after EMPTY_HOLD", lambda: not p.listeners[key].balancer, interval=0.01)
         # Still bound (never closed and bound again while wanted), but with
         # no backend every connection is reset at once.
         assert p.listeners[key].server is server
         with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)):
             await ask(node_port)
         w.endpoints.put(endpoints(a1))
-        await until("backends back", lambda: p.listeners[key].balancer.backends == [a1])
+        await eventually("backends back", lambda: p.listeners[key].balancer.backends == [a1], interval=0.01)
         assert p.listeners[key].server is server and await ask(node_port) == b"one:hi\n"
         # The Service gone: the listener goes, connections are refused.
         del w.services.objs[("default", "web")]
         w.services.put(_svc({"metadata": {"name": "other", "namespace": "default"}, "spec": {"clusterIP": "None"}}))
-        await until("listener gone", lambda: not p.listeners)
+        await eventually("listener gone", lambda: not p.listeners, interval=0.01)
         with pytest.raises(ConnectionRefusedError):
             await ask(node_port)
     finally:
@@ -428,12 +423,6 @@ async def test_listener_survives_updates_while_a_slow_address_sync_runs():
         return meta.from_dict({"metadata": {"name": "web", "namespace": "default"}, "subsets": subsets},
                               core_pb2.Endpoints)
 
-    async def until(what, cond):
-        for _ in range(300):
-            if cond():
-                return
-            await asyncio.sleep(0.01)
-        raise TimeoutError(what)
 
     refused: list[float] = []
     others: list[str] = []
@@ -457,7 +446,7 @@ async def test_listener_survives_updates_while_a_slow_address_sync_runs():
     try:
         w.services.put(service("n2"))  # the LB address is held by another node
         w.endpoints.put(endpoints(a1))
-        await until("NodePort listener", lambda: key in p.listeners)
+        await eventually("NodePort listener", lambda: key in p.listeners, interval=0.01)
         server = p.listeners[key].server
         # From now on the address step is slow whenever an LB address is
         # added (no real `ip` here: manage_addresses is switched on after
@@ -472,16 +461,16 @@ async def test_listener_survives_updates_while_a_slow_address_sync_runs():
 
         p._sync_addresses = slow_addresses  # type: ignore[method-assign]
         client = asyncio.create_task(client_loop())
-        await until("first answers", lambda: answered >= 3)
+        await eventually("first answers", lambda: answered >= 3, interval=0.01)
         w.endpoints.put(endpoints())  # a blip of the Endpoints to empty...
-        await until("the empty Endpoints seen", lambda: p.listeners[key].empty_since is not None)
+        await eventually("the empty Endpoints seen", lambda: p.listeners[key].empty_since is not None, interval=0.01)
         w.services.put(service("n1"))  # ...as the LB address moves here (slow sync)
         await asyncio.sleep(0.15)
         w.endpoints.put(endpoints(a1))  # ...and the blip is over
-        await until("the LB listener", lambda: ("127.0.0.1", lb_port, "TCP") in p.listeners)
+        await eventually("the LB listener", lambda: ("127.0.0.1", lb_port, "TCP") in p.listeners, interval=0.01)
         await asyncio.sleep(0.5)
         before = answered
-        await until("answers after the move", lambda: answered >= before + 3)
+        await eventually("answers after the move", lambda: answered >= before + 3, interval=0.01)
         stop.set()
         await client
         assert refused == [], f"{len(refused)} connections refused on the unchanged NodePort"

@@ -14,7 +14,7 @@ Concurrency: many requests run concurrently on one event loop (and several
 control planes may share one etcd). Nothing is locked: every write is a
 compare-and-swap on the mod_revision the change was computed from. A write
 that carried the client's resourceVersion fails with Conflict; a write the
-server computed itself (unconditional Update, Apply, Delete's
+server computed itself (unconditional Update, Patch, Apply, Delete's
 marking, node registration) re-reads and retries a few times, as
 Kubernetes' GuaranteedUpdate does.
 """
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import builtins
 import random
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Awaitable, Callable, Sequence
 
 from google.protobuf.message import Message
 
@@ -34,6 +34,7 @@ from controlplane.apiserver.service_alloc import ServiceAllocator
 from controlplane.apiserver.strategy import (
     POLICIES,
     RETRIES,
+    Change,
     DefaultStrategy,
     Deletion,
     Strategy,
@@ -42,7 +43,7 @@ from controlplane.apiserver.strategy import (
     uid_conflict,
 )
 from controlplane.apiserver.watchcache import WatchCaches
-from controlplane.store import ConflictError, KeyExistsError, KeyNotFoundError, Store
+from controlplane.store import KV, ConflictError, KeyExistsError, KeyNotFoundError, Store
 from pkapi import defaults, meta
 from pkapi.errors import (
     ApiError,
@@ -55,6 +56,7 @@ from pkapi.errors import (
     not_found,
 )
 from pkapi.meta import Kind
+from pkapi.v1 import api_pb2
 from pkapi.validation import dns1123_subdomain
 
 __all__ = ["RETRIES", "Registry", "parse_resource_version"]
@@ -167,7 +169,7 @@ class Registry:
         kvs, rev = await self.list_raw(k, namespace)
         return [decode(k, kv.value, kv.mod_revision) for kv in kvs], rev
 
-    async def list_raw(self, k: Kind, namespace: str) -> tuple[Sequence[Any], int]:
+    async def list_raw(self, k: Kind, namespace: str) -> tuple[Sequence[KV], int]:
         """The stored KVs (values not decoded) and the revision they were read at."""
         prefix = f"/registry/{k.resource}/"
         if k.namespaced and namespace:
@@ -407,7 +409,7 @@ class Registry:
             raise invalid(k.kind, old.metadata.name, causes)  # type: ignore[attr-defined]
         return new
 
-    async def bind(self, bindings: Sequence[Any]) -> builtins.list[Message | ApiError]:
+    async def bind(self, bindings: Sequence[api_pb2.Binding]) -> builtins.list[Message | ApiError]:
         """Set spec.nodeName of unbound pods (api_pb2.Binding: namespace,
         name, uid, node), each on its own: per item the bound pod or the
         ApiError (NotFound; Conflict when the pod is another one of that
@@ -450,7 +452,7 @@ class Registry:
         for i in sorted(singles):
             b = bindings[i]
 
-            async def mutate(old: Message, b: Any = b) -> Message:
+            async def mutate(old: Message, b: api_pb2.Binding = b) -> Message:
                 bind_onto(old, b)
                 return old
 
@@ -492,6 +494,34 @@ class Registry:
         out, _ = await self._guaranteed_update(
             k, ns, name, mutate, incoming.metadata.resource_version, dry_run  # type: ignore[attr-defined]
         )
+        return out
+
+    async def patch(
+        self, resource: str, namespace: str, name: str, change: Change, dry_run: bool = False, subresource: str = ""
+    ) -> Message:
+        """Read-modify-write (PATCH): `change` edits a copy of the stored
+        object in place (or raises ApiError to refuse); the result is
+        written as update() (subresource "status": as update_status())
+        would write it, and on a conflict with another writer the object is
+        read and `change` run again. A change of metadata.uid is a Conflict."""
+        k = self.kind(resource)
+        ns = self._where(k, namespace)
+        s = self.strategy(k)
+        if subresource not in ("", "status"):
+            raise ApiError("NotFound", f'the server could not find the requested resource "{resource}/{subresource}"')
+        if subresource == "status" and not has_field(k.message(), "status"):
+            raise ApiError("MethodNotAllowed", f"{k.qualified} have no status")
+
+        async def mutate(old: Message) -> Message:
+            edited = meta.copy(old)
+            change(edited)
+            _check_uid(k, edited, old)
+            if subresource == "status":
+                return self._status_onto(k, s, edited, old)
+            self._prepare_update(s, old, edited)
+            return await self._validated_update(k, s, old, edited, dry_run)
+
+        out, _ = await self._guaranteed_update(k, ns, name, mutate, "", dry_run)
         return out
 
     # ---------------------------------------------------------------- apply

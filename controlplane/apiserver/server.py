@@ -13,7 +13,6 @@ loop; the Registry's CAS writes make concurrent RPCs safe.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import math
 import platform
@@ -25,14 +24,14 @@ from google.protobuf.message import Message
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from controlplane.apiserver.codec import encode
-from controlplane.apiserver.registry import RETRIES, Registry
+from controlplane.apiserver.kinds import leases, nodes
+from controlplane.apiserver.registry import Registry
 from controlplane.apiserver.watchcache import WatchCaches, parse_selectors
 from controlplane.config import ControlPlaneConfig
-from controlplane.store import ConflictError, KeyNotFoundError, StoreError, UnavailableError
+from controlplane.store import StoreError, UnavailableError
 from pkapi import decode as pkdecode
 from pkapi import meta, selectors
-from pkapi.errors import ApiError, bad_request, conflict, is_already_exists, is_conflict, is_not_found
+from pkapi.errors import ApiError, bad_request
 from pkapi.gctune import tune_gc
 from pkapi.v1 import api_pb2, api_pb2_grpc, core_pb2
 
@@ -325,49 +324,8 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
 
     @_rpc
     async def Register(self, request: api_pb2.RegisterRequest, context: Any) -> core_pb2.Node:
-        node = request.node
-        name = node.metadata.name
-        if not name:
-            raise ApiError("Invalid", 'The Node "" is invalid: metadata.name: Required value: name or generateName is required')
-        out: core_pb2.Node | None = None
-        for _attempt in range(RETRIES):
-            try:
-                existing = await self.registry.get("nodes", "", name)
-            except ApiError as e:
-                if not is_not_found(e):
-                    raise
-                try:
-                    out = await self.registry.create(node)  # type: ignore[assignment]
-                    break
-                except ApiError as e2:
-                    if is_already_exists(e2):
-                        continue
-                    raise
-            # Keep what users and controllers set (unschedulable, taints,
-            # labels they added); take the agent's view of its status.
-            new: core_pb2.Node = meta.copy(existing)  # type: ignore[assignment]
-            for k_, v in node.metadata.labels.items():
-                new.metadata.labels[k_] = v
-            for k_, v in node.metadata.annotations.items():
-                new.metadata.annotations[k_] = v
-            if not new.spec.pod_cidr:
-                new.spec.pod_cidr = node.spec.pod_cidr
-            try:
-                updated = await self.registry.update(new)
-                status = meta.copy(updated)
-                status.status.CopyFrom(node.status)  # type: ignore[attr-defined]
-                if not node.status.conditions:
-                    del status.status.conditions[:]  # type: ignore[attr-defined]
-                    status.status.conditions.extend(existing.status.conditions)  # type: ignore[attr-defined]
-                out = await self.registry.update_status(status)  # type: ignore[assignment]
-                break
-            except ApiError as e:
-                if is_conflict(e) or is_not_found(e):
-                    continue
-                raise
-        if out is None:
-            raise conflict("nodes", name)
-        await self._renew(name)
+        out = await nodes.register(self.registry, request.node)
+        await self._renew(out.metadata.name)
         return out
 
     @_rpc
@@ -378,42 +336,7 @@ class NodeServicer(api_pb2_grpc.NodeServiceServicer):
         return api_pb2.HeartbeatResponse(interval_ms=int(self.config.heartbeat_interval * 1000))
 
     async def _renew(self, node: str) -> None:
-        """Create or renew the Lease kube-node-lease/<node>."""
-        store = self.registry.store
-        key = meta.key("leases", "kube-node-lease", node)
-        kind = meta.kind_by_resource("leases")
-        assert kind is not None
-        duration = max(1, math.ceil(self.config.node_grace_period))
-        for _attempt in range(RETRIES):
-            kv = await store.get(key)
-            now = dt.datetime.now(dt.UTC)
-            if kv is None:
-                lease = core_pb2.Lease()
-                lease.metadata.name = node
-                lease.metadata.namespace = "kube-node-lease"
-                lease.spec.holder_identity = node
-                lease.spec.lease_duration_seconds = duration
-                lease.spec.renew_time.FromDatetime(now)
-                lease.spec.acquire_time.FromDatetime(now)
-                try:
-                    await self.registry.create(lease)
-                    return
-                except ApiError as e:
-                    if is_already_exists(e):
-                        continue
-                    raise
-            lease = core_pb2.Lease()
-            lease.ParseFromString(kv.value)
-            lease.spec.renew_time.FromDatetime(now)
-            lease.spec.lease_duration_seconds = duration
-            try:
-                await store.update(key, encode(lease), kv.mod_revision)
-                return
-            except (ConflictError, KeyNotFoundError):
-                # Renewed by a concurrent call, or deleted since the read
-                # (the next round creates it again).
-                continue
-        raise conflict("leases.coordination.k8s.io", node)
+        await leases.renew_node_lease(self.registry, node, max(1, math.ceil(self.config.node_grace_period)))
 
 
 class _Handlers:

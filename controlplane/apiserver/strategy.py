@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 from google.protobuf.message import Message
 
@@ -53,15 +53,27 @@ class Deletion:
     grace_period_seconds: int | None = None
 
 
+# A change to a copy of a stored object (Registry.patch), in place.
+Change = Callable[[Message], None]
+
+
 class Verbs(Protocol):
     """The registry verbs a strategy may call back (a namespace's
-    finalization); the Registry is one."""
+    finalization, node registration); the Registry is one."""
 
     store: Store
 
     async def get(self, resource: str, namespace: str, name: str) -> Message: ...
 
     async def create(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> Message: ...
+
+    async def update(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> Message: ...
+
+    async def update_status(self, msg: Message, dry_run: bool = False, default_namespace: str = "") -> Message: ...
+
+    async def patch(
+        self, resource: str, namespace: str, name: str, change: Change, dry_run: bool = False, subresource: str = ""
+    ) -> Message: ...
 
     async def list(self, k: Kind, namespace: str) -> tuple[list[Message], int]: ...
 

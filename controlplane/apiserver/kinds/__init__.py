@@ -3,6 +3,7 @@ listed get DefaultStrategy (Endpoints, Events)."""
 
 from __future__ import annotations
 
+from controlplane.apiserver.kinds.leases import LeaseStrategy
 from controlplane.apiserver.kinds.namespaces import NamespaceStrategy
 from controlplane.apiserver.kinds.nodes import NodeStrategy
 from controlplane.apiserver.kinds.pods import PodStrategy
@@ -23,4 +24,5 @@ def strategies(verbs: Verbs, allocator: ServiceAllocator | None) -> dict[str, St
         "ReplicaSet": workloads,
         "Deployment": workloads,
         "Service": ServiceStrategy(allocator),
+        "Lease": LeaseStrategy(),
     }

@@ -3,13 +3,12 @@ them, bound to a node once (pods/binding)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from google.protobuf.message import Message
 
 from controlplane.apiserver.strategy import ResetStatusStrategy, uid_conflict
 from pkapi import defaults
 from pkapi.errors import conflict
+from pkapi.v1 import api_pb2, core_pb2
 
 
 class PodStrategy(ResetStatusStrategy):
@@ -40,9 +39,10 @@ class PodStrategy(ResetStatusStrategy):
             new.spec.node_name = old.spec.node_name  # type: ignore[attr-defined]
 
 
-def bind_onto(pod: Any, b: Any) -> None:
-    """Kubernetes' binding checks, then spec.nodeName (in place); b is an
-    api_pb2.Binding."""
+def bind_onto(msg: Message, b: api_pb2.Binding) -> None:
+    """Kubernetes' binding checks, then spec.nodeName (in place)."""
+    assert isinstance(msg, core_pb2.Pod), type(msg)
+    pod = msg
     md = pod.metadata
     if b.uid and md.uid != b.uid:
         raise uid_conflict("pods", md.name, b.uid, md.uid)

@@ -5,7 +5,6 @@ taken before the write and kept across updates and applies that omit them
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from google.protobuf.message import Message
 
@@ -62,11 +61,11 @@ def _svc(msg: Message) -> core_pb2.Service:
     return msg
 
 
-def keep_allocations(old: Any, new: Any) -> None:
+def keep_allocations(old: Message, new: Message) -> None:
     """Put the stored Service's clusterIP(s), IP families and nodePorts
     onto an update that omits them (a port keeps its nodePort when the
     port and protocol, or the name, match)."""
-    o, n = old.spec, new.spec
+    o, n = _svc(old).spec, _svc(new).spec
     if n.type == "ExternalName":
         return  # an ExternalName Service has no clusterIP or ports to keep
     if not n.cluster_ip and o.cluster_ip:

@@ -6,9 +6,11 @@ tests/integration/test_apiserver*.py and test_services*.py."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import pytest
 
+from controlplane.apiserver.kinds import leases, nodes
 from controlplane.apiserver.kinds.namespaces import SYSTEM_NAMESPACES
 from controlplane.apiserver.kinds.pods import PodStrategy
 from controlplane.apiserver.kinds.services import keep_allocations
@@ -109,7 +111,10 @@ async def test_create_many_creates_services_one_by_one_with_their_allocations(re
     (lambda: workload(apps_pb2.Deployment), lambda m: setattr(m.spec, "replicas", 3), True),
     (lambda: workload(apps_pb2.Deployment), lambda m: m.metadata.labels.update(x="y"), False),
     (lambda: pod(), lambda m: setattr(m.spec.containers[0], "image", "nginx:2"), True),
-], ids=["Deployment spec", "Deployment labels", "Pod spec"])
+    # A heartbeat's renewal is no new desired state (Kubernetes' Lease strategy).
+    (lambda: obj(core_pb2.Lease, {"metadata": {"name": "l"}, "spec": {"holderIdentity": "a"}}),
+     lambda m: setattr(m.spec, "lease_duration_seconds", 9), False),
+], ids=["Deployment spec", "Deployment labels", "Pod spec", "Lease spec"])
 async def test_generation_moves_with_what_the_kind_counts_as_a_new_desired_state(reg, make, change, bumps):
     created = await reg.create(make())
     m = type(created)()
@@ -303,6 +308,95 @@ async def test_start_resumes_the_finalization_of_a_namespace_marked_before():
             await asyncio.sleep(0.02)
     finally:
         await second.close()
+
+
+# ------------------------------------------------------------ nodes, leases
+
+
+async def test_registration_merges_into_the_stored_node(reg):
+    first = node("n1", podCIDR="10.244.1.0/24")
+    first.metadata.labels["kubernetes.io/hostname"] = "n1"
+    first.status.conditions.add(type="Ready", status="True")
+    await nodes.register(reg, first)
+    # A user cordons and taints it and labels it.
+    stored = await reg.get("nodes", "", "n1")
+    stored.spec.unschedulable = True
+    stored.spec.taints.add(key="k", effect="NoSchedule")
+    stored.metadata.labels["team"] = "a"
+    await reg.update(stored)
+    again = node("n1", podCIDR="10.244.9.0/24")
+    again.metadata.labels["kubernetes.io/hostname"] = "n1-new"
+    again.status.MergeFrom(meta.from_dict({"status": {"capacity": {"pods": "110"}}}, core_pb2.Node).status)
+    out = await nodes.register(reg, again)
+    assert out.spec.unschedulable and [t.key for t in out.spec.taints] == ["k"]
+    assert out.spec.pod_cidr == "10.244.1.0/24"  # a podCIDR once set stays
+    assert dict(out.metadata.labels) == {"kubernetes.io/hostname": "n1-new", "team": "a"}
+    assert meta.to_dict(out)["status"]["capacity"] == {"pods": "110"}
+    # The agent reported no conditions: the stored ones stay.
+    assert [(c.type, c.status) for c in out.status.conditions] == [("Ready", "True")]
+
+
+async def test_registration_without_a_name_is_invalid(reg):
+    with pytest.raises(ApiError) as e:
+        await nodes.register(reg, node(""))
+    assert e.value.reason == "Invalid" and "metadata.name: Required value" in e.value.message
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.t
+
+
+async def test_a_node_lease_is_created_then_renewed_through_the_registry(reg):
+    clock = FakeClock()
+    created = await leases.renew_node_lease(reg, "n1", 40, clock)
+    assert (created.spec.holder_identity, created.spec.lease_duration_seconds) == ("n1", 40)
+    assert created.spec.acquire_time.ToDatetime(dt.UTC) == clock.t
+    clock.t += dt.timedelta(seconds=10)
+    renewed = await leases.renew_node_lease(reg, "n1", 41, clock)
+    assert renewed.spec.renew_time.ToDatetime(dt.UTC) == clock.t
+    assert renewed.spec.acquire_time.ToDatetime(dt.UTC) == clock.t - dt.timedelta(seconds=10)
+    assert renewed.spec.lease_duration_seconds == 41
+    assert renewed.metadata.uid == created.metadata.uid and renewed.metadata.generation == 1
+    assert int(renewed.metadata.resource_version) > int(created.metadata.resource_version)
+
+
+# ------------------------------------------------------------ front-end verbs
+
+
+async def test_patch_edits_the_stored_object_as_update_would(reg):
+    await reg.create(workload(apps_pb2.Deployment))
+
+    def scale(d):
+        d.spec.replicas = 4
+        d.status.replicas = 99  # not taken: only the status subresource writes status
+
+    out = await reg.patch("deployments", "default", "web", scale)
+    assert (out.spec.replicas, out.status.replicas, out.metadata.generation) == (4, 0, 2)
+    out = await reg.patch("deployments", "", "web", lambda d: setattr(d.status, "replicas", 3), subresource="status")
+    assert (out.spec.replicas, out.status.replicas, out.metadata.generation) == (4, 3, 2)
+    with pytest.raises(ApiError) as e:
+        await reg.patch("deployments", "default", "web", lambda d: setattr(d.spec, "replicas", -1))
+    assert e.value.reason == "Invalid"
+    with pytest.raises(ApiError) as e:
+        await reg.patch("deployments", "default", "web", lambda d: setattr(d.metadata, "uid", "other"))
+    assert e.value.reason == "Conflict"
+    with pytest.raises(ApiError) as e:
+        await reg.patch("deployments", "default", "nope", lambda d: None)
+    assert e.value.reason == "NotFound"
+    with pytest.raises(ApiError) as e:
+        await reg.patch("deployments", "default", "web", lambda d: None, subresource="scale")
+    assert e.value.reason == "NotFound"
+
+
+async def test_patch_dry_run_writes_nothing(reg):
+    created = await reg.create(workload(apps_pb2.Deployment))
+    out = await reg.patch("deployments", "default", "web", lambda d: setattr(d.spec, "replicas", 5), dry_run=True)
+    assert out.spec.replicas == 5
+    assert (await reg.get("deployments", "default", "web")).metadata.resource_version == created.metadata.resource_version
 
 
 async def test_bind_sets_the_node_once(reg):

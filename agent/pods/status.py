@@ -105,22 +105,26 @@ def phase(spec: core_pb2.PodSpec, views: list[ContainerView]) -> str:
 
 
 def _set_condition(
-    status: core_pb2.PodStatus, old: core_pb2.PodStatus, type_: str, ok: bool, reason: str = "", message: str = ""
+    status: core_pb2.PodStatus,
+    old: core_pb2.PodStatus,
+    type_: str,
+    ok: bool,
+    reason: str = "",
+    message: str = "",
+    *,
+    now: float,
 ) -> None:
-    c = status.conditions.add(type=type_, status="True" if ok else "False")
-    if not ok and reason:
-        c.reason = reason
-        c.message = message
+    """Append the condition to `status`, starting from the one in `old`, so
+    an unchanged condition keeps its times (and the status compares equal:
+    no write) and lastTransitionTime moves only when it flips."""
+    conds = status.conditions
     prev = meta.condition(old.conditions, type_)
-    if prev is not None and prev.status == c.status:
-        # HasField: copying an unset Timestamp would set it (empty), and the
-        # status would never compare equal again: a write every sync.
-        if prev.HasField("last_transition_time"):
-            c.last_transition_time.CopyFrom(prev.last_transition_time)
-        if prev.HasField("last_probe_time"):
-            c.last_probe_time.CopyFrom(prev.last_probe_time)
-    else:
-        meta.set_timestamp(c.last_transition_time)
+    if prev is not None:
+        conds.add().CopyFrom(prev)
+    flag = "True" if ok else "False"
+    meta.set_condition(conds, type_, flag, "" if ok else reason, "" if ok else message, now=now)
+    if prev is not None and prev.status != flag:
+        conds[-1].ClearField("last_probe_time")
 
 
 def pod_status(
@@ -130,6 +134,10 @@ def pod_status(
     bindings: dict[str, list[PortBinding]],
     start_time: _dt.datetime | None = None,
 ) -> core_pb2.PodStatus:
+    """The status to report (`start_time`: the pod's startTime if it has
+    none yet, default now)."""
+    when = meta.now()
+    now = when.timestamp()
     old = pod.status
     st = core_pb2.PodStatus()
     st.phase = phase(pod.spec, views)
@@ -139,7 +147,7 @@ def pod_status(
     if old.HasField("start_time"):
         st.start_time.CopyFrom(old.start_time)
     else:
-        _ts(st.start_time, start_time or meta.now())
+        _ts(st.start_time, start_time or when)
     st.qos_class = old.qos_class or qos_class(pod.spec)
     st.nominated_node_name = old.nominated_node_name
     for v in views:
@@ -163,10 +171,10 @@ def pod_status(
         reason = "PodCompleted"
     elif not_ready:
         reason, msg = "ContainersNotReady", f"containers with unready status: [{' '.join(not_ready)}]"
-    _set_condition(st, old, "Initialized", True)
-    _set_condition(st, old, "Ready", all_ready, reason, msg)
-    _set_condition(st, old, "ContainersReady", all_ready, reason, msg)
-    _set_condition(st, old, "PodScheduled", True)
+    _set_condition(st, old, "Initialized", True, now=now)
+    _set_condition(st, old, "Ready", all_ready, reason, msg, now=now)
+    _set_condition(st, old, "ContainersReady", all_ready, reason, msg, now=now)
+    _set_condition(st, old, "PodScheduled", True, now=now)
     # keep conditions we don't own (e.g. DisruptionTarget) as they are
     mine = {"Initialized", "Ready", "ContainersReady", "PodScheduled"}
     for cond in old.conditions:

@@ -67,7 +67,7 @@ from agent.runtime.base import (
 )
 from pkapi import meta
 from pkapi.client.cluster import ServerUnreachable
-from pkapi.errors import ApiError, is_not_found
+from pkapi.errors import ApiError, has_reason, is_conflict, is_not_found
 from pkapi.v1 import core_pb2
 
 log = logging.getLogger(__name__)
@@ -541,7 +541,8 @@ class PodWorker:
             try:
                 await self.ctx.client.delete("pods", md.namespace, md.name, grace_period_seconds=0, uid=md.uid)
             except ApiError as e:
-                if e.reason not in ("NotFound", "Conflict", "PreconditionFailed"):
+                # gone, or re-created under another uid: nothing left to confirm
+                if not (is_not_found(e) or is_conflict(e) or has_reason(e, "PreconditionFailed")):
                     raise
             log.info("pod %s terminated (grace %ss)", self.key, grace)
         else:

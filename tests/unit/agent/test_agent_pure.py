@@ -150,6 +150,30 @@ def test_pod_status_conditions_ports_and_stable_timestamps() -> None:
     assert r.message == "containers with unready status: [c]"
 
 
+def test_pod_conditions_move_their_transition_time_only_when_they_flip() -> None:
+    pod = mkpod()
+    views = [ContainerView("c", "img", running(), ready=False, started=True)]
+    pod.status.CopyFrom(pod_status(pod, views, "10.0.0.5", {}))
+    long_ago = 1_600_000_000
+    for c in pod.status.conditions:
+        c.last_transition_time.seconds = long_ago
+    two = [ContainerView("c", "img", running(), ready=False), ContainerView("d", "img", running(), ready=False)]
+    pod.spec.containers.add(name="d", image="img")
+    st = pod_status(pod, two, "10.0.0.5", {})  # still not ready, another message
+    r = meta.condition(st.conditions, "Ready")
+    assert r is not None and r.message == "containers with unready status: [c d]"
+    assert r.last_transition_time.seconds == long_ago
+    assert meta.condition(st.conditions, "PodScheduled").last_transition_time.seconds == long_ago  # type: ignore[union-attr]
+    pod.status.CopyFrom(st)
+    for v in two:
+        v.ready = True
+    st = pod_status(pod, two, "10.0.0.5", {})  # flips to True: now, and no reason left
+    r = meta.condition(st.conditions, "Ready")
+    assert r is not None and r.status == "True" and (r.reason, r.message) == ("", "")
+    assert r.last_transition_time.seconds > long_ago
+    assert [c.type for c in st.conditions] == ["Initialized", "Ready", "ContainersReady", "PodScheduled"]
+
+
 def test_qos_class() -> None:
     assert qos_class(mkpod().spec) == "BestEffort"
     p = mkpod()

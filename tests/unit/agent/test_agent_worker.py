@@ -5,6 +5,7 @@ or a control plane."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from agent.clock import Clock, FakeClock, MonotonicClock
 from agent.config import AgentConfig
 from agent.hooks import PodHooks
+from agent.pods import spec as podspec
 from agent.pods.context import PodContext, PodTiming
 from agent.pods.ports import PortAllocator
 from agent.pods.teardown import TeardownGate
@@ -20,6 +22,7 @@ from agent.pods.worker import PodWorker
 from agent.runtime.base import ContainerNotFound, RuntimeUnavailable
 from agent.runtime.fake import FakeRuntime
 from pkapi import meta
+from pkapi.client.cluster import ServerUnreachable
 from pkapi.errors import ApiError
 from pkapi.v1 import core_pb2
 
@@ -453,3 +456,59 @@ async def test_force_delete_kill_failure_is_logged_not_hidden(rt: FakeRuntime, c
     assert await asyncio.wait_for(task, 3)  # the graceful stop still bounds it
     assert rt.containers == {}
     assert "killing container" in caplog.text and "engine hiccup" in caplog.text
+
+
+class AwayClient(StubClient):
+    """A control plane that does not answer until `back` is set; then it
+    lists `pods` and its watch stays open."""
+
+    def __init__(self, pods: list[core_pb2.Pod]) -> None:
+        super().__init__()
+        self.pods = pods
+        self.back = asyncio.Event()
+        self.lists = 0
+
+    async def list(self, resource: str, namespace: str = "", **kw: Any) -> tuple[list[Any], str]:
+        self.lists += 1
+        if not self.back.is_set():
+            raise ServerUnreachable("127.0.0.1:1", "connection refused")
+        return self.pods, "7"
+
+    async def watch(self, *a: Any, **kw: Any) -> Any:
+        await asyncio.Event().wait()
+        yield  # pragma: no cover
+
+
+async def test_manager_outwaits_a_control_plane_that_is_away(
+    rt: FakeRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agent.pods import manager as manager_mod
+    from agent.pods.manager import PodManager
+
+    monkeypatch.setattr(manager_mod, "SYNC_LOG_EVERY", 0.02)
+    caplog.set_level(logging.INFO, logger="agent.pods.manager")
+    running = await rt.create(podspec.container_config(mkpod(), mkpod().spec.containers[0], 0, "n1", "10.0.0.5", [], {}, ([], [], [])))
+    await rt.start(running)
+    client = AwayClient([mkpod()])
+    mgr = PodManager(AgentConfig(node_name="n1", node_ip="10.0.0.5"), client, rt, PodHooks(), check_port_bind=False)
+    task = asyncio.create_task(mgr.run())
+    try:
+        await eventually("several failed lists and 'still waiting' twice", lambda: task.done() or (
+            client.lists >= 3 and caplog.text.count("still waiting") >= 2))
+        assert not task.done(), task  # waiting is not failing
+        assert rt.calls.count("remove") == 0 and (await rt.inspect(running)).running  # nothing touched meanwhile
+        client.back.set()
+        await eventually("the pod's worker once the pods are listed", lambda: "u-1" in mgr.workers)
+        await eventually("the pod's status written", lambda: bool(client.statuses))
+        assert not task.done()
+        assert rt.calls.count("create") == 1  # only the container made above: adopted, not restarted
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def eventually(what: str, cond: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.01)

@@ -28,7 +28,8 @@ written here, from Kubernetes' documented behaviour (the SMP design doc and
 - Directives: `$patch: replace` (in a map: the map becomes the patch; in a
   list element: the list becomes the other elements), `$patch: delete`
   (in a map: it becomes {}; in a list element: remove the element with that
-  merge key), `$patch: merge` (the default, accepted and dropped),
+  merge key), `$patch: merge` (the default: accepted and dropped, in a list element
+  too, where Kubernetes refuses it),
   `$setElementOrder/<list>` (the order of the merged list), `$retainKeys`
   (drop the object's keys not listed, as for DeploymentStrategy, whose
   `rollingUpdate` goes when `type` becomes Recreate), and
@@ -38,9 +39,10 @@ written here, from Kubernetes' documented behaviour (the SMP design doc and
 
 Errors are PatchError values carrying the HTTP status and Kubernetes'
 reason, as kube-apiserver answers them: 400 BadRequest for a body that is
-not JSON or not the shape its type needs (and for malformed directives),
-422 Invalid for a JSON patch that cannot be applied (a path that does not
-exist, a failed `test`) and a patch that contradicts its own `$retainKeys`.
+not JSON or not the shape its type needs (and for malformed directives,
+including a patch key that its own `$retainKeys` does not list), 422
+Invalid for a JSON patch that cannot be applied (a path that does not
+exist, a failed `test`) and for lists of lists in a strategic merge patch.
 """
 
 from __future__ import annotations
@@ -271,7 +273,6 @@ SET_ELEMENT_ORDER = "$setElementOrder/"
 DELETE_FROM_PRIMITIVE_LIST = "$deleteFromPrimitiveList/"
 
 ERR_RETAIN_KEYS_FORMAT = "invalid patch format of retainKeys"
-ERR_RETAIN_KEYS_MISMATCH = "patch content doesn't match retainKeys list"
 ERR_SET_ORDER_FORMAT = "invalid patch format of setElementOrder list"
 ERR_PRIMITIVE_LIST_FORMAT = "invalid patch format of primitive list"
 
@@ -356,7 +357,7 @@ def _retain_keys(original: dict[str, Any], patch: dict[str, Any]) -> None:
         raise _bad(ERR_RETAIN_KEYS_FORMAT)
     for k, v in patch.items():
         if v is not None and not k.startswith("$") and k not in keep:
-            raise _invalid(ERR_RETAIN_KEYS_MISMATCH)
+            raise _bad(ERR_RETAIN_KEYS_FORMAT)  # Kubernetes answers a key outside $retainKeys so too
     for k in list(original):
         if k not in keep:
             del original[k]

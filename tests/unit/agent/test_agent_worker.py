@@ -25,6 +25,7 @@ from pkapi import meta
 from pkapi.client.cluster import ServerUnreachable
 from pkapi.errors import ApiError
 from pkapi.v1 import core_pb2
+from tests.helpers import eventually
 
 
 class StubClient:
@@ -303,10 +304,7 @@ async def test_manager_admits_up_to_max_pods(rt: FakeRuntime) -> None:
         async def settled() -> bool:
             return len(rt.containers) == 2 and any(s.reason == "OutOfpods" for s in client.statuses)
 
-        deadline = time.monotonic() + 5
-        while not await settled():
-            assert time.monotonic() < deadline, "workers did not run two pods and reject the third"
-            await asyncio.sleep(0.02)
+        await eventually("workers to run two pods and reject the third", settled, timeout=5, interval=0.02)
     finally:
         for w in mgr.workers.values():
             assert w.task is not None
@@ -349,15 +347,12 @@ async def test_fake_runtime_answers_network_probes(rt: FakeRuntime) -> None:
     w = PodWorker(m, "u-1", mkpod(container={"readinessProbe": probe}))
     task = asyncio.create_task(w.run())
     try:
-        deadline = time.monotonic() + 3
-        while not (m.client.statuses and m.client.statuses[-1].container_statuses[0].ready):
-            assert time.monotonic() < deadline, "a hollow pod's http readiness probe did not pass"
-            await asyncio.sleep(0.02)
+        await eventually("a hollow pod's http readiness probe to pass",
+                         lambda: m.client.statuses and m.client.statuses[-1].container_statuses[0].ready,
+                         timeout=3, interval=0.02)
         rt.probe_results["Readiness"] = (False, "HTTP probe failed with statuscode: 503")
-        deadline = time.monotonic() + 5
-        while m.client.statuses[-1].container_statuses[0].ready:
-            assert time.monotonic() < deadline, "readiness did not turn false"
-            await asyncio.sleep(0.05)
+        await eventually("readiness to turn false", lambda: not m.client.statuses[-1].container_statuses[0].ready,
+                         timeout=5)
         assert any("statuscode: 503" in msg for _, r, msg in m.event.events if r == "Unhealthy")
     finally:
         task.cancel()
@@ -390,10 +385,7 @@ async def _graceful_stop_under_way(rt: FakeRuntime, m: StubContext) -> tuple[Pod
     meta.set_timestamp(pod.metadata.deletion_timestamp)
     pod.metadata.deletion_grace_period_seconds = 60
     task = asyncio.create_task(w.sync())
-    deadline = time.monotonic() + 2
-    while "stop" not in rt.calls:
-        assert time.monotonic() < deadline, "the graceful stop to begin"
-        await asyncio.sleep(0.01)
+    await eventually("the graceful stop to begin", lambda: "stop" in rt.calls, timeout=2, interval=0.01)
     assert not task.done()
     return w, task, cid
 
@@ -506,9 +498,3 @@ async def test_manager_outwaits_a_control_plane_that_is_away(
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
 
-
-async def eventually(what: str, cond: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)

@@ -72,3 +72,56 @@ async def test_kubectl_patch_strategic_merge_cases(kubectl: Kubectl) -> None:
     assert err.startswith(("The Deployment \"sm\" is invalid", "The request is invalid")), err  # 422 Invalid
     after = json.loads(await run(kubectl, "get", "deployment", "sm", "-o", "json"))
     assert after["metadata"]["resourceVersion"] == d["metadata"]["resourceVersion"]
+
+
+TWO = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ap}
+spec:
+  replicas: 0
+  strategy: {type: RollingUpdate, rollingUpdate: {maxSurge: 1}}
+  selector: {matchLabels: {app: ap}}
+  template:
+    metadata: {labels: {app: ap}}
+    spec:
+      containers:
+      - {name: a, image: pocketkube/hello:1, env: [{name: FOO, value: "1"}, {name: BAR, value: "2"}]}
+      - {name: b, image: pocketkube/hello:1}
+"""
+
+CHANGED = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: ap}
+spec:
+  replicas: 0
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: ap}}
+  template:
+    metadata: {labels: {app: ap}}
+    spec:
+      containers:
+      - {name: c, image: pocketkube/hello:2}
+      - {name: a, image: pocketkube/hello:1, env: [{name: BAR, value: "3"}], ports: [{containerPort: 8080}]}
+"""
+
+
+async def test_kubectl_apply_three_way_patches(kubectl: Kubectl) -> None:
+    # kubectl apply computes a strategic merge patch with $setElementOrder, $patch: delete for the removed
+    # container, $retainKeys for the strategy and nulls for removed fields; the server must merge it to
+    # exactly the new manifest.
+    assert await run(kubectl, "apply", "-f", "-", input=TWO) == "deployment.apps/ap created\n"
+    assert await run(kubectl, "apply", "-f", "-", input=CHANGED) == "deployment.apps/ap configured\n"
+    d = json.loads(await run(kubectl, "get", "deployment", "ap", "-o", "json"))
+    cs = d["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in cs] == ["c", "a"]
+    assert cs[1]["env"] == [{"name": "BAR", "value": "3"}]
+    assert cs[1]["ports"][0]["containerPort"] == 8080
+    assert d["spec"]["strategy"] == {"type": "Recreate"}
+    assert await run(kubectl, "apply", "-f", "-", input=CHANGED) == "deployment.apps/ap unchanged\n"
+    # and back: the removed container returns, in the manifest's order
+    assert await run(kubectl, "apply", "-f", "-", input=TWO) == "deployment.apps/ap configured\n"
+    d = json.loads(await run(kubectl, "get", "deployment", "ap", "-o", "json"))
+    assert [c["name"] for c in d["spec"]["template"]["spec"]["containers"]] == ["a", "b"]
+    assert d["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "FOO", "value": "1"},
+                                                                     {"name": "BAR", "value": "2"}]
+    assert d["spec"]["strategy"]["type"] == "RollingUpdate" and d["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 1

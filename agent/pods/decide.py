@@ -176,7 +176,9 @@ def decide(
 def _create(rec: ContainerRecord, attempt: int, replaces: str, remove: tuple[str, ...], now: float) -> Action:
     if rec.create_error is not None and rec.crash.waiting(now):
         reason, message = rec.create_error
-        return Wait(reason, message, None, remove=remove)
+        # Wake when the back-off ends: the timer set when the create failed
+        # is gone once anything else woke the worker.
+        return Wait(reason, message, rec.crash.until, remove=remove)
     return Create(attempt, replaces, remove)
 
 

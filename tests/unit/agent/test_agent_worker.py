@@ -19,7 +19,7 @@ from agent.pods.context import PodContext, PodTiming
 from agent.pods.ports import PortAllocator
 from agent.pods.teardown import TeardownGate
 from agent.pods.worker import PodWorker
-from agent.runtime.base import ContainerNotFound, RuntimeUnavailable
+from agent.runtime.base import ContainerNotFound, CreateError, RuntimeUnavailable
 from agent.runtime.fake import FakeRuntime
 from pkapi import meta
 from pkapi.client.cluster import ServerUnreachable
@@ -259,6 +259,26 @@ async def test_status_write_not_found_is_ignored(rt: FakeRuntime) -> None:
     m.client.update_status = gone  # type: ignore[method-assign]
     w = PodWorker(m, "u-1", mkpod())
     assert not await w.sync()
+
+
+async def test_a_failed_create_is_retried_when_its_back_off_ends_even_after_a_poke(rt: FakeRuntime) -> None:
+    clock = FakeClock()
+    m = stub_context(rt, backoff=1.0, clock=clock)
+
+    async def start(container_id: str) -> None:
+        raise CreateError('exec: "nope": executable file not found in $PATH')
+
+    rt.start = start  # type: ignore[method-assign]
+    w = PodWorker(m, "u-1", mkpod())
+    await w.sync()  # fails; the first retry is immediate
+    await w.sync()  # fails again: 1 s of back-off
+    failed_at = clock.now()
+    assert last(m).container_statuses[0].state.waiting.reason == "RunContainerError"
+    await clock.advance(0.5)
+    w.next_wake = None  # what the run loop does when something else (a poke) wakes it
+    await w.sync()  # still backing off
+    assert rt.calls.count("create") == 2
+    assert w.next_wake == pytest.approx(failed_at + 1.0)
 
 
 async def test_run_loop_wakes_on_poke_and_timer(rt: FakeRuntime) -> None:

@@ -112,7 +112,8 @@ def _from_flag_or_env(a: argparse.Namespace, dest: str, parse: Callable[[str], A
 
 def parse_args(argv: list[str] | None = None) -> AgentConfig:
     p = argparse.ArgumentParser(prog="pk-agent", description="PocketKube node agent (kubelet)")
-    p.add_argument("--server", default="127.0.0.1:6444", help="control plane address host:port")
+    p.add_argument("--server", default="127.0.0.1:6444", help="control plane address host:port, or several "
+                   "comma-separated IPv4 HOST:PORT (the agent fails over between them)")
     p.add_argument("--node-name", default=socket.gethostname(), help="this node's name (default: hostname)")
     p.add_argument("--node-ip", default="127.0.0.1", help="address pods' ports are published on")
     p.add_argument("--docker-host", default="unix:///var/run/docker.sock", help="Docker Engine address")

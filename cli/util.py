@@ -183,7 +183,10 @@ def client(ctx: click.Context, timeout: float | None | str = "default") -> Clust
     event loop and close it (`async with`)."""
     s = settings(ctx)
     t = s.request_timeout if timeout == "default" else timeout
-    return ClusterClient(s.server, timeout=t)  # type: ignore[arg-type]
+    try:
+        return ClusterClient(s.server, timeout=t)  # type: ignore[arg-type]
+    except ValueError as err:  # a bad --server list
+        fail(f"invalid server address: {err}")
 
 
 async def get_or_none(c: ClusterClient, resource: str, namespace: str, name: str) -> Any:

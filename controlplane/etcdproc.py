@@ -18,6 +18,11 @@ default"), by `pkctl lab`, and by the test fixtures. Standard library only.
   when the *thread* that started the child exits: call start() from the
   event loop's thread, not from asyncio.to_thread.
 
+EtcdCluster: several members of one etcd cluster on loopback (the HA lab's
+integration tests): ports chosen up front, members started together (a
+member is healthy only once a quorum elected a leader), each stopped,
+killed and started again on its own ports and data.
+
 Concurrency: one EtcdProcess is driven by one task at a time; start() and
 stop() must not run concurrently on the same object. Nothing here blocks the
 event loop for long (health probes have 0.5 s timeouts; waits poll).
@@ -76,6 +81,8 @@ class EtcdProcess:
         auto_compaction_retention: str = "1h",
         extra_args: list[str] | None = None,
         log_path: str = "",
+        initial_cluster: str = "",
+        cluster_token: str = "",
     ) -> None:
         self.data_dir = os.path.abspath(data_dir)
         self.log_path = os.path.abspath(log_path) if log_path else self.data_dir.rstrip("/") + ".log"
@@ -83,6 +90,10 @@ class EtcdProcess:
         self.binary = binary
         self.auto_compaction_retention = auto_compaction_retention
         self.extra_args = list(extra_args or [])
+        # Members of a multi-member cluster ("a=http://127.0.0.1:P,...");
+        # empty: a cluster of this member alone.
+        self.initial_cluster = initial_cluster
+        self.cluster_token = cluster_token
         self._fixed_ports = bool(client_port or peer_port)
         self.client_port = client_port or free_port()
         self.peer_port = peer_port or free_port()
@@ -124,13 +135,15 @@ class EtcdProcess:
             "--advertise-client-urls", client,
             "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer,
-            "--initial-cluster", f"{self.name}={peer}",
+            "--initial-cluster", self.initial_cluster or f"{self.name}={peer}",
             "--initial-cluster-state", "new",
-            "--initial-cluster-token", f"pocketkube-{self.peer_port}",
+            "--initial-cluster-token", self.cluster_token or f"pocketkube-{self.peer_port}",
             # One member, no peers to wait for: a short election timeout makes
             # a (re)start take ~0.1 s instead of ~1 s; ticks are cheap alone.
-            "--heartbeat-interval", "10",
-            "--election-timeout", "100",
+            # Several: etcd's defaults, so that a loaded machine's late
+            # heartbeats do not make the members elect again and again.
+            "--heartbeat-interval", "100" if self.initial_cluster else "10",
+            "--election-timeout", "1000" if self.initial_cluster else "100",
             "--logger", "zap",
             "--log-outputs", "stderr",
         ]
@@ -280,6 +293,51 @@ class EtcdProcess:
         return self.returncode if self.returncode is not None else 0
 
     async def __aenter__(self) -> EtcdProcess:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class EtcdCluster:
+    """`size` etcd members on loopback forming one cluster (see the module
+    docstring): members etcd-1..etcd-N under data_root/etcd-i."""
+
+    def __init__(self, data_root: str, size: int = 3, auto_compaction_retention: str = "") -> None:
+        ports: set[int] = set()
+        while len(ports) < 2 * size:
+            ports.add(free_port())
+        it = iter(sorted(ports))
+        pairs = [(next(it), next(it)) for _ in range(size)]
+        initial = ",".join(f"etcd-{i + 1}=http://127.0.0.1:{peer}" for i, (_, peer) in enumerate(pairs))
+        token = f"pocketkube-{pairs[0][1]}"
+        self.members = [
+            EtcdProcess(os.path.join(data_root, f"etcd-{i + 1}"), client, peer, name=f"etcd-{i + 1}",
+                        auto_compaction_retention=auto_compaction_retention, initial_cluster=initial,
+                        cluster_token=token)
+            for i, (client, peer) in enumerate(pairs)
+        ]
+
+    @property
+    def endpoints(self) -> str:
+        """Every member's client URL, comma-separated (--etcd-servers)."""
+        return ",".join(m.endpoint for m in self.members)
+
+    def member(self, name: str) -> EtcdProcess:
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise KeyError(f"no etcd member {name} (members: {', '.join(m.name for m in self.members)})")
+
+    async def start(self, timeout: float = 30.0) -> None:
+        """Start every member that is not running; returns once each is healthy."""
+        await asyncio.gather(*(m.start(timeout) for m in self.members if not m.running))
+
+    async def stop(self, grace: float = 5.0) -> None:
+        await asyncio.gather(*(m.stop(grace) for m in self.members))
+
+    async def __aenter__(self) -> EtcdCluster:
         await self.start()
         return self
 

@@ -6,6 +6,18 @@ server's Kubernetes wording, and an unreachable server becomes
 ServerUnreachable (pkctl prints `error: cannot reach the control plane at
 ADDR: ...`).
 
+Several control planes: `address` may list them, comma-separated
+("10.231.0.1:6444,10.231.0.2:6444,10.231.0.3:6444"). The channel then
+targets all of them (gRPC's `ipv4:` list with pick_first: one connection,
+to the first address that accepts; when it breaks, the next call connects
+to the first that answers again), as k3s' agent load balancer does on the
+client side. A call that fails with UNAVAILABLE before the server answered
+is sent again, once per other endpoint, when it is safe to repeat (reads,
+heartbeats, registration and writes that carry a resourceVersion
+precondition or replace an object whole); creates, deletes, binds and
+batches are not repeated, their ServerUnreachable goes to the caller, who
+reads again before deciding (controllers requeue).
+
 Concurrency: one grpc.aio channel per client; every method may be called
 concurrently from many tasks of the one event loop that created the client.
 """
@@ -13,6 +25,7 @@ concurrently from many tasks of the one event loop that created the client.
 from __future__ import annotations
 
 import builtins
+import ipaddress
 from typing import Any, AsyncIterator, Callable, Sequence, TypeVar
 
 import grpc
@@ -32,6 +45,42 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 5_000),
     ("grpc.keepalive_permit_without_calls", 1),
 ]
+
+
+# Methods a failover may send again after UNAVAILABLE: a repeat of one that
+# the dead server had already applied reads or writes the same thing (an
+# update with a resourceVersion then fails with Conflict, never twice).
+REPEATABLE = frozenset({"Get", "List", "Version", "Update", "UpdateStatus", "Register", "Heartbeat"})
+
+
+def endpoints(address: str) -> list[str]:
+    """"a:1, b:2" -> ["a:1", "b:2"]; ValueError for an empty list."""
+    out = [a.strip() for a in address.split(",") if a.strip()]
+    if not out:
+        raise ValueError(f"no control plane address in {address!r}")
+    return out
+
+
+def grpc_target(address: str) -> str:
+    """The gRPC target of one address or a comma-separated list of them.
+    Several must be IPv4 HOST:PORT ("localhost" counts as 127.0.0.1): gRPC's
+    ipv4: scheme is the one that takes a list."""
+    eps = endpoints(address)
+    if len(eps) == 1:
+        return eps[0]
+    out = []
+    for ep in eps:
+        host, sep, port = ep.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError(f"control plane address {ep!r}: no port (HOST:PORT)")
+        if host == "localhost":
+            host = "127.0.0.1"
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ValueError(f"control plane address {ep!r}: several addresses must each be IPv4 HOST:PORT") from None
+        out.append(f"{host}:{port}")
+    return "ipv4:" + ",".join(out)
 
 
 class ServerUnreachable(Exception):
@@ -54,6 +103,20 @@ def convert_rpc_error(err: grpc.aio.AioRpcError, address: str) -> Exception:
     return ApiError.from_wire(err.code(), details)
 
 
+def _method_name(method: Any) -> str:
+    """"Get" of a stub's multi-callable (its path is /pkg.Service/Get)."""
+    path = getattr(method, "_method", b"")
+    if isinstance(path, bytes):
+        path = path.decode()
+    return str(path).rsplit("/", 1)[-1]
+
+
+def _failed_over(err: grpc.aio.AioRpcError) -> bool:
+    """The server did not answer (its connection broke or refused): not a
+    server's own "[Reason] ..." error."""
+    return err.code() == grpc.StatusCode.UNAVAILABLE and not (err.details() or "").startswith("[")
+
+
 def _batch_results(items: Any, ok: Callable[[Any], Any]) -> list[Any]:
     """A batch RPC's per-item results: ok(item) for a success, else the ApiError."""
     return [ApiError.from_wire(grpc.StatusCode.UNKNOWN, r.error) if r.error else ok(r) for r in items]
@@ -62,8 +125,9 @@ def _batch_results(items: Any, ok: Callable[[Any], Any]) -> list[Any]:
 class ClusterClient:
     def __init__(self, address: str, timeout: float | None = 30.0) -> None:
         self.address = address
+        self.endpoints = endpoints(address)
         self.timeout = timeout
-        self.channel = grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.channel = grpc.aio.insecure_channel(grpc_target(address), options=CHANNEL_OPTIONS)
         self.resources = api_pb2_grpc.ResourceServiceStub(self.channel)
         self.nodes = api_pb2_grpc.NodeServiceStub(self.channel)
 
@@ -77,10 +141,14 @@ class ClusterClient:
         await self.close()
 
     async def _call(self, method: Any, request: Any) -> Any:
-        try:
-            return await method(request, timeout=self.timeout)
-        except grpc.aio.AioRpcError as err:
-            raise convert_rpc_error(err, self.address) from None
+        attempts = len(self.endpoints) if _method_name(method) in REPEATABLE else 1
+        for attempt in range(attempts):
+            try:
+                return await method(request, timeout=self.timeout)
+            except grpc.aio.AioRpcError as err:
+                if attempt + 1 < attempts and _failed_over(err):
+                    continue
+                raise convert_rpc_error(err, self.address) from None
 
     # ---------------------------------------------------------------- reads
 

@@ -1,17 +1,23 @@
-"""Extension points of the agent for node-level services (helper "services":
-agent/proxy, agent/dns).
+"""Extension points of the agent for its node services (agent/services.py:
+the service proxy and cluster DNS).
 
-    NodeContext   what an extra gets: config, client, runtime, hooks
+    NodeContext   what node services get: config, client, runtime, hooks,
+                  and proxy_synced, which they set once the node's proxy
+                  has done its first sync (agent.main registers the Node,
+                  and so lets it turn Ready, only then)
     PodHooks      how pod containers are shaped by node services:
                     env_providers  fn(pod) -> {NAME: value}, e.g. the
                                    Kubernetes <SVC>_SERVICE_HOST/_PORT vars
+                    nameserver     where pods reach the node's DNS server:
+                                   the node IP, or the DNS bridge's gateway
+                                   when the node IP is a loopback address
                     cluster_dns    set True once the node's DNS server runs:
                                    containers of dnsPolicy ClusterFirst then
-                                   get nameserver = node IP and the search
+                                   get that nameserver and the search
                                    path <ns>.svc.cluster.local svc.cluster.local
                                    cluster.local and `options ndots:5`
 
-agent.main starts every coroutine in `agent.main.node_extras(ctx)` in the
+agent.main starts every coroutine of `agent.services.node_services(ctx)` in the
 agent's TaskGroup. Providers run on the event loop while a container is being
 created: they must be quick and must not raise (an exception is logged and the
 provider skipped).
@@ -19,6 +25,7 @@ provider skipped).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -34,7 +41,7 @@ NDOTS = 5  # as agent.dns.pod_dns_config
 
 @dataclass
 class PodHooks:
-    node_ip: str = ""
+    nameserver: str = ""
     env_providers: list[EnvProvider] = field(default_factory=list)
     cluster_dns: bool = False
     cluster_domain: str = CLUSTER_DOMAIN
@@ -60,10 +67,10 @@ class PodHooks:
         search: list[str] = []
         options: list[str] = []
         policy = pod.spec.dns_policy or "ClusterFirst"
-        if policy == "ClusterFirst" and self.cluster_dns and self.node_ip:
+        if policy == "ClusterFirst" and self.cluster_dns and self.nameserver:
             ns = pod.metadata.namespace or "default"
             d = self.cluster_domain
-            servers = [self.node_ip]
+            servers = [self.nameserver]
             search = [f"{ns}.svc.{d}", f"svc.{d}", d]
             options = [f"ndots:{NDOTS}"]
         if pod.spec.HasField("dns_config"):
@@ -82,3 +89,4 @@ class NodeContext:
     client: Any  # ClusterClient
     runtime: Any  # Runtime
     hooks: PodHooks
+    proxy_synced: asyncio.Event = field(default_factory=asyncio.Event)

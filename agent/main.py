@@ -5,7 +5,7 @@ run() wires the parts in one TaskGroup on one event loop:
     NodeRegistrar   register the Node, heartbeat (node.py)
     PodManager      watch this node's pods, one PodWorker each (pods/)
     AgentService    logs/exec for pkctl, via the control plane (service.py)
-    node extras     node-level services (proxy, DNS): node_extras() below
+    node services   the service proxy and cluster DNS (services.py)
 
 Stopping the agent (SIGTERM/SIGINT) leaves the pods' containers running, as
 a kubelet does: a restarted agent adopts them.
@@ -20,10 +20,10 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
-from agent import __version__
+from agent import __version__, services
 from agent import config as cfgparse
 from agent.config import PRESETS, AgentConfig
 from agent.hooks import NodeContext, PodHooks
@@ -37,24 +37,10 @@ from pkapi.client.events import EventRecorder
 log = logging.getLogger("pk-agent")
 
 
-def node_extras(ctx: NodeContext) -> list[Coroutine[Any, Any, None]]:
-    """Node-level services started in the agent's TaskGroup, each a coroutine
-    that runs until cancelled. Helper "services" adds the service proxy and
-    cluster DNS here (agent/proxy, agent/dns); a DNS server sets
-    ctx.hooks.cluster_dns = True once it listens, and service env vars are
-    added with ctx.hooks.env_providers.append(fn)."""
-    from agent.proxy.extras import node_services
-
-    extras: list[Coroutine[Any, Any, None]] = node_services(ctx)
-    return extras
-
-
 async def _register_when_ready(ctx: NodeContext, registrar: NodeRegistrar) -> None:
     # The Node turns Ready with its first registration/heartbeat: only once
     # the service proxy's first sync is done (NodePort listeners exist).
-    from agent.proxy.extras import wait_ready
-
-    await wait_ready(ctx)
+    await services.wait_ready(ctx)
     await registrar.run()
 
 
@@ -200,7 +186,7 @@ async def run(config: AgentConfig, runtime: Runtime | None = None, check_port_bi
     except OSError as err:  # nothing essential lives there yet: warn, go on
         log.warning("cannot create --data-dir %s: %s", config.data_dir, err)
     client = ClusterClient(config.server, timeout=30.0)
-    hooks = PodHooks(node_ip=config.node_ip)
+    hooks = PodHooks()
     recorder = EventRecorder(client, "kubelet", host=config.node_name)
     pods = PodManager(config, client, runtime, hooks, recorder, check_port_bind=check_port_bind)
     server, port = await serve(f"{config.node_ip}:{config.agent_port}", AgentServicer(config.node_name, runtime, pods))
@@ -210,7 +196,7 @@ async def run(config: AgentConfig, runtime: Runtime | None = None, check_port_bi
     ctx = NodeContext(config, client, runtime, hooks)
     try:
         async with asyncio.TaskGroup() as tg:
-            extras = node_extras(ctx)
+            extras = services.node_services(ctx)
             tg.create_task(_register_when_ready(ctx, registrar), name="node-heartbeat")
             tg.create_task(pods.run(), name="pods")
             for coro in extras:

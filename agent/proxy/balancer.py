@@ -19,8 +19,6 @@ Backend = tuple[str, int]  # (ip, port)
 # A backend whose connect failed is tried last for this long, so one dead
 # node costs one retry, not one per new connection.
 FAIL_PENALTY = 2.0
-# Default ClientIP affinity timeout (Kubernetes: 10800 s).
-DEFAULT_AFFINITY_TIMEOUT = 10800
 
 
 class Balancer:

@@ -12,6 +12,7 @@ from typing import Iterable
 from pkapi.v1 import core_pb2
 
 LB_NODE_ANNOTATION = "pocketkube.io/lb-node"
+# sessionAffinity ClientIP without timeoutSeconds (Kubernetes' default).
 DEFAULT_AFFINITY_TIMEOUT = 10800
 
 ListenKey = tuple[str, int, str]  # (ip, port, "TCP"|"UDP")

@@ -1,4 +1,5 @@
-"""Extra proxy worker processes sharing the listening ports (SO_REUSEPORT).
+"""The entry point of an extra proxy worker process, sharing the listening
+ports (SO_REUSEPORT); procs.py starts and stops them.
 
 One asyncio process forwards on one core. With pk-agent --proxy-workers=N the
 agent's proxy starts N-1 of these children; each watches Services and
@@ -12,7 +13,7 @@ only: the kernel spreads connections by the whole 4-tuple, so a client's
 connections would reach different workers, each with its own affinity
 table.
 
-A worker dies with its parent (PR_SET_PDEATHSIG) and on SIGTERM.
+A worker dies with its parent (PR_SET_PDEATHSIG, procs.py) and on SIGTERM.
 
     python -m agent.proxy.worker --server ADDR --node-name N --node-ip IP
 """
@@ -21,48 +22,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import logging
 import os
 import signal
-import subprocess
-import sys
 from typing import Any
+
+from agent.proxy.proxier import Proxier
+from agent.proxy.watch import ServiceWatch
+from pkapi.client.cluster import ClusterClient
 
 log = logging.getLogger(__name__)
 
 
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
-
-
-def spawn(server: str, node_name: str, node_ip: str, count: int) -> list[subprocess.Popen[bytes]]:
-    cmd = [sys.executable, "-m", "agent.proxy.worker", "--server", server, "--node-name", node_name,
-           "--node-ip", node_ip]
-    return [subprocess.Popen(cmd, preexec_fn=_die_with_parent) for _ in range(count)]  # noqa: PLW1509
-
-
-def stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 async def _main(args: Any) -> None:
-    from agent.proxy.proxier import Proxier
-    from agent.proxy.watch import ServiceWatch
-    from pkapi.client.cluster import ClusterClient
-
     client = ClusterClient(args.server)
     watch = ServiceWatch(client)
     watch.start()

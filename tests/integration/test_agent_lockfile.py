@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agent.proxy import addresses
-from agent.proxy.proxier import _lock_path
+from agent.proxy.sharelock import lock_path
 
 
 def exists(path: str) -> bool:  # a stat on /run: instant
@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 @pytest.mark.skipif(not addresses.can_manage(), reason="the proxy manages addresses (and its lock) only as root with ip")
 async def test_the_last_agent_of_a_cluster_removes_the_lock_file(start_controlplane: Any, start_agent: Any) -> None:
     cp = await start_controlplane()
-    path = _lock_path(addresses.SVC_LABEL_PREFIX + addresses.cluster_tag(cp.address))
+    path = lock_path(addresses.SVC_LABEL_PREFIX + addresses.cluster_tag(cp.address))
     a = await start_agent(cp)
     b = await start_agent(cp)
     # Ready means the proxy's first sync is done, and it locks before that.

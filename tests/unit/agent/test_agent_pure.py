@@ -282,7 +282,7 @@ def test_port_allocator_reserve() -> None:
 
 
 def test_dns_cluster_first_only_when_cluster_dns_runs() -> None:
-    h = PodHooks(node_ip="10.0.0.5")
+    h = PodHooks(nameserver="10.0.0.5")
     pod = mkpod()
     assert h.dns(pod) == ([], [], [])
     h.cluster_dns = True
@@ -359,7 +359,7 @@ def test_docker_inspect_parsing() -> None:
 def test_dns_config_options_replace_the_policys_by_name() -> None:
     """dnsConfig adds nameservers and searches after the policy's; an
     option of the same name as the policy's (ndots) replaces it."""
-    h = PodHooks(node_ip="10.0.0.5")
+    h = PodHooks(nameserver="10.0.0.5")
     h.cluster_dns = True
     pod = mkpod(dnsConfig={"nameservers": ["10.0.0.9"], "searches": ["corp.example"],
                            "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}]})

@@ -73,7 +73,7 @@ def stub_context(
         client=StubClient(),
         ports=PortAllocator("10.0.0.5", 40000, 40099, check_bind=False),
         teardown=teardown or TeardownGate(AgentConfig().max_parallel_teardowns, clock=clock),
-        hooks=PodHooks(node_ip="10.0.0.5"),
+        hooks=PodHooks(nameserver="10.0.0.5"),
         node_name="n1",
         node_ip="10.0.0.5",
         event=EventLog(),

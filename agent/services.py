@@ -1,5 +1,14 @@
-"""Wiring of the service proxy and cluster DNS into pk-agent (called from
-agent.main.node_extras).
+"""The node services of pk-agent: the service proxy (agent/proxy) and
+cluster DNS (agent/dns), wired to the agent's NodeContext. (Not to be
+confused with service.py, the AgentService gRPC server for logs and exec.)
+
+    agent.main.run ──node_services(ctx)──▶ [proxy, dns] coroutines
+        │                                   │ one shared Service/Endpoints
+        │                                   │ informer pair (watch.shared)
+        │   proxy: first sync ──set──▶ ctx.proxy_synced
+        │   dns: listening ──▶ ctx.hooks.nameserver, cluster_dns,
+        │                      env_providers (<SVC>_SERVICE_HOST/_PORT)
+        └──wait_ready(ctx)──▶ NodeRegistrar.run (the Node turns Ready)
 
 node_services(ctx) returns the coroutines the agent runs in its TaskGroup:
   - the proxy (run_proxy) for ctx.config.node_name / node_ip;
@@ -11,13 +20,16 @@ node_services(ctx) returns the coroutines the agent runs in its TaskGroup:
     test cluster) and pods get it as their nameserver. Opt-in, because the
     agents of two unrelated clusters on one machine would share it; without
     it such pods keep the engine's default resolver;
-  - once DNS listens: ctx.hooks.cluster_dns = True (ClusterFirst pods then
-    get it and the search path), and a provider of the Kubernetes service
-    environment variables is added to ctx.hooks.env_providers.
-Both share one pair of Service/Endpoints informers (watch.shared).
+  - once DNS listens: ctx.hooks.nameserver is where pods reach it and
+    ctx.hooks.cluster_dns = True (ClusterFirst pods then get it and the
+    search path);
+  - a provider of the Kubernetes service environment variables, added to
+    ctx.hooks.env_providers.
+A node without node services (--no-node-services, hollow agents) sets
+ctx.proxy_synced at once.
 
 wait_ready(ctx) returns once the proxy has done its first sync (its
-NodePort/ClusterIP listeners exist), or after READY_TIMEOUT: agent.main
+NodePort/ClusterIP listeners exist: ctx.proxy_synced), or after READY_TIMEOUT: agent.main
 registers the Node (and so lets it turn Ready) only then, so a client that
 waits for a (re)started node to be Ready is not refused by its NodePort.
 """
@@ -32,31 +44,22 @@ from typing import Any
 
 from agent.dns.resolve import service_env
 from agent.dns.server import ClusterDNS, resolv_conf_upstreams, run_dns
+from agent.hooks import NodeContext
 from agent.proxy.proxier import run_proxy
 from agent.proxy.watch import shared
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 10.0
-# id(ctx) -> the node's Proxier, once run_proxy created it.
-_proxiers: dict[int, asyncio.Future[Any]] = {}
 
 
-async def wait_ready(ctx: Any, timeout: float = READY_TIMEOUT) -> None:
+async def wait_ready(ctx: NodeContext, timeout: float = READY_TIMEOUT) -> None:
     """Return once this node's proxy finished its first sync (at once if
     the node runs no proxy); after `timeout` return anyway, with a warning
     (the control plane may be unreachable: registering must not wait for
     ever)."""
-    fut = _proxiers.pop(id(ctx), None)
-    if fut is None:
-        return
-
-    async def first_sync() -> None:
-        proxier = await fut
-        await proxier.synced.wait()
-
     try:
-        await asyncio.wait_for(first_sync(), timeout)
+        await asyncio.wait_for(ctx.proxy_synced.wait(), timeout)
     except TimeoutError:
         log.warning("service proxy not synced after %.0fs; registering the node anyway", timeout)
 
@@ -77,11 +80,12 @@ async def _bridge_gateway(dev: str = "docker0") -> str:
     return ""
 
 
-def node_services(ctx: Any) -> list[Coroutine[Any, Any, None]]:
+def node_services(ctx: NodeContext) -> list[Coroutine[Any, Any, None]]:
     cfg = ctx.config
     # Hollow agents (FakeRuntime, many per process) run no node services;
     # --no-node-services turns them off explicitly.
     if not cfg.node_services or type(ctx.runtime).__name__ == "FakeRuntime":
+        ctx.proxy_synced.set()  # no proxy to wait for
         return []
     watch = shared(ctx.client)
 
@@ -109,7 +113,7 @@ def node_services(ctx: Any) -> list[Coroutine[Any, Any, None]]:
 
         def on_started(_f: Any) -> None:
             if not started.cancelled() and started.exception() is None:
-                ctx.hooks.node_ip = nameserver
+                ctx.hooks.nameserver = nameserver
                 ctx.hooks.cluster_dns = port == 53
                 log.info("cluster DNS on %s port %d", ",".join(listen), port)
 
@@ -124,9 +128,7 @@ def node_services(ctx: Any) -> list[Coroutine[Any, Any, None]]:
             log.error("cluster DNS cannot listen on %s port %d: %s", listen, port, err)
             await asyncio.Event().wait()
 
-    started: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    _proxiers[id(ctx)] = started
-    proxy = run_proxy(ctx.client, cfg.node_name, cfg.node_ip, watch=watch, started=started,
+    proxy = run_proxy(ctx.client, cfg.node_name, cfg.node_ip, watch=watch, synced=ctx.proxy_synced,
                       workers=cfg.proxy_workers)
     return [_guard("proxy", proxy), _guard("dns", dns())]
 

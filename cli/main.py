@@ -13,9 +13,9 @@ To add a command: write cli/<verb>.py with a click command, e.g.
 and add one line `"scale=cli.scale:command",` to COMMANDS: the name users
 type, then where the command object lives. The module is imported only when
 that command runs (or for --help), so one command's heavy imports do not
-slow every pkctl call. A module that does not exist yet (another helper's
-work not landed) is left out, so the list may name commands ahead of time.
-(A plain "module:attribute" line also works; it is imported at start-up.)
+slow every pkctl call. An entry whose module or command does not exist is a
+bug and fails loudly (ImportError naming the entry), never a silently missing
+verb; tests/unit/cli checks that every entry loads.
 
 Every command automatically accepts the global flags (--server,
 -n/--namespace, -A/--all-namespaces, --request-timeout); read them with
@@ -31,7 +31,6 @@ errors (click's default would be 2), the remote command's code for exec,
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import os
 import sys
 from typing import Any
@@ -84,13 +83,6 @@ def _usage_message(e: click.UsageError) -> str:
     return msg
 
 
-def _exists(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:
-        return False
-
-
 class PkctlGroup(click.Group):
     """The root group: commands imported on first use, kubectl's exit codes
     and usage-error wording."""
@@ -100,15 +92,13 @@ class PkctlGroup(click.Group):
         self.lazy: dict[str, str] = {}
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        lazy = [n for n, spec in self.lazy.items() if _exists(spec.partition(":")[0])]
-        return sorted(set(self.commands) | set(lazy))
+        return sorted(set(self.commands) | set(self.lazy))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.lazy:
-            cmd = _load(self.lazy[cmd_name])
-            if cmd is not None:
-                util.add_global_options(cmd)
-                self.add_command(cmd, cmd_name)
+            cmd = load(cmd_name, self.lazy[cmd_name])
+            util.add_global_options(cmd)
+            self.add_command(cmd, cmd_name)
         return self.commands.get(cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -153,28 +143,24 @@ def cli(ctx: click.Context) -> None:
     ctx.ensure_object(util.Settings)
 
 
-def _load(spec: str) -> click.Command | None:
+def load(name: str, spec: str) -> click.Command:
+    """The click command of COMMANDS entry `name=spec` ("module:attribute");
+    ImportError naming the entry when it is not there."""
     module, _, attr = spec.partition(":")
     try:
         mod = importlib.import_module(module)
     except ModuleNotFoundError as e:
-        if e.name == module:  # not written yet; a broken import elsewhere still fails loudly
-            return None
-        raise
+        raise ImportError(f'pkctl command "{name}": no module {module} ({e})') from e
     cmd = getattr(mod, attr, None)
-    return cmd if isinstance(cmd, click.Command) else None
+    if not isinstance(cmd, click.Command):
+        raise ImportError(f'pkctl command "{name}": {spec} is not a click command')
+    return cmd
 
 
 util.add_global_options(cli)
 for _spec in COMMANDS:
-    _name, _eq, _where = _spec.rpartition("=")
-    if _name:
-        cli.lazy[_name] = _where  # type: ignore[attr-defined]
-    else:
-        _cmd = _load(_where)
-        if _cmd is not None:
-            util.add_global_options(_cmd)
-            cli.add_command(_cmd)
+    _name, _, _where = _spec.partition("=")
+    cli.lazy[_name] = _where  # type: ignore[attr-defined]
 
 
 def main() -> None:

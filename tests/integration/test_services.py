@@ -43,7 +43,7 @@ pytestmark = pytest.mark.integration
 
 IMAGE = "pocketkube/hello:1"
 # Per run (a process of this test module): several runs of the suite on one
-# machine at once (other subsystems' engineers, CI) must not share node
+# machine at once (parallel test runs, CI) must not share node
 # IPs, ClusterIPs, LoadBalancer addresses or NodePorts.
 _RUN = random.Random(os.getpid() ^ int(time.time()))
 _OCTET = _RUN.randrange(100, 200)
@@ -127,7 +127,7 @@ def service(name: str, selector: dict[str, str] | None, ports: list[dict], **spe
 async def pod_containers(dc: Any, client: ClusterClient, name: str) -> list[Any]:
     """The running containers of pod `name` of THIS cluster, found by the
     pod's UID. Not by its name: other runs of this module on the machine
-    (other engineers, CI) have pods of the same names at the same time, and
+    (parallel test runs, CI) have pods of the same names at the same time, and
     a name filter picked their container (the test killed another run's
     web-0, or found it already killed: "409 Cannot kill container ... is not
     running")."""

@@ -126,6 +126,11 @@ class PkctlGroup(click.Group):
             rv = 1
         except click.Abort:
             rv = 130  # Ctrl-C: quietly, as a shell reports SIGINT
+        except util.CliError as e:
+            # util.fail() in a command's argument checks before util.run: the
+            # same `error: ...` and exit 1 as inside it, never a traceback.
+            click.echo(f"error: {e}", err=True)
+            rv = 1
         if not standalone_mode:
             return rv
         sys.exit(rv if isinstance(rv, int) else 0)

@@ -62,3 +62,4 @@ def test_patched_errors(body, ct, reason, text) -> None:
         cli_patch.patched(deployment(), body, ct)
     assert e.value.reason == reason
     assert text in e.value.message
+

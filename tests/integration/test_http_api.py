@@ -194,7 +194,7 @@ async def test_scale_rollout_status_watch_and_api_resources(kubectl: Kubectl) ->
     res = await run(kubectl, "api-resources")
     lines = {ln.split()[0]: ln.split() for ln in res.splitlines()[1:]}
     assert set(lines) == {"endpoints", "events", "namespaces", "nodes", "pods", "services", "deployments",
-                          "replicasets", "leases"}
+                          "replicasets", "leases", "endpointslices"}
     assert lines["deployments"][1:] == ["deploy", "apps/v1", "true", "Deployment"]
     assert json.loads(await run(kubectl, "version", "-o", "json"))["serverVersion"]["minor"] == "32"
     assert "FIELD: strategy" in await run(kubectl, "explain", "deployment.spec.strategy")
@@ -242,7 +242,7 @@ async def test_discovery_and_table(cp: Any) -> None:
     code, hdrs, data = await araw(cp, "GET", "/apis", headers={"Accept": agg})
     assert code == 200 and hdrs["Content-Type"] == "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
     groups = [i["metadata"]["name"] for i in json.loads(data)["items"]]
-    assert groups == ["apps", "coordination.k8s.io"]
+    assert groups == ["apps", "coordination.k8s.io", "discovery.k8s.io"]
     code, hdrs, data = await araw(cp, "GET", "/apis", headers={"Accept": agg.replace("v=v2;", "v=v2beta1;")})
     assert json.loads(data)["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
     code, hdrs, data = await araw(cp, "GET", "/apis", headers={"Accept": "application/json"})
@@ -388,3 +388,89 @@ async def test_kubectl_logs_through_the_agent(start_controlplane: Any, start_age
     assert code == 400 and json.loads(data)["message"] == "container nope is not valid for pod talky"
     assert await run(k, "logs", "nope", ok=False) == \
         'error: error from server (NotFound): pods "nope" not found in namespace "default"'  # kubectl's logs wording
+
+
+async def test_dry_run_delete_options_collections_status_and_paging(kubectl: Kubectl, cp: Any) -> None:
+    # dry-run: nothing is written
+    assert await run(kubectl, "apply", "--dry-run=server", "-f", "-", input=DEPLOY % {"name": "dry", "replicas": 0}) \
+        == "deployment.apps/dry created (server dry run)\n"
+    assert await run(kubectl, "get", "deploy", "dry", ok=False) == \
+        'Error from server (NotFound): deployments.apps "dry" not found'
+    # paging: limit and continue
+    for i in range(3):
+        await run(
+            kubectl, "apply", "-f", "-", input=f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: page-{i}, "
+                                               f"labels: {{paged: 'yes'}}}}\n")
+    code, _, data = await araw(cp, "GET", "/api/v1/namespaces?labelSelector=paged%3Dyes&limit=2")
+    first = json.loads(data)
+    assert [n["metadata"]["name"] for n in first["items"]] == ["page-0", "page-1"] and first["metadata"]["continue"]
+    code, _, data = await araw(cp, "GET", f"/api/v1/namespaces?labelSelector=paged%3Dyes&limit=2&continue="
+                                          f"{first['metadata']['continue']}")
+    rest = json.loads(data)
+    assert [n["metadata"]["name"] for n in rest["items"]] == ["page-2"] and "continue" not in rest["metadata"]
+    code, _, data = await araw(cp, "GET", "/api/v1/namespaces?continue=garbage")
+    assert code == 400
+    # delete preconditions: a wrong uid is a Conflict and deletes nothing
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s1", "labels": {"grp": "a"}},
+           "spec": {"ports": [{"port": 80}]}}
+    for name in ("s1", "s2"):
+        svc["metadata"]["name"] = name  # type: ignore[index]
+        code, _, _ = await araw(cp, "POST", "/api/v1/namespaces/default/services", json.dumps(svc).encode(),
+                                {"Content-Type": "application/json"})
+        assert code == 201
+    code, _, data = await araw(cp, "DELETE", "/api/v1/namespaces/default/services/s1",
+                               json.dumps({"preconditions": {"uid": "not-the-uid"}}).encode(),
+                               {"Content-Type": "application/json"})
+    st = json.loads(data)
+    assert code == 409 and st["reason"] == "Conflict" and "Precondition failed" in st["message"], st
+    code, _, data = await araw(cp, "DELETE", "/api/v1/namespaces/default/services/s1?dryRun=All")
+    assert code == 200 and json.loads(data)["metadata"]["name"] == "s1"
+    # deletecollection by label: both go
+    code, _, data = await araw(cp, "DELETE", "/api/v1/namespaces/default/services?labelSelector=grp%3Da")
+    assert code == 200 and sorted(i["metadata"]["name"] for i in json.loads(data)["items"]) == ["s1", "s2"]
+    code, _, data = await araw(cp, "GET", "/api/v1/namespaces/default/services?labelSelector=grp%3Da")
+    assert json.loads(data)["items"] == []
+    # foreground cascade: kubectl waits until the garbage collector has removed the dependents
+    await run(kubectl, "apply", "-f", "-", input=DEPLOY % {"name": "fg", "replicas": 0})
+    out = await run(kubectl, "delete", "deployment", "fg", "--cascade=foreground")
+    assert 'deployment.apps "fg" deleted' in out
+    assert "fg" not in await run(kubectl, "get", "rs", "-o", "name")
+    # the status subresource takes only status
+    code, _, data = await araw(cp, "GET", "/api/v1/namespaces/page-0/status")
+    ns = json.loads(data)
+    ns["metadata"]["labels"]["changed"] = "no"
+    ns["status"] = {"phase": "Active"}
+    code, _, data = await araw(cp, "PUT", "/api/v1/namespaces/page-0/status", json.dumps(ns).encode(),
+                               {"Content-Type": "application/json"})
+    assert code == 200 and "changed" not in json.loads(data)["metadata"]["labels"]
+
+
+def test_python_client_patch_and_scale(cp: Any) -> None:
+    from kubernetes import client, config
+
+    api_client = config.new_client_from_config(config_file=cp.kubeconfig)
+    apps = client.AppsV1Api(api_client)
+    apps.create_namespaced_deployment("default", yaml.safe_load(DEPLOY % {"name": "pyp", "replicas": 0}))
+    # a dict body is a strategic merge patch, a list a JSON patch
+    apps.patch_namespaced_deployment("pyp", "default", {"metadata": {"labels": {"team": "a"}}})
+    apps.patch_namespaced_deployment("pyp", "default", [{"op": "add", "path": "/metadata/labels/tier", "value": "b"}])
+    d = apps.read_namespaced_deployment("pyp", "default")
+    assert d.metadata.labels == {"app": "pyp", "team": "a", "tier": "b"}
+    scale = apps.patch_namespaced_deployment_scale("pyp", "default", {"spec": {"replicas": 0}})
+    assert scale.kind == "Scale" and scale.spec.replicas == 0
+    assert apps.read_namespaced_deployment_scale("pyp", "default").status.selector == "app=pyp"
+    api_client.close()
+
+
+async def test_describe_service_shows_endpoints_from_endpointslices(kubectl: Kubectl, cp: Any) -> None:
+    svc = "apiVersion: v1\nkind: Service\nmetadata: {name: ext}\nspec: {ports: [{port: 80, name: http}]}\n---\n" \
+          "apiVersion: v1\nkind: Endpoints\nmetadata: {name: ext}\nsubsets:\n" \
+          "- addresses: [{ip: 10.0.0.7}]\n  ports: [{port: 8080, name: http}]\n"
+    await run(kubectl, "apply", "-f", "-", input=svc)
+    out = await run(kubectl, "describe", "service", "ext")
+    assert [ln.split() for ln in out.splitlines() if ln.startswith("Endpoints:")] == [["Endpoints:", "10.0.0.7:8080"]]
+    slices = json.loads(await run(kubectl, "get", "endpointslices", "-l", "kubernetes.io/service-name=ext",
+                                  "-o", "json"))
+    assert [s["metadata"]["name"] for s in slices["items"]] == ["ext-0"]
+    assert await run(kubectl, "get", "endpointslice", "nope", ok=False) == \
+        'Error from server (NotFound): endpointslices.discovery.k8s.io "nope" not found'

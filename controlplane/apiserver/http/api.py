@@ -21,7 +21,7 @@ from typing import Any, Awaitable, Callable
 from aiohttp import web
 from google.protobuf.message import Message
 
-from controlplane.apiserver.http import discovery, logs, negotiate, patching, paths, tables, watch
+from controlplane.apiserver.http import discovery, endpointslices, logs, negotiate, patching, paths, tables, watch
 from controlplane.apiserver.http.patching import scale_of
 from controlplane.apiserver.http.paths import Target
 from controlplane.apiserver.http.status import status
@@ -164,6 +164,8 @@ class KubeAPI:
             if doc is None:
                 raise paths.not_found()
             return self._only_get(request) or respond(doc)
+        if gv == endpointslices.GROUP_VERSION:
+            return await self.endpointslices(request, rest)
         target = paths.parse(gv, rest)
         request["target"] = target
         return await self._resource(request, method, target)
@@ -249,6 +251,18 @@ class KubeAPI:
                                             f"({method})")
 
     # -------------------------------------------------------------- reads
+
+    async def endpointslices(self, request: web.Request, segments: list[str]) -> web.Response:
+        ns, name = endpointslices.parse(segments)
+        if request.method != "GET" or _bool(request.query.get("watch", "")):
+            raise self._not_allowed(request.method + (" (watch)" if request.method == "GET" else ""))
+        q = request.query
+        items, rev = await endpointslices.read(self.registry, ns, name, q.get("labelSelector", ""),
+                                               q.get("fieldSelector", ""))
+        if name:
+            return respond(items[0])
+        return respond({"kind": "EndpointSliceList", "apiVersion": endpointslices.GROUP_VERSION,
+                        "metadata": {"resourceVersion": str(rev)}, "items": items})
 
     async def _get(self, t: Target) -> Message:
         return await self.registry.get(t.kind.resource, t.namespace, t.name)

@@ -87,11 +87,16 @@ def aggregated(core: bool, version: str = "v2") -> dict[str, Any]:
         g = kinds[0].group
         if (g == "") == core:
             by_group.setdefault(g, []).append((kinds[0].version, kinds))
+    if not core:
+        from controlplane.apiserver.http import endpointslices as eps
+
+        by_group["discovery.k8s.io"] = [("v1", [])]
     for g, versions in by_group.items():
         items.append({
             "metadata": {"name": g} if g else {},
             "versions": [{"version": v, "freshness": "Current",
-                          "resources": [_aggregated_resource(k) for k in kinds]} for v, kinds in versions],
+                          "resources": [_aggregated_resource(k) for k in kinds] or [eps.aggregated_entry()]}
+                         for v, kinds in versions],
         })
     return {"kind": "APIGroupDiscoveryList", "apiVersion": f"apidiscovery.k8s.io/{version}",
             "metadata": {}, "items": items}
@@ -112,6 +117,7 @@ def _groups() -> OrderedDict[str, list[str]]:
     for kinds in group_versions().values():
         if kinds[0].group:
             out.setdefault(kinds[0].group, []).append(kinds[0].version)
+    out["discovery.k8s.io"] = ["v1"]  # EndpointSlices, derived from Endpoints (endpointslices.py)
     return out
 
 
@@ -128,6 +134,11 @@ def api_group(group: str) -> dict[str, Any] | None:
 
 
 def resource_list(group_version: str) -> dict[str, Any] | None:
+    from controlplane.apiserver.http import endpointslices as eps
+
+    if group_version == eps.GROUP_VERSION:
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version,
+                "resources": [eps.resource_entry()]}
     kinds = kinds_of(group_version)
     if kinds is None:
         return None

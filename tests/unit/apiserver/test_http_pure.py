@@ -23,7 +23,8 @@ def test_aggregated_discovery_lists_every_served_kind_with_its_subresources() ->
     assert "categories" not in resources["events"]
     groups = discovery.aggregated(core=False, version="v2beta1")
     assert groups["apiVersion"] == "apidiscovery.k8s.io/v2beta1"
-    assert [i["metadata"]["name"] for i in groups["items"]] == ["apps", "coordination.k8s.io"]
+    assert [i["metadata"]["name"] for i in groups["items"]] == ["apps", "coordination.k8s.io", "discovery.k8s.io"]
+    assert groups["items"][2]["versions"][0]["resources"][0]["verbs"] == ["get", "list"]
     deploy = next(r for r in groups["items"][0]["versions"][0]["resources"] if r["resource"] == "deployments")
     assert deploy["resource"] == "deployments" and deploy["shortNames"] == ["deploy"]
     subs = {s["subresource"]: s["responseKind"] for s in deploy["subresources"]}
@@ -130,3 +131,27 @@ def test_openapi_names_every_kind_with_field_validation() -> None:
                for p in doc["paths"].values() if "patch" in p)
     assert openapi.document("apis/example.com/v1") is None
     assert idx["api/v1"]["serverRelativeURL"].startswith("/openapi/v3/api/v1?hash=")
+
+
+def test_endpointslices_derived_from_endpoints() -> None:
+    from controlplane.apiserver.http import endpointslices
+    from pkapi.v1 import core_pb2
+
+    ep = meta.from_dict({"apiVersion": "v1", "kind": "Endpoints", "metadata": {
+        "name": "web", "namespace": "default", "uid": "0f6e2a1c-1111-2222-3333-444455556666", "resourceVersion": "7"},
+        "subsets": [{"addresses": [{"ip": "10.0.0.1", "nodeName": "node-1",
+                                    "targetRef": {"kind": "Pod", "name": "web-1", "namespace": "default"}}],
+                     "notReadyAddresses": [{"ip": "10.0.0.2"}], "ports": [{"name": "http", "port": 8080}]}]},
+        core_pb2.Endpoints)
+    [s] = endpointslices.slices_of(ep)
+    assert s["metadata"]["name"] == "web-0" and s["metadata"]["labels"]["kubernetes.io/service-name"] == "web"
+    assert s["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}] and s["addressType"] == "IPv4"
+    assert [(e["addresses"], e["conditions"]["ready"]) for e in s["endpoints"]] == [(["10.0.0.1"], True),
+                                                                                  (["10.0.0.2"], False)]
+    assert s["endpoints"][0]["targetRef"] == {"kind": "Pod", "namespace": "default", "name": "web-1"}
+    assert endpointslices.slices_of(ep)[0]["metadata"]["uid"] == s["metadata"]["uid"]  # stable
+    empty = meta.from_dict({"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "none"}}, core_pb2.Endpoints)
+    assert endpointslices.slices_of(empty)[0]["endpoints"] == []
+    assert endpointslices.parse(["namespaces", "d", "endpointslices", "x"]) == ("d", "x")
+    with pytest.raises(ApiError):
+        endpointslices.parse(["namespaces", "d", "widgets"])

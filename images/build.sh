@@ -1,72 +1,104 @@
 #!/usr/bin/env bash
-# Builds PocketKube's test images with `docker import` from Debian's
-# busybox-static (no registry needed), into the engine chosen by DOCKER_HOST,
-# and saves each as images/out/<name>.tar for `docker load` on lab nodes.
+# Builds PocketKube's images from Debian packages into the engine chosen by
+# DOCKER_HOST:
 #
+#   pocketkube/debian:bookworm  the base: a minimal bookworm root filesystem
+#                        made by mmdebstrap from Debian's mirror
+#                        ($PK_DEBIAN_MIRROR) and `docker import`ed: bash,
+#                        coreutils, curl, busybox (nslookup, nc, wget, httpd),
+#                        procps, iproute2, nginx-light
+#   nginx:latest         Debian's nginx on :80; / = the hostname, /healthz = ok
 #   pocketkube/hello:1   HTTP on $PORT (8080): body = hostname, /healthz = ok
 #   pocketkube/hello:2   same, body = "v2 <hostname>" (a second version)
 #   pocketkube/crash:1   exits $EXIT_CODE (1) after $CRASH_AFTER s (3)
 #   pocketkube/flaky:1   like hello, /healthz 404s after $HEALTHY_FOR s (10)
-#   nginx:latest         hello listening on 80 (the seed manifest's image)
 #
-# Idempotent and fast: each image carries a label with the hash of its
-# inputs; an image (or tar) already built from the same inputs is kept.
+# and saves them all as images/out/images.tar (`docker save`: the base layer
+# once), with images/out/images.tar.hash ("TAG HASH" lines).
+#
+# Cached by a hash of the inputs: every image carries the label
+# io.pocketkube.build=<hash of its inputs>; an image (or archive) built from
+# the same inputs is kept, and the root filesystem tarball is kept in
+# images/out/rootfs-<hash>.tar, so only a change of the package list or of
+# customize.sh downloads packages again.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 out="$here/out"
-busybox="${BUSYBOX:-/bin/busybox}"
-[ -x "$busybox" ] || { echo "error: $busybox not found: run scripts/apt-install.sh busybox-static (as root)" >&2; exit 1; }
-command -v docker >/dev/null || { echo "error: the docker CLI is not installed" >&2; exit 1; }
+mirror="${PK_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+suite=bookworm
+packages=nginx-light,curl,busybox,netbase,procps,iproute2
+base=pocketkube/debian:bookworm
+label=io.pocketkube.build
+command -v docker >/dev/null || { echo "error: the docker CLI is not installed (Debian package docker.io)" >&2; exit 1; }
 docker version >/dev/null 2>&1 || { echo "error: no Docker Engine answers at ${DOCKER_HOST:-unix:///var/run/docker.sock}" >&2; exit 1; }
 mkdir -p "$out"
 
-base_hash=$(cat "$busybox" "$here"/hello.sh "$here"/crash.sh "$here"/flaky.sh "$here"/build.sh | sha256sum | cut -c1-16)
-rootfs_tar="$out/rootfs-$base_hash.tar"
-if [ ! -s "$rootfs_tar" ]; then
-  stage=$(mktemp -d)
-  trap 'rm -rf "$stage"' EXIT
-  mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,tmp,etc,www,proc,sys,dev}
-  chmod 1777 "$stage/tmp"
-  cp "$busybox" "$stage/bin/busybox"
-  for applet in $("$busybox" --list); do
-    [ "$applet" = busybox ] || ln -sf busybox "$stage/bin/$applet"
-  done
-  echo 'root:x:0:0:root:/root:/bin/sh' >"$stage/etc/passwd"
-  echo 'root:x:0:' >"$stage/etc/group"
-  cp "$here"/hello.sh "$here"/crash.sh "$here"/flaky.sh "$stage/"
-  rm -f "$out"/rootfs-*.tar
-  tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$stage" -cf "$rootfs_tar.tmp" .
-  mv "$rootfs_tar.tmp" "$rootfs_tar"
+label_of() { docker image inspect -f "{{index .Config.Labels \"$label\"}}" "$1" 2>/dev/null || true; }
+# the previous build of a tag, untagged by a new one: removed (only it)
+drop() { [ -z "$1" ] || [ "$1" = "$(docker image inspect -f '{{.Id}}' "$2" 2>/dev/null)" ] || docker rmi "$1" >/dev/null 2>&1 || true; }
+
+mmdebstrap_args=(--variant=essential "--include=$packages"
+  --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
+  "--customize-hook=$here/customize.sh \"\$1\""
+  --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
+  --dpkgopt='path-include=/usr/share/doc/*/copyright'
+  --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*')
+base_hash=$( (echo "$suite ${mmdebstrap_args[*]}"; cat "$here/customize.sh") | sha256sum | cut -c1-16)
+if [ "$(label_of "$base")" != "$base_hash" ]; then
+  rootfs="$out/rootfs-$base_hash.tar"
+  if [ ! -s "$rootfs" ]; then
+    command -v mmdebstrap >/dev/null || { echo "error: mmdebstrap is not installed: run scripts/apt-install.sh mmdebstrap (as root)" >&2; exit 1; }
+    echo "building the base root filesystem with mmdebstrap ($suite from $mirror)..."
+    log=$(mktemp /tmp/pk-mmdebstrap.XXXXXX.log)
+    if ! mmdebstrap "${mmdebstrap_args[@]}" "$suite" "$out/rootfs-$base_hash.part.tar" "$mirror" >"$log" 2>&1; then
+      tail -20 "$log" >&2; rm -f "$log" "$out/rootfs-$base_hash.part.tar"
+      echo "error: mmdebstrap failed (log above)" >&2; exit 1
+    fi
+    rm -f "$log"
+    mv "$out/rootfs-$base_hash.part.tar" "$rootfs"
+    find "$out" -maxdepth 1 -name 'rootfs-*.tar' ! -name "rootfs-$base_hash.tar" -delete
+  fi
+  old=$(docker image inspect -f '{{.Id}}' "$base" 2>/dev/null || true)
+  docker import --change "LABEL $label=$base_hash" --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    --change 'CMD ["/bin/bash"]' --change 'WORKDIR /' "$rootfs" "$base" >/dev/null
+  drop "$old" "$base"
+  echo "built $base"
 fi
 
-# file|tag|command|one extra ENV instruction (Dockerfile syntax) or nothing
+# tag|directory (its Dockerfile and files)|build arguments
 images=(
-  "hello-1|pocketkube/hello:1|/hello.sh|"
-  'hello-2|pocketkube/hello:2|/hello.sh|BODY_PREFIX="v2 "'
-  "crash-1|pocketkube/crash:1|/crash.sh|"
-  "flaky-1|pocketkube/flaky:1|/flaky.sh|"
-  "nginx-latest|nginx:latest|/hello.sh|PORT=80"
+  "nginx:latest|nginx|"
+  "pocketkube/hello:1|app|SCRIPT=hello.sh"
+  "pocketkube/hello:2|app|SCRIPT=hello.sh BODY_PREFIX=v2 "
+  "pocketkube/crash:1|app|SCRIPT=crash.sh"
+  "pocketkube/flaky:1|app|SCRIPT=flaky.sh"
 )
-tags=()
+tags=("$base")
+hashes="$base $base_hash"$'\n'
 for entry in "${images[@]}"; do
-  IFS='|' read -r file tag cmd env <<<"$entry"
+  IFS='|' read -r tag dir args <<<"$entry"
   tags+=("$tag")
-  hash=$(echo "$base_hash $entry" | sha256sum | cut -c1-16)
-  have=$(docker image inspect -f '{{index .Config.Labels "io.pocketkube.build"}}' "$tag" 2>/dev/null || true)
-  if [ "$have" != "$hash" ]; then
-    changes=(--change "CMD [\"$cmd\"]" --change "ENV PATH=/bin:/sbin:/usr/bin:/usr/sbin"
-             --change "LABEL io.pocketkube.build=$hash" --change "WORKDIR /")
-    [ -z "$env" ] || changes+=(--change "ENV $env")
-    old=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
-    docker import "${changes[@]}" "$rootfs_tar" "$tag" >/dev/null
-    # the previous build of this tag is now untagged: remove it (only it)
-    [ -z "$old" ] || docker rmi "$old" >/dev/null 2>&1 || true
-    echo "built $tag"
+  hash=$( (echo "$base_hash $entry"; cat "$here/$dir"/*) | sha256sum | cut -c1-16)
+  hashes+="$tag $hash"$'\n'
+  [ "$(label_of "$tag")" = "$hash" ] && continue
+  build_args=()
+  # one argument may hold spaces (BODY_PREFIX=v2 ): split on the known names
+  while IFS= read -r a; do [ -z "$a" ] || build_args+=(--build-arg "$a"); done \
+    < <(sed -E 's/ (SCRIPT|BODY_PREFIX)=/\n\1=/g' <<<"$args")
+  old=$(docker image inspect -f '{{.Id}}' "$tag" 2>/dev/null || true)
+  # the legacy builder (no buildx needed); its output only when it fails
+  if ! built=$(DOCKER_BUILDKIT=0 docker build -q --label "$label=$hash" "${build_args[@]}" -t "$tag" "$here/$dir" 2>&1); then
+    echo "$built" >&2; echo "error: building $tag failed" >&2; exit 1
   fi
-  if [ "$(cat "$out/$file.tar.hash" 2>/dev/null)" != "$hash" ] || [ ! -s "$out/$file.tar" ]; then
-    docker save -o "$out/$file.tar.tmp" "$tag"
-    mv "$out/$file.tar.tmp" "$out/$file.tar"
-    echo "$hash" >"$out/$file.tar.hash"
-  fi
+  drop "$old" "$tag"
+  echo "built $tag"
 done
+
+if [ "$(cat "$out/images.tar.hash" 2>/dev/null)" != "${hashes%$'\n'}" ] || [ ! -s "$out/images.tar" ]; then
+  docker save -o "$out/images.tar.tmp" "${tags[@]}"
+  mv "$out/images.tar.tmp" "$out/images.tar"
+  printf '%s' "$hashes" >"$out/images.tar.hash"
+  # archives of the previous layout (one per image)
+  rm -f "$out"/{hello-1,hello-2,crash-1,flaky-1,nginx-latest}.tar{,.hash}
+fi
 echo "images up to date: ${tags[*]}"

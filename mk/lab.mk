@@ -17,7 +17,7 @@ lab-down: ## remove the lab (every process, namespace, link, route, mount and fi
 
 bench-failover: setup ## five hard node kills under a request loop: time to NotReady, to all Ready, failed requests (root)
 	@scripts/with-dockerd.sh $(MAKE) --no-print-directory images
-	$(PY) bench/failover.py
+	scripts/with-dockerd.sh $(PY) bench/failover.py
 
 vagrant-check: ## vagrant validate the Vagrantfile and shellcheck the provisioning and demo scripts
 	@scripts/apt-install.sh shellcheck vagrant >/dev/null 2>&1 || true

@@ -27,7 +27,7 @@ run pkctl lab up --nodes 3
 run pkctl get nodes -o wide
 
 step "the seed's Deployment and Service (examples/web.yaml, unchanged)"
-echo "(nginx:latest is PocketKube's local stand-in, loaded from images/out: no registry is used)"
+echo "(nginx:latest is Debian's nginx, built by make images from Debian packages)"
 run pkctl apply -f examples/web.yaml
 run pkctl rollout status "$DEPLOY" --timeout 60s
 run pkctl get pods -o wide

@@ -13,7 +13,7 @@ venv=$src/.venv
 
 case "$role" in
   controlplane) packages=(etcd-server python3-venv python3-pip iproute2 curl) ;;
-  worker) packages=(docker.io busybox-static python3-venv python3-pip iproute2 curl) ;;
+  worker) packages=(docker.io mmdebstrap busybox-static python3-venv python3-pip iproute2 curl) ;;
   *) echo "provision.sh: unknown role '$role' (controlplane or worker)" >&2; exit 1 ;;
 esac
 
@@ -40,7 +40,7 @@ ENV
   unit=pk-controlplane
 else
   systemctl enable --now docker
-  echo "== $node_name: images (no registry needed)"
+  echo "== $node_name: images (Debian packages, mmdebstrap)"
   "$src/images/build.sh"
   # PK_DNS_UPSTREAMS empty: cluster DNS forwards other names to the VM's own
   # resolv.conf nameservers.

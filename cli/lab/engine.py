@@ -119,7 +119,7 @@ def tail(path: str, lines: int = 15) -> str:
 
 def image_tars(images_dir: str) -> list[Path]:
     """The `docker save` archives in images_dir (images/out): every *.tar
-    except the rootfs tarballs the image build keeps for itself."""
+    except the root filesystem tarballs the image build keeps for itself."""
     d = Path(images_dir)
     return sorted(p for p in d.glob("*.tar") if not p.name.startswith("rootfs-"))
 
@@ -144,8 +144,8 @@ def load_images(node: NodePlan, tars: list[Path]) -> list[str]:
     try:
         for tar in tars:
             tags = _repo_tags(tar)
-            want = _hash_of(tar)
-            if tags and all(_has_image(c, tag, want) for tag in tags):
+            want = build_hashes(tar)
+            if tags and all(_has_image(c, tag, want.get(tag, "")) for tag in tags):
                 continue
             with open(tar, "rb") as f:
                 c.images.load(f.read())
@@ -155,11 +155,19 @@ def load_images(node: NodePlan, tars: list[Path]) -> list[str]:
     return loaded
 
 
-def _hash_of(tar: Path) -> str:
+def build_hashes(tar: Path) -> dict[str, str]:
+    """TAG -> build hash, from the archive's `.hash` file ("TAG HASH" lines,
+    written by images/build.sh)."""
     try:
-        return Path(str(tar) + ".hash").read_text().strip()
+        text = Path(str(tar) + ".hash").read_text()
     except OSError:
-        return ""
+        return {}
+    out = {}
+    for line in text.splitlines():
+        tag, _, h = line.strip().partition(" ")
+        if tag and h:
+            out[tag] = h.strip()
+    return out
 
 
 def _has_image(c, tag: str, build_hash: str) -> bool:  # type: ignore[no-untyped-def]

@@ -403,15 +403,16 @@ async def test_multiport_named_target_ports_dns_from_a_pod(cluster: Any) -> None
             code, out = await asyncio.to_thread(run, "nslookup", "nothere.default.svc.cluster.local")
             assert code != 0 and "NXDOMAIN" in out, out
             # short names through the search path, then answered through the
-            # ClusterIP. (The test image's static busybox crashes in glibc's
-            # getaddrinfo, so wget is given the address nslookup found.)
+            # ClusterIP
             for name in ("multi", "multi.default.svc.cluster.local"):  # busybox searches dotless names only
                 # (busybox nslookup tries every search domain and exits 1 if
                 # any of them is NXDOMAIN, so only the answer is checked)
                 code, out = await asyncio.to_thread(run, "nslookup", name)
                 assert f"Name:\tmulti.default.svc.cluster.local\nAddress: {cip}" in out, (name, out)
-            code, out = await asyncio.to_thread(run, "wget", "-q", "-O-", f"http://{cip}/")  # (-T crashes this busybox)
-            assert code == 0 and out.strip() == "multi", out
+            # ("multi" alone is the pod's own hostname, in its /etc/hosts)
+            for url in (f"http://{cip}/", "http://multi.default/", "http://multi.default.svc.cluster.local/"):
+                code, out = await asyncio.to_thread(run, "curl", "-sS", "-m", "5", url)
+                assert code == 0 and out.strip() == "multi", (url, out)
             code, out = await asyncio.to_thread(run, "env")
             assert f"MULTI_SERVICE_HOST={cip}\n" in out and "MULTI_SERVICE_PORT_METRICS=9100\n" in out, out
             # other names go to the node's upstream resolver

@@ -6,7 +6,7 @@ mkdir -p /www
 hostname > /www/index.html
 echo ok > /www/healthz
 echo "flaky: serving on :$PORT, healthy for ${HEALTHY_FOR:-10}s"
-httpd -f -p "$PORT" -h /www &
+busybox httpd -f -p "$PORT" -h /www &
 pid=$!
 trap 'kill $pid 2>/dev/null; exit 0' TERM INT
 sleep "${HEALTHY_FOR:-10}" &

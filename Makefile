@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PY    := .venv/bin/python
 PYTEST := .venv/bin/pytest
-APT_PACKAGES := etcd-server docker.io iproute2 busybox-static psmisc curl procps shellcheck vagrant
+APT_PACKAGES := etcd-server docker.io docker-registry socat mmdebstrap iproute2 busybox-static psmisc curl procps shellcheck vagrant
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 
 .DEFAULT_GOAL := help

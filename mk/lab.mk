@@ -4,13 +4,13 @@ PKCTL := .venv/bin/pkctl
 
 demo: setup ## the tour: a 3-node lab, the seed's web app, a node killed under load, scale, update, undo (root)
 	@scripts/with-dockerd.sh $(MAKE) --no-print-directory images
-	@scripts/demo.sh
+	@scripts/with-dockerd.sh scripts/demo.sh
 
 demo-down: lab-down ## remove the demo's lab
 
-lab-up: setup ## bring up a 3-node lab on this machine (root; NODES=3 PRESET=lab)
+lab-up: setup ## bring up a 3-node lab on this machine with its registry (root; NODES=3 PRESET=lab)
 	@scripts/with-dockerd.sh $(MAKE) --no-print-directory images
-	$(PKCTL) lab up --nodes $(or $(NODES),3) --preset $(or $(PRESET),lab)
+	scripts/with-dockerd.sh $(PKCTL) lab up --nodes $(or $(NODES),3) --preset $(or $(PRESET),lab)
 
 lab-down: ## remove the lab (every process, namespace, link, route, mount and file it made)
 	@if [ -x $(PKCTL) ]; then $(PKCTL) lab down; else echo "no virtualenv: nothing to remove"; fi

@@ -94,6 +94,42 @@ def _explain(err: docker.errors.APIError) -> str:
     return str(err.explanation or err)
 
 
+def split_ref(ref: str) -> tuple[str, str]:
+    """An image reference as (repository, tag or digest): nginx -> (nginx,
+    latest), localhost:5100/app:1 -> (localhost:5100/app, 1), x@sha256:… ->
+    (x, sha256:…)."""
+    if "@" in ref:
+        repo, _, digest = ref.partition("@")
+        return repo, digest
+    last = ref.rsplit("/", 1)[-1]
+    if ":" in last:
+        repo, _, tag = ref.rpartition(":")
+        return repo, tag
+    return ref, "latest"
+
+
+def hub_path(repo: str) -> str | None:
+    """A Docker Hub repository's path on a registry (nginx -> library/nginx,
+    docker.io/pocketkube/hello -> pocketkube/hello); None for a repository
+    of another registry (its first part has a dot or a port, or is localhost)."""
+    first, _, rest = repo.partition("/")
+    if rest and first in ("docker.io", "index.docker.io"):
+        repo = rest
+    elif rest and ("." in first or ":" in first or first == "localhost"):
+        return None
+    return repo if "/" in repo else f"library/{repo}"
+
+
+def mirror_host(info: dict[str, Any]) -> str:
+    """host:port of the engine's first registry mirror (`docker info`'s
+    RegistryConfig.Mirrors, e.g. "http://10.231.0.1:5100/"), or ""."""
+    mirrors = ((info.get("RegistryConfig") or {}).get("Mirrors")) or []
+    if not mirrors:
+        return ""
+    url = str(mirrors[0])
+    return url.split("://", 1)[-1].rstrip("/")
+
+
 class _Stream:
     """Runs a blocking iterator in a daemon thread, delivering its items to an
     asyncio queue; close() asks the producer to stop (by closing its
@@ -237,6 +273,7 @@ class DockerRuntime:
         # calls queue for a connection (and urllib3 warns it dropped one).
         self.client = docker.DockerClient(base_url=docker_host, timeout=timeout, max_pool_size=64)
         self.api = self.client.api
+        self._mirror: str | None = None  # the engine's Docker Hub mirror (see pull)
 
     async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         try:
@@ -267,15 +304,35 @@ class DockerRuntime:
             return None
         return str(d["Id"])
 
+    async def _hub_mirror(self) -> str:
+        """The engine's first Docker Hub mirror as host:port ("" for none),
+        read once."""
+        if self._mirror is None:
+            info = await self._call(self.api.info)
+            self._mirror = mirror_host(info)
+        return self._mirror
+
     async def pull(self, ref: str) -> str:
-        repo, tag = ref, "latest"
-        last = ref.rsplit("/", 1)[-1]
-        if "@" not in ref and ":" in last:
-            repo, _, tag = ref.rpartition(":")
+        """Pull ref. A Docker Hub name on an engine with a registry mirror (a
+        lab node) is pulled from the mirror by the mirror's own name, then
+        tagged as ref: the engine never turns to Docker Hub (which it would
+        after the mirror's "not found", resolving its names first), so a name
+        the mirror lacks fails at once with the registry's answer."""
+        repo, tag = split_ref(ref)
+        path = hub_path(repo)
+        mirror = await self._hub_mirror() if path is not None else ""
+        src = f"{mirror}/{path}" if mirror else repo
         try:
-            await self._call(self.api.pull, repo, tag=tag)
+            await self._call(self.api.pull, src, tag=tag)
         except docker.errors.APIError as err:
-            raise ImagePullError(_explain(err)) from None
+            raise ImagePullError(_explain(err).replace(f"{src}:{tag}", ref).replace(src, repo)) from None
+        if mirror:
+            sep = "@" if tag.startswith("sha256:") else ":"
+            if sep == ":":
+                await self._call(self.api.tag, f"{src}:{tag}", repo, tag)
+                await self._call(self.api.remove_image, f"{src}:{tag}", noprune=True)
+            else:
+                return str((await self._call(self.api.inspect_image, f"{src}@{tag}"))["Id"])
         got = await self.image_id(ref)
         if got is None:
             raise ImagePullError(f"pulled {ref} but the image is not present")

@@ -17,10 +17,11 @@ from cli.lab import lab as labmod
 from cli.lab import net
 from cli.lab.engine import EngineError
 from cli.lab.plan import PlanError
+from cli.lab.registry import RegistryError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-USER_ERRORS = (labmod.LabError, PlanError, EngineError, net.NetError)
+USER_ERRORS = (labmod.LabError, PlanError, EngineError, net.NetError, RegistryError)
 
 
 def _guard(fn: Callable[[], Any]) -> Any:
@@ -63,7 +64,7 @@ def command() -> None:
 @click.option("--service-cidr", default="10.96.0.0/16", show_default=True, help="ClusterIP range.")
 @click.option("--lb-pool", default=None, help="LoadBalancer addresses, CIDR or first-last (default: 10.231.K.192/27 on the lab network).")
 @click.option("--images", "images_dir", default=None, metavar="DIR",
-              help="Image archives to `docker load` into every node (default: images/out, from `make images`).")
+              help="Where `make images` wrote images.tar.hash: the images pushed to the lab registry (default: images/out).")
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for the nodes to be Ready.")
 @click.option("--infra-only", is_flag=True, hidden=True, help="Network, engines and images only (the lab's own tests).")
 def up_cmd(lab_name: str, nodes: int | None, preset: str, service_cidr: str, lb_pool: str | None,
@@ -103,9 +104,10 @@ def kubeconfig_cmd(lab_name: str) -> None:
 
 @command.command("status")
 @name_option
-def status_cmd(lab_name: str) -> None:
+@click.option("-o", "--output", type=click.Choice(["json"]), default=None, help="json: one JSON object (key registry: the host:port to push to).")
+def status_cmd(lab_name: str, output: str | None) -> None:
     """Show the lab's processes, links and node status (exit 1 if a part is down)."""
-    ok = _guard(lambda: labmod.status(lab_name, say=_say))
+    ok = _guard(lambda: labmod.status(lab_name, say=_say, output=output or ""))
     if not ok:
         sys.exit(1)
 
@@ -168,7 +170,7 @@ def exec_cmd(lab_name: str, node: str, cmd: tuple[str, ...]) -> None:
 @click.option("-f", "--follow", is_flag=True, help="Keep printing what is appended.")
 @click.option("--tail", "lines", type=int, default=-1, help="Lines to show from the end (default: all; with -f: 20).")
 def logs_cmd(lab_name: str, component: str, follow: bool, lines: int) -> None:
-    """Print a component's log: controlplane, etcd, NODE/agent (or NODE), NODE/dockerd."""
+    """Print a component's log: controlplane, etcd, registry, NODE/agent (or NODE), NODE/dockerd."""
     def path() -> str:
         _, plan = labmod.load_plan(lab_name)
         return labmod.log_path(plan, component)

@@ -21,14 +21,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tarfile
 import time
 from pathlib import Path
 
 import psutil
 
 from cli.lab import procs
-from cli.lab.plan import NodePlan
+from cli.lab.plan import LabPlan, NodePlan
 
 
 class EngineError(RuntimeError):
@@ -57,10 +56,19 @@ def dockerd_argv(node: NodePlan) -> list[str]:
     ]
 
 
-def start(node: NodePlan) -> psutil.Process:
+def daemon_config(plan: LabPlan) -> dict[str, list[str]]:
+    """A node engine's daemon.json: the lab registry is its Docker Hub
+    mirror (plain HTTP on the lab network), so `nginx:latest` is pulled from
+    it. (A name the registry lacks is refused before the engine would fall
+    back to Docker Hub: agent/runtime/docker_runtime.py.)"""
+    url = f"{plan.gateway}:{plan.registry_port}"
+    return {"registry-mirrors": [f"http://{url}"], "insecure-registries": [url]}
+
+
+def start(node: NodePlan, config: dict[str, list[str]] | None = None) -> psutil.Process:
     Path(node.run_dir).mkdir(parents=True, exist_ok=True)
     Path(node.state_dir).mkdir(parents=True, exist_ok=True)
-    Path(f"{node.run_dir}/daemon.json").write_text("{}\n")
+    Path(f"{node.run_dir}/daemon.json").write_text(json.dumps(config or {}, indent=2) + "\n")
     # dockerd refuses to start while its pidfile names a process that exists,
     # and waits for "its" containerd when containerd.pid does; a killed one
     # may linger as a zombie until init reaps it. start() is only called
@@ -117,44 +125,6 @@ def tail(path: str, lines: int = 15) -> str:
 # ------------------------------------------------------------------ images
 
 
-def image_tars(images_dir: str) -> list[Path]:
-    """The `docker save` archives in images_dir (images/out): every *.tar
-    except the root filesystem tarballs the image build keeps for itself."""
-    d = Path(images_dir)
-    return sorted(p for p in d.glob("*.tar") if not p.name.startswith("rootfs-"))
-
-
-def _repo_tags(tar: Path) -> list[str]:
-    try:
-        with tarfile.open(tar) as t:
-            member = t.extractfile("manifest.json")
-            if member is None:
-                return []
-            manifest = json.load(member)
-    except (OSError, KeyError, ValueError, tarfile.TarError):
-        return []
-    return [tag for entry in manifest for tag in (entry.get("RepoTags") or [])]
-
-
-def load_images(node: NodePlan, tars: list[Path]) -> list[str]:
-    """docker load every archive whose tags the engine does not have yet
-    (with the same build label); returns the tags loaded."""
-    c = client(node, timeout=120)
-    loaded: list[str] = []
-    try:
-        for tar in tars:
-            tags = _repo_tags(tar)
-            want = build_hashes(tar)
-            if tags and all(_has_image(c, tag, want.get(tag, "")) for tag in tags):
-                continue
-            with open(tar, "rb") as f:
-                c.images.load(f.read())
-            loaded.extend(tags or [tar.name])
-    finally:
-        c.close()
-    return loaded
-
-
 def build_hashes(tar: Path) -> dict[str, str]:
     """TAG -> build hash, from the archive's `.hash` file ("TAG HASH" lines,
     written by images/build.sh)."""
@@ -168,19 +138,6 @@ def build_hashes(tar: Path) -> dict[str, str]:
         if tag and h:
             out[tag] = h.strip()
     return out
-
-
-def _has_image(c, tag: str, build_hash: str) -> bool:  # type: ignore[no-untyped-def]
-    import docker.errors
-
-    try:
-        img = c.images.get(tag)
-    except docker.errors.ImageNotFound:
-        return False
-    if not build_hash:
-        return True
-    labels = (img.attrs.get("Config") or {}).get("Labels") or {}
-    return bool(labels.get("io.pocketkube.build") == build_hash)
 
 
 # ------------------------------------------------------------------ stopping

@@ -28,6 +28,7 @@ concurrent pkctl processes changing the same lab are not supported.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import sys
@@ -36,14 +37,15 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, TypeVar
 
 import psutil
 
-from cli.lab import engine, flags, mounts, net, procs, state
+from cli.lab import engine, flags, mounts, net, procs, registry, state
 from cli.lab.plan import MAX_LABS, LabPlan, NodePlan, PlanError, free_index, make_plan
 
 Say = Callable[[str], None]
+T = TypeVar("T")
 
 
 class LabError(RuntimeError):
@@ -56,6 +58,8 @@ REQUIRED_TOOLS = {
     "dockerd": "docker.io",
     "etcd": "etcd-server",
     "umount": "mount",
+    "docker-registry": "docker-registry",
+    "socat": "socat",
 }
 
 
@@ -119,8 +123,8 @@ def agent_pidfile(node: NodePlan) -> str:
 
 
 def log_path(plan: LabPlan, component: str) -> str:
-    """controlplane | etcd | NODE | NODE/agent | NODE/dockerd -> its log file."""
-    if component in ("controlplane", "etcd"):
+    """controlplane | etcd | registry | NODE | NODE/agent | NODE/dockerd -> its log file."""
+    if component in ("controlplane", "etcd", "registry"):
         return f"{plan.state_dir}/logs/{component}.log"
     node_name, _, what = component.partition("/")
     node = plan.node(node_name)
@@ -129,11 +133,11 @@ def log_path(plan: LabPlan, component: str) -> str:
         return f"{node.state_dir}/agent.log"
     if what == "dockerd":
         return engine.dockerd_log(node)
-    raise PlanError(f'unknown component "{component}": use controlplane, etcd, NODE/agent or NODE/dockerd')
+    raise PlanError(f'unknown component "{component}": use controlplane, etcd, registry, NODE/agent or NODE/dockerd')
 
 
 def components(plan: LabPlan) -> list[str]:
-    out = ["controlplane", "etcd"]
+    out = ["controlplane", "etcd", "registry"]
     for n in plan.nodes:
         out += [f"{n.name}/agent", f"{n.name}/dockerd"]
     return out
@@ -357,7 +361,7 @@ def is_up(plan: LabPlan, cluster: bool = True) -> bool:
             return False
     if cluster and not (procs.alive(etcd_pidfile(plan)) and procs.alive(controlplane_pidfile(plan))):
         return False
-    return True
+    return registry.alive(plan) and all(procs.alive(registry.forwarder_pidfile(plan, n)) for n in plan.nodes)
 
 
 def up(opts: UpOptions, say: Say = print) -> LabPlan:
@@ -374,8 +378,8 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
                 f"`pkctl lab status` shows it, `pkctl lab down` removes it")
             return plan
         images_dir = opts.images_dir or default_images_dir()
-        tars = engine.image_tars(images_dir)
-        if not tars:
+        tags = sorted(engine.build_hashes(Path(images_dir) / "images.tar"))
+        if not tags:
             raise LabError(f"no images in {images_dir}: build them first with `make images` (or set PK_LAB_IMAGES)")
         if opts.cluster:
             for name in ("pk-controlplane", "pk-agent"):
@@ -403,7 +407,8 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
         procs.start(etcd_argv(plan, rec), log_path(plan, "etcd"), etcd_pidfile(plan))
     for n in plan.nodes:
         if not procs.alive(engine.dockerd_pidfile(n)):
-            engine.start(n)
+            engine.start(n, engine.daemon_config(plan))
+    registry.start(plan)
     if opts.cluster:
         wait_for("etcd to answer /health", lambda: etcd_healthy(rec), 30,
                  failed=lambda: None if procs.alive(etcd_pidfile(plan)) else
@@ -413,12 +418,18 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
             procs.start(controlplane_argv(plan, rec), log_path(plan, "controlplane"), controlplane_pidfile(plan))
         step.done(f"etcd on 127.0.0.1:{rec.etcd_client_port}, control plane starting on {plan.server}")
 
+    wait_for(f"the registry to answer at {plan.registry}", lambda: registry.answers(plan), 30,
+             failed=lambda: None if registry.alive(plan) else
+             f"docker-registry exited; see `pkctl lab logs registry`:\n{engine.tail(registry.log_path(plan))}")
     with ThreadPoolExecutor(max_workers=len(plan.nodes)) as pool:
-        list(pool.map(lambda n: engine.wait_ready(n, timeout=60), plan.nodes))
+        ready = pool.map(lambda n: engine.wait_ready(n, timeout=60), plan.nodes)
+        pushed = _registry_call(lambda: registry.push(plan, tags))
+        step.done(f"registry {plan.registry} ({plan.registry_dir}): "
+                  + (f"pushed {', '.join(pushed)}" if pushed else "images already there"))
+        list(ready)
         step.done(f"{len(plan.nodes)} Docker Engines answering")
-        loaded = list(pool.map(lambda n: engine.load_images(n, tars), plan.nodes))
-    tags = sorted({t for lst in loaded for t in lst})
-    step.done(f"images loaded into every node: {', '.join(tags) if tags else 'already there'}")
+        list(pool.map(lambda n: _registry_call(lambda: _pull(plan, n, tags)), plan.nodes))
+    step.done(f"every node pulled {', '.join(tags)} from the registry")
 
     if opts.cluster:
         wait_for(f"the control plane to answer at {plan.server}", lambda: api_ready(plan.server), 30,
@@ -435,6 +446,21 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
         step.done(f"{len(plan.nodes)} nodes Ready")
     say(summary(plan, time.monotonic() - t0, opts.cluster))
     return plan
+
+
+def _registry_call(fn: Callable[[], T]) -> T:
+    try:
+        return fn()
+    except registry.RegistryError as err:
+        raise LabError(str(err)) from None
+
+
+def _pull(plan: LabPlan, node: NodePlan, tags: list[str]) -> None:
+    c = engine.client(node, timeout=300)
+    try:
+        registry.pull_into(plan, c, tags)
+    finally:
+        c.close()
 
 
 class _Steps:
@@ -540,7 +566,9 @@ def summary(plan: LabPlan, took: float, cluster: bool = True) -> str:
         nodes,
         f"  services       ClusterIPs from {plan.service_cidr} (reachable inside the nodes), "
         f"LoadBalancer IPs from {plan.lb_pool}",
-        f"  state          {plan.state_dir}   logs: pkctl lab logs controlplane|etcd|NODE/agent|NODE/dockerd",
+        f"  registry       {plan.registry} (push here from this machine; nodes pull the same names, "
+        "and Docker Hub names such as nginx:latest come from it)",
+        f"  state          {plan.state_dir}   logs: pkctl lab logs controlplane|etcd|registry|NODE/agent|NODE/dockerd",
         "try:",
         "  pkctl get nodes -o wide",
         "  pkctl apply -f examples/web.yaml && pkctl rollout status deployment/my-web-app-deployment",
@@ -581,6 +609,7 @@ def down(name: str = "lab", keep_data: bool = False, say: Say = print) -> list[s
         procs.stop(agent_pidfile(n), hard=True)
     procs.stop(controlplane_pidfile(plan), grace=5)
     procs.stop(etcd_pidfile(plan), grace=10)
+    registry.stop(plan)
     with ThreadPoolExecutor(max_workers=len(plan.nodes)) as pool:
         list(pool.map(engine.hard_kill, plan.nodes))
     strays = stray_processes(plan)
@@ -606,7 +635,7 @@ def down(name: str = "lab", keep_data: bool = False, say: Say = print) -> list[s
             mounts.safe_rmtree(plan.run_dir)
             if keep_data:
                 for child in Path(plan.state_dir).iterdir():
-                    if child.name != "etcd":
+                    if child.name not in ("etcd", "registry"):
                         mounts.safe_rmtree(str(child)) if child.is_dir() and not child.is_symlink() else child.unlink()
             else:
                 mounts.safe_rmtree(plan.state_dir)
@@ -617,7 +646,7 @@ def down(name: str = "lab", keep_data: bool = False, say: Say = print) -> list[s
     for d in (rec.run_root, rec.state_root):
         _rmdir_empty(d, levels=2)
     if not left:
-        kept = f" (etcd data kept in {plan.etcd_dir})" if keep_data else ""
+        kept = f" (etcd data and images kept in {plan.etcd_dir}, {plan.registry_dir})" if keep_data else ""
         say(f'lab "{name}" removed in {time.monotonic() - t0:.1f} s: processes, namespaces, links, routes, '
             f"mounts and files{kept}")
     else:
@@ -706,20 +735,22 @@ def _pid(pidfile: str) -> str:
     return f"running (pid {p.pid})" if p else "stopped"
 
 
-def status(name: str = "lab", say: Say = print) -> bool:
-    """Print the lab's state; True if every part is running."""
+def status(name: str = "lab", say: Say = print, output: str = "") -> bool:
+    """Print the lab's state (a table, or with output "json" one JSON
+    object whose "registry" is the host:port to push to); True if every
+    part is running."""
     rec, plan = load_plan(name)
     api_up = procs.alive(controlplane_pidfile(plan))
     conds = node_conditions(plan.server) if api_up else None
     pods = (pods_per_node(plan.server) if conds is not None else None) or {}
-    say(f'lab "{plan.name}"  preset {plan.preset}  network {plan.subnet} ({plan.uplink})  state {plan.state_dir}')
-    rows: list[tuple[str, ...]] = [("COMPONENT", "ADDRESS", "PROCESS")]
-    rows.append(("etcd", f"127.0.0.1:{rec.etcd_client_port}", _pid(etcd_pidfile(plan))))
-    rows.append(("controlplane", plan.server, _pid(controlplane_pidfile(plan))))
-    say(_table(rows))
-    say("")
-    rows = [("NODE", "IP", "LINK", "DOCKERD", "AGENT", "STATUS", "PODS")]
-    healthy = procs.alive(etcd_pidfile(plan)) and procs.alive(controlplane_pidfile(plan))
+    components = [
+        ("etcd", f"127.0.0.1:{rec.etcd_client_port}", procs.read(etcd_pidfile(plan))),
+        ("controlplane", plan.server, procs.read(controlplane_pidfile(plan))),
+        ("registry", f"{plan.registry} ({plan.gateway}:{plan.registry_port} on the lab network)",
+         procs.read(registry.pidfile(plan))),
+    ]
+    healthy = all(p is not None for _, _, p in components) and registry.alive(plan)
+    nodes = []
     for n in plan.nodes:
         if not net.netns_exists(n.netns):
             link = "missing"
@@ -727,10 +758,33 @@ def status(name: str = "lab", say: Say = print) -> bool:
             link = "partitioned"
         else:
             link = "up"
-        node_status = "-" if conds is None else conds.get(n.name, "not registered")
-        npods = "-" if conds is None else str(pods.get(n.name, 0))
-        rows.append((n.name, n.ip, link, _pid(engine.dockerd_pidfile(n)), _pid(agent_pidfile(n)), node_status, npods))
-        healthy = healthy and link == "up" and procs.alive(engine.dockerd_pidfile(n)) and procs.alive(agent_pidfile(n))
+        dockerd, agent = procs.read(engine.dockerd_pidfile(n)), procs.read(agent_pidfile(n))
+        nodes.append({
+            "name": n.name, "ip": n.ip, "link": link,
+            "dockerd": dockerd.pid if dockerd else None, "agent": agent.pid if agent else None,
+            "status": None if conds is None else conds.get(n.name, "not registered"),
+            "pods": None if conds is None else pods.get(n.name, 0),
+        })
+        healthy = healthy and link == "up" and dockerd is not None and agent is not None
+    if output == "json":
+        say(json.dumps({
+            "name": plan.name, "preset": plan.preset, "network": plan.subnet, "uplink": plan.uplink,
+            "stateDir": plan.state_dir, "server": plan.server, "registry": plan.registry,
+            "components": [{"name": c, "address": a, "pid": p.pid if p else None} for c, a, p in components],
+            "nodes": nodes, "healthy": bool(healthy),
+        }, indent=2))
+        return bool(healthy)
+    say(f'lab "{plan.name}"  preset {plan.preset}  network {plan.subnet} ({plan.uplink})  state {plan.state_dir}')
+    rows: list[tuple[str, ...]] = [("COMPONENT", "ADDRESS", "PROCESS")]
+    rows += [(c, a, f"running (pid {p.pid})" if p else "stopped") for c, a, p in components]
+    say(_table(rows))
+    say("")
+    rows = [("NODE", "IP", "LINK", "DOCKERD", "AGENT", "STATUS", "PODS")]
+    for d in nodes:
+        rows.append((str(d["name"]), str(d["ip"]), str(d["link"]),
+                     f"running (pid {d['dockerd']})" if d["dockerd"] else "stopped",
+                     f"running (pid {d['agent']})" if d["agent"] else "stopped",
+                     "-" if d["status"] is None else str(d["status"]), "-" if d["pods"] is None else str(d["pods"])))
     say(_table(rows))
     if conds is None and api_up:
         say("(the control plane does not answer: node status unknown)")
@@ -752,7 +806,7 @@ def kill_node(name: str, node_name: str, hard: bool = False, say: Say = print) -
         say(f"{node.name}: pk-agent " + ("killed" if agent else "was not running") +
             "; its containers keep running (as when a kubelet dies)")
         return
-    n = engine.hard_kill(node)
+    n = engine.hard_kill(node) + int(procs.stop(registry.forwarder_pidfile(plan, node), hard=True))
     dropped = net.drop_extra_addresses(node)
     extra = f"; dropped its LoadBalancer address{'es' if len(dropped) > 1 else ''} {', '.join(dropped)}" if dropped else ""
     say(f"{node.name}: killed pk-agent, dockerd and every container ({n + int(agent)} processes){extra}: the node is gone")
@@ -766,9 +820,11 @@ def start_node(name: str, node_name: str, say: Say = print) -> None:
         net.create_node(plan, node)
     started = []
     if not procs.alive(engine.dockerd_pidfile(node)):
-        engine.start(node)
+        engine.start(node, engine.daemon_config(plan))
         engine.wait_ready(node)
         started.append("dockerd")
+    if not procs.alive(registry.forwarder_pidfile(plan, node)):
+        registry.start_node_forwarder(plan, node)
     if not procs.alive(agent_pidfile(node)):
         start_agent(plan, node)
         started.append("pk-agent")

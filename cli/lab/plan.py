@@ -37,6 +37,9 @@ DEFAULT_RUN_ROOT = "/run/pocketkube/lab"
 # agents) on the next one.
 HTTPS_PORT = 6443
 GRPC_PORT = 6444
+# The lab registry's port (REGISTRY_PORT_BASE + K): images are named
+# localhost:PORT/NAME:TAG, so the port stays the same for a lab's whole life.
+REGISTRY_PORT_BASE = 5100
 # Policy-routing table for packets arriving from a lab (23100 + K).
 ROUTE_TABLE_BASE = 23100
 # `ip rule` priority of that lookup: before the main table (32766).
@@ -116,6 +119,19 @@ class LabPlan:
     @property
     def etcd_dir(self) -> str:
         return f"{self.state_dir}/etcd"
+
+    @property
+    def registry_port(self) -> int:
+        return REGISTRY_PORT_BASE + self.index
+
+    @property
+    def registry(self) -> str:
+        """The registry's name for pushing and pulling, on this machine and on every node."""
+        return f"localhost:{self.registry_port}"
+
+    @property
+    def registry_dir(self) -> str:
+        return f"{self.state_dir}/registry"
 
     @property
     def controlplane_dir(self) -> str:

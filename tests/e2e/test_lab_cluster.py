@@ -200,12 +200,45 @@ def test_service_answers_by_nodeport_clusterip_and_dns(lab_cluster: LabHandle) -
     out = lab.exec("node-3", "busybox", "nslookup", fqdn, node3.ip).stdout
     assert cip in out, f"nslookup {fqdn} on node-3 gave:\n{out}"
     assert lab.exec("node-3", "curl", "-s", "-m", "3", f"http://{cip}/").stdout.strip() in names
-    # from inside a pod: by short name (search path) and by ClusterIP
+    # from inside a pod, with curl: by short name (search path), full name and ClusterIP;
+    # the replicas answer, and the seed's nginx:latest is nginx
     pod = sorted(names)[0]
-    get = 'printf "GET / HTTP/1.0\\r\\n\\r\\n" | nc {} 80 | tail -n 1'
     for target in (SVC, fqdn, cip):
-        r = lab.pkctl("exec", pod, "--", "sh", "-c", get.format(target))
-        assert r.stdout.strip() in names, f"from pod {pod} to {target}: {r.stdout!r} {r.stderr!r}"
+        seen = set()
+        for _ in range(6):
+            r = lab.pkctl("exec", pod, "--", "curl", "-sS", "-m", "3", f"http://{target}/", check=False)
+            assert r.returncode == 0 and r.stdout.strip() in names, f"from pod {pod} to {target}: {r.stdout!r} {r.stderr!r}"
+            seen.add(r.stdout.strip())
+        assert seen, target
+    r = lab.pkctl("exec", pod, "--", "curl", "-sSI", "-m", "3", f"http://{SVC}/")
+    assert "Server: nginx/" in r.stdout, r.stdout
+
+
+def test_missing_image_fails_fast_then_backs_off_with_kubernetes_events(lab_cluster: LabHandle) -> None:
+    lab = lab_cluster
+    pod = """
+apiVersion: v1
+kind: Pod
+metadata: {name: missing-image}
+spec:
+  containers:
+  - {name: web, image: "nginx:1.23"}
+"""
+    lab.pkctl("apply", "-f", "-", input=pod)
+    try:
+        def status() -> str | None:
+            r = lab.pkctl("get", "pod", "missing-image", "--no-headers", check=False)
+            cols = r.stdout.split()
+            return cols[2] if len(cols) > 2 and cols[2] in ("ErrImagePull", "ImagePullBackOff") else None
+        assert wait("missing-image to show ErrImagePull or ImagePullBackOff", status, 20)
+        wait("missing-image in ImagePullBackOff", lambda: status() == "ImagePullBackOff", 30, 0.25)
+        ev = lab.pkctl("describe", "pod", "missing-image").stdout
+        for want in ('Pulling image "nginx:1.23"', 'Failed to pull image "nginx:1.23": ',
+                     "Error: ErrImagePull", 'Back-off pulling image "nginx:1.23"'):
+            assert want in ev, f"{want!r} not in:\n{ev}"
+        assert "not found" in ev, ev
+    finally:
+        lab.pkctl("delete", "pod", "missing-image", "--grace-period", "0", check=False)
 
 
 def test_failover_hard_kill_under_load_loses_no_request(lab_cluster: LabHandle) -> None:

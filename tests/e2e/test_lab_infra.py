@@ -1,6 +1,7 @@
 """The lab's infrastructure without the cluster (`pkctl lab up --infra-only`):
 namespaces on a bridge, containment routes, one Docker Engine per node with
-the images loaded, idempotent and resumable `up`, partition and heal, and a
+the images pulled from the lab registry, the registry itself (a push from this
+machine's Docker, a pull on a node, a missing name failing fast), idempotent and resumable `up`, partition and heal, and a
 `down` that leaves nothing. Its own small lab, so it does not depend on the
 control plane or the agent.
 
@@ -10,16 +11,18 @@ Traffic goes only to the lab's own node addresses.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
 import docker
 import pytest
 
-from cli.lab import engine, mounts, net
+from cli.lab import engine, mounts, net, registry
 from cli.lab import lab as labmod
 from tests.fixtures.lab import LabHandle, remove_stale_labs, require_root, wait
 
@@ -118,6 +121,41 @@ def test_nodes_reach_each_other_and_the_host_reaches_them(infra_lab: LabHandle) 
         c.close()
 
 
+def test_the_registry_takes_a_push_from_this_machine_and_serves_every_node(
+        infra_lab: LabHandle, docker_client: docker.DockerClient, tmp_path: Path) -> None:
+    lab = infra_lab
+    st = json.loads(lab.lab("status", "-o", "json", check=False).stdout)
+    reg = st["registry"]
+    assert reg == lab.plan.registry and reg.startswith("localhost:")
+    assert any(c["name"] == "registry" and c["pid"] for c in st["components"])
+    # an image of our own, built and pushed with this machine's Docker (no daemon configuration)
+    (tmp_path / "Dockerfile").write_text('FROM pocketkube/debian:bookworm\nCMD ["echo", "pushed from the host"]\n')
+    tag = f"{reg}/e2e/app:{os.getpid()}"
+    r = subprocess.run(["docker", "build", "-q", "-t", tag, str(tmp_path)], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "DOCKER_BUILDKIT": "0"})
+    assert r.returncode == 0, r.stderr
+    try:
+        r = subprocess.run(["docker", "push", tag], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        docker_client.images.remove(tag, noprune=True)
+    for n in lab.plan.nodes:  # the same name on every node
+        c = engine_client(lab, n.name)
+        try:
+            c.images.pull(tag)
+            out = c.containers.run(tag, remove=True, labels={"io.pocketkube.test": "infra"})
+            assert out.decode().strip() == "pushed from the host"
+            # Docker Hub names come from the registry (the engines' mirror): present after `up`
+            assert c.images.get("nginx:latest").labels["io.pocketkube.build"]
+            # a name the registry lacks fails at once, by its answer
+            t0 = time.monotonic()
+            with pytest.raises(docker.errors.APIError, match="not found"):
+                c.images.pull(f"{reg}/e2e/nothere", tag="1")
+            assert time.monotonic() - t0 < 5
+        finally:
+            c.close()
+
+
 def test_up_is_idempotent_and_resumes_a_broken_lab(infra_lab: LabHandle) -> None:
     lab = infra_lab
     r = lab.lab("up", "--infra-only")
@@ -151,5 +189,6 @@ def test_down_leaves_nothing(infra_lab: LabHandle) -> None:
     assert labmod.stray_processes(plan) == []
     assert mounts.mounts_under(plan.state_dir) == [] and mounts.mounts_under(plan.run_dir) == []
     assert not Path(plan.state_dir).exists() and not Path(plan.run_dir).exists()
+    assert not registry.answers(plan)  # registry and its forwarder are gone with the lab
     assert not any(ln.split()[0].startswith(f"{plan.switch_ns}-") or ln.split()[0] == plan.switch_ns
                    for ln in ip("netns", "list").stdout.splitlines() if ln.strip())

@@ -73,6 +73,7 @@ def test_log_components(sandbox: Path) -> None:
     plan = make_plan("lab", 0, nodes=2, state_root="/s", run_root="/r")
     assert labmod.log_path(plan, "etcd") == "/s/lab/logs/etcd.log"
     assert labmod.log_path(plan, "controlplane") == "/s/lab/logs/controlplane.log"
+    assert labmod.log_path(plan, "registry") == "/s/lab/logs/registry.log"
     assert labmod.log_path(plan, "node-2") == "/s/lab/nodes/node-2/agent.log"
     assert labmod.log_path(plan, "node-2/agent") == "/s/lab/nodes/node-2/agent.log"
     assert labmod.log_path(plan, "node-1/dockerd") == "/s/lab/nodes/node-1/dockerd.log"
@@ -80,5 +81,5 @@ def test_log_components(sandbox: Path) -> None:
         labmod.log_path(plan, "node-1/kubelet")
     with pytest.raises(PlanError, match='node "node-3" is not in lab'):
         labmod.log_path(plan, "node-3/agent")
-    assert labmod.components(plan) == ["controlplane", "etcd", "node-1/agent", "node-1/dockerd",
+    assert labmod.components(plan) == ["controlplane", "etcd", "registry", "node-1/agent", "node-1/dockerd",
                                        "node-2/agent", "node-2/dockerd"]

@@ -1,0 +1,39 @@
+"""Image names as DockerRuntime.pull reads them (agent/runtime/docker_runtime.py). Pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.runtime.docker_runtime import hub_path, mirror_host, split_ref
+
+
+@pytest.mark.parametrize("ref,want", [
+    ("nginx", ("nginx", "latest")),
+    ("nginx:1.23", ("nginx", "1.23")),
+    ("localhost:5100/app", ("localhost:5100/app", "latest")),
+    ("localhost:5100/team/app:2", ("localhost:5100/team/app", "2")),
+    ("nginx@sha256:abc", ("nginx", "sha256:abc")),
+])
+def test_split_ref(ref: str, want: tuple[str, str]) -> None:
+    assert split_ref(ref) == want
+
+
+@pytest.mark.parametrize("repo,want", [
+    ("nginx", "library/nginx"),
+    ("pocketkube/hello", "pocketkube/hello"),
+    ("docker.io/library/nginx", "library/nginx"),
+    ("docker.io/nginx", "library/nginx"),
+    ("index.docker.io/pocketkube/hello", "pocketkube/hello"),
+    ("localhost:5100/app", None),
+    ("localhost/app", None),
+    ("registry.example:5000/team/app", None),
+    ("ghcr.io/team/app", None),
+])
+def test_hub_path(repo: str, want: str | None) -> None:
+    assert hub_path(repo) == want
+
+
+def test_mirror_host() -> None:
+    assert mirror_host({"RegistryConfig": {"Mirrors": ["http://10.231.0.1:5100/"]}}) == "10.231.0.1:5100"
+    assert mirror_host({"RegistryConfig": {"Mirrors": []}}) == ""
+    assert mirror_host({}) == ""

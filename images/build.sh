@@ -34,8 +34,12 @@ docker version >/dev/null 2>&1 || { echo "error: no Docker Engine answers at ${D
 mkdir -p "$out"
 
 label_of() { docker image inspect -f "{{index .Config.Labels \"$label\"}}" "$1" 2>/dev/null || true; }
-# the previous build of a tag, untagged by a new one: removed (only it)
-drop() { [ -z "$1" ] || [ "$1" = "$(docker image inspect -f '{{.Id}}' "$2" 2>/dev/null)" ] || docker rmi "$1" >/dev/null 2>&1 || true; }
+# the previous build of a tag, untagged by a new one: removed (only it, and
+# only while no tag names it: a build from another checkout may have tagged it)
+drop() {
+  [ -n "$1" ] && [ "$(docker image inspect -f '{{len .RepoTags}}' "$1" 2>/dev/null)" = 0 ] || return 0
+  docker rmi "$1" >/dev/null 2>&1 || true
+}
 
 mmdebstrap_args=(--variant=essential "--include=$packages"
   --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr
@@ -43,7 +47,8 @@ mmdebstrap_args=(--variant=essential "--include=$packages"
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*'
   --dpkgopt='path-include=/usr/share/doc/*/copyright'
   --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*')
-base_hash=$( (echo "$suite ${mmdebstrap_args[*]}"; cat "$here/customize.sh") | sha256sum | cut -c1-16)
+# (the checkout's path is not an input: two checkouts build the same images)
+base_hash=$( (echo "$suite ${mmdebstrap_args[*]//$here/}"; cat "$here/customize.sh") | sha256sum | cut -c1-16)
 if [ "$(label_of "$base")" != "$base_hash" ]; then
   rootfs="$out/rootfs-$base_hash.tar"
   if [ ! -s "$rootfs" ]; then
@@ -61,7 +66,7 @@ if [ "$(label_of "$base")" != "$base_hash" ]; then
   old=$(docker image inspect -f '{{.Id}}' "$base" 2>/dev/null || true)
   docker import --change "LABEL $label=$base_hash" --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
     --change 'CMD ["/bin/bash"]' --change 'WORKDIR /' "$rootfs" "$base" >/dev/null
-  drop "$old" "$base"
+  drop "$old"
   echo "built $base"
 fi
 
@@ -90,7 +95,7 @@ for entry in "${images[@]}"; do
   if ! built=$(DOCKER_BUILDKIT=0 docker build -q --label "$label=$hash" "${build_args[@]}" -t "$tag" "$here/$dir" 2>&1); then
     echo "$built" >&2; echo "error: building $tag failed" >&2; exit 1
   fi
-  drop "$old" "$tag"
+  drop "$old"
   echo "built $tag"
 done
 

@@ -195,16 +195,19 @@ class Pull:
 ImageStep = UseImage | Pull | Wait
 
 
-def decide_image(c: core_pb2.Container, present: bool, rec: ContainerRecord, now: float, resync_interval: float) -> ImageStep:
-    """The image step of a create. Policy: a lab has no registry, so an
-    image already present is used as is even with imagePullPolicy Always
-    (Kubernetes would pull); Never never pulls; a missing image is pulled
+def decide_image(c: core_pb2.Container, present: bool, rec: ContainerRecord, now: float, resync_interval: float,
+                 local_registry: bool = False) -> ImageStep:
+    """The image step of a create. Policy as kubelet's: Always pulls even a
+    present image, when the pull asks a registry on this machine
+    (`local_registry`: Runtime.pulls_locally; otherwise a present image is
+    used as is, as no pull may leave the machine); IfNotPresent uses a
+    present image; Never never pulls; a missing image is pulled
     (ErrImagePull, then ImagePullBackOff with back-off while it keeps
     failing; ErrImagePull is shown for min(1 s, half the back-off) first)."""
     image = c.image
-    if present:
-        return UseImage((Event("Normal", "Pulled", f'Container image "{image}" already present on machine'),))
     policy = c.image_pull_policy or "IfNotPresent"
+    if present and not (policy == "Always" and local_registry):
+        return UseImage((Event("Normal", "Pulled", f'Container image "{image}" already present on machine'),))
     if policy == "Never":
         msg = f'Container image "{image}" is not present with pull policy of Never'
         return Wait("ErrImageNeverPull", msg, now + resync_interval, (Event("Warning", "ErrImageNeverPull", msg),))

@@ -280,7 +280,8 @@ class PodWorker:
         rt, clock = self.ctx.runtime, self.ctx.clock
         image = c.image
         present = bool(await rt.image_id(image))
-        step = decide_image(c, present, rec, clock.now(), self.ctx.timing.resync_interval)
+        local = present and c.image_pull_policy == "Always" and await rt.pulls_locally(image)
+        step = decide_image(c, present, rec, clock.now(), self.ctx.timing.resync_interval, local)
         if isinstance(step, UseImage):
             rec.pull_failure = None
             for ev in step.events:

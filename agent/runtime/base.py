@@ -161,6 +161,14 @@ class Runtime(Protocol):
         """Pull `ref`; its id. ImagePullError with the engine's message."""
         ...
 
+    async def pulls_locally(self, ref: str) -> bool:
+        """True when a pull of `ref` asks a registry on this machine (a
+        Docker Hub name on an engine with a registry mirror, a localhost
+        registry's name): imagePullPolicy Always pulls such an image even
+        when it is present; any other present image is used as is, as no
+        pull may leave the machine."""
+        ...
+
     async def create(self, config: ContainerConfig) -> str:
         """Create (not start); the container id. ImageNotFound, CreateError."""
         ...

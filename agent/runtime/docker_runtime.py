@@ -120,6 +120,12 @@ def hub_path(repo: str) -> str | None:
     return repo if "/" in repo else f"library/{repo}"
 
 
+def local_registry(host: str) -> bool:
+    """host[:port] names a registry on this machine (localhost, 127.0.0.0/8)."""
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    return name == "localhost" or name.startswith("127.")
+
+
 def mirror_host(info: dict[str, Any]) -> str:
     """host:port of the engine's first registry mirror (`docker info`'s
     RegistryConfig.Mirrors, e.g. "http://10.231.0.1:5100/"), or ""."""
@@ -337,6 +343,13 @@ class DockerRuntime:
         if got is None:
             raise ImagePullError(f"pulled {ref} but the image is not present")
         return got
+
+    async def pulls_locally(self, ref: str) -> bool:
+        repo, _ = split_ref(ref)
+        if hub_path(repo) is not None:
+            return bool(await self._hub_mirror())
+        host = repo.split("/", 1)[0]
+        return host == await self._hub_mirror() or local_registry(host)
 
     async def create(self, config: ContainerConfig) -> str:
         port_bindings: dict[str, list[tuple[str, int]]] = {}

@@ -106,6 +106,8 @@ class FakeRuntime:
         self.clock: Clock = clock or MonotonicClock()
         self.images: set[str] = {_norm(i) for i in images}
         self.pullable: set[str] = set()
+        # pulls_locally() answers this (a registry on the machine)
+        self.local_registry = False
         self.ignore_sigterm: set[str] = set()
         self.exec_results: dict[str, tuple[int, bytes]] = {}
         # "Readiness" / "Liveness" / "Startup" -> (ok, message)
@@ -164,6 +166,9 @@ class FakeRuntime:
             )
         self.images.add(r)
         return f"sha256:fake-{r}"
+
+    async def pulls_locally(self, ref: str) -> bool:
+        return self.local_registry
 
     async def create(self, config: ContainerConfig) -> str:
         self.calls.append("create")

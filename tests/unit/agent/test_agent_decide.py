@@ -136,8 +136,16 @@ IMAGE = "pocketkube/none:1"
 IMAGES: list[tuple[str, dict[str, Any], bool, dict[str, Any], object]] = [
     ("present: used", {}, True, {},
      UseImage((Event("Normal", "Pulled", f'Container image "{IMAGE}" already present on machine'),))),
-    ("present, pull policy Always: used as is (a lab has no registry)", {"imagePullPolicy": "Always"}, True, {},
+    ("present, pull policy Always, no registry on this machine: used as is", {"imagePullPolicy": "Always"}, True, {},
      UseImage((Event("Normal", "Pulled", f'Container image "{IMAGE}" already present on machine'),))),
+    ("present, Always, a registry on this machine: pulled again", {"imagePullPolicy": "Always", "local": True},
+     True, {}, Pull()),
+    ("present, IfNotPresent, a registry on this machine: used", {"imagePullPolicy": "IfNotPresent", "local": True},
+     True, {}, UseImage((Event("Normal", "Pulled", f'Container image "{IMAGE}" already present on machine'),))),
+    ("present, Always, a registry, the last pull failed: back-off", {"imagePullPolicy": "Always", "local": True},
+     True, failed_pull(1.5),
+     Wait("ImagePullBackOff", f'Back-off pulling image "{IMAGE}": ErrImagePull: manifest unknown', NOW + 0.5,
+          (Event("Normal", "BackOff", f'Back-off pulling image "{IMAGE}"'),))),
     ("absent: pull", {}, False, {}, Pull()),
     ("absent, Always: pull", {"imagePullPolicy": "Always"}, False, {}, Pull()),
     ("absent, Never: ErrImageNeverPull, looked at again after a resync interval", {"imagePullPolicy": "Never"},
@@ -160,8 +168,10 @@ IMAGES: list[tuple[str, dict[str, Any], bool, dict[str, Any], object]] = [
 
 @pytest.mark.parametrize(("container", "present", "record", "want"), [r[1:] for r in IMAGES], ids=[r[0] for r in IMAGES])
 def test_decide_image(container: dict[str, Any], present: bool, record: dict[str, Any], want: object) -> None:
+    container = dict(container)
+    local = container.pop("local", False)
     c = pod(image=IMAGE, **container).spec.containers[0]
-    assert decide_image(c, present, rec(**record), NOW, 10.0) == want
+    assert decide_image(c, present, rec(**record), NOW, 10.0, local) == want
 
 
 def test_an_exit_is_counted_once_and_a_long_run_starts_the_back_off_over() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.runtime.docker_runtime import hub_path, mirror_host, split_ref
+from agent.runtime.docker_runtime import hub_path, local_registry, mirror_host, split_ref
 
 
 @pytest.mark.parametrize("ref,want", [
@@ -37,3 +37,11 @@ def test_mirror_host() -> None:
     assert mirror_host({"RegistryConfig": {"Mirrors": ["http://10.231.0.1:5100/"]}}) == "10.231.0.1:5100"
     assert mirror_host({"RegistryConfig": {"Mirrors": []}}) == ""
     assert mirror_host({}) == ""
+
+
+@pytest.mark.parametrize("host,want", [
+    ("localhost:5100", True), ("localhost", True), ("127.0.0.1:5000", True),
+    ("registry.example:5000", False), ("10.231.0.1:5100", False), ("ghcr.io", False),
+])
+def test_local_registry(host: str, want: bool) -> None:
+    assert local_registry(host) is want

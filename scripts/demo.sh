@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The PocketKube tour (`make demo`, as root, after `make setup` and
 # `make images`): a 3-node lab on this machine, the seed's Deployment and
-# Service, a node hard-killed under a request loop, scaling, a new version
-# and a rollback. Leaves the lab up; `make demo-down` removes it.
+# Service, a node hard-killed under a request loop, scaling, a new version,
+# a rollback, and the seed's update to nginx:1.23 (an image that does not
+# exist: the rollout stalls, the old pods keep serving) undone. Leaves the lab up; `make demo-down` removes it.
 #
 # Every request goes to an address of the lab (its private bridge, the
 # ClusterIP on the nodes' loopbacks): nothing leaves this machine.
@@ -87,6 +88,29 @@ run pkctl rollout status "$DEPLOY" --timeout 90s
 run pkctl rollout history "$DEPLOY"
 # shellcheck disable=SC2016
 pkctl lab exec "$source_node" -- sh -c 'for i in $(seq 5); do curl -s -m 2 http://'"$cip"'/; done'
+
+step "the seed's update: nginx:1.23, an image that does not exist (the lab registry lacks it)"
+run pkctl patch "$DEPLOY" -p '{"spec":{"progressDeadlineSeconds":20}}'
+log2=$(mktemp /tmp/pk-demo-requests.XXXXXX)
+trap 'rm -f "$log" "$log2"' EXIT
+# shellcheck disable=SC2016
+pkctl lab exec "$source_node" -- sh -c 'end=$(( $(date +%s) + 60 )); while [ $(date +%s) -lt $end ]; do
+    curl -s -m 2 -o /dev/null -w "%{http_code}\n" http://'"$cip"'/ || echo fail; sleep 0.05; done' >"$log2" 2>&1 &
+loop2=$!
+run pkctl set image "$DEPLOY" my-web-app-container=nginx:1.23
+run pkctl rollout status "$DEPLOY" --timeout 10s || true
+run pkctl get pods -o wide
+echo "the old pods keep serving (maxUnavailable); waiting for the progress deadline (20 s)..."
+run pkctl rollout status "$DEPLOY" --timeout 60s || true
+pkctl get deployment my-web-app-deployment -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}{"\n"}{end}'
+run pkctl rollout undo "$DEPLOY"
+run pkctl rollout status "$DEPLOY" --timeout 90s
+run pkctl patch "$DEPLOY" -p '{"spec":{"progressDeadlineSeconds":600}}'
+kill "$loop2" 2>/dev/null || true
+wait "$loop2" 2>/dev/null || true
+total=$(wc -l <"$log2")
+failed=$(grep -cv '^200$' "$log2" || true)
+echo "request loop through the bad update and the undo: $total requests, $failed failed"
 
 step "done in $(( $(date +%s) - T0 )) s; the lab is still up"
 cat <<EOF

@@ -1,8 +1,9 @@
 """End to end, on ONE real 3-node lab (tests/fixtures/lab.py: etcd,
 pk-controlplane, and per node a network namespace with its own dockerd and
 pk-agent) shared by the tests of this module, in order: the seed's
-manifests; the Service every way; a hard node kill under load; the node's
-return; a rolling update and a rollback under load; the control plane
+manifests; the Service every way (curl from a pod by name); a missing image;
+a hard node kill under load; the node's return; a rolling update and a
+rollback under load; an update to a missing image, stalled, then undone; the control plane
 killed and restarted; a partition; an agent killed (containers left
 running); and last `pkctl lab down`, which must
 leave nothing behind.
@@ -303,6 +304,50 @@ def test_rolling_update_and_rollback_under_load_lose_no_request(lab_cluster: Lab
     finally:
         loop.stop()
     assert loop.ok > 0 and loop.failed == 0, f"request loop during update and rollback: {loop.report()}"
+
+
+def test_update_to_a_missing_image_stalls_and_undo_brings_it_back_under_load(lab_cluster: LabHandle) -> None:
+    """The seed's update story: nginx:1.23 does not exist (the lab registry
+    lacks it), so the rollout stalls within maxUnavailable (0 of 3: the old
+    pods keep serving), `rollout status --timeout` fails as kubectl does,
+    the progress deadline marks ProgressDeadlineExceeded, and undo restores."""
+    lab = lab_cluster
+    dep = f"deployment/{DEPLOY}"
+    wait("3 Ready replicas, every node Ready", lambda: three_ready_everywhere(lab), 20)
+    lab.pkctl("patch", dep, "-p", '{"spec":{"progressDeadlineSeconds":15}}')
+    loop = start_loop(lab, "node-1", max_seconds=120)
+    try:
+        time.sleep(0.5)
+        out = lab.pkctl("set", "image", dep, "my-web-app-container=nginx:1.23").stdout
+        assert "image updated" in out, out
+        r = lab.pkctl("rollout", "status", dep, "--timeout", "5s", check=False)
+        assert r.returncode == 1 and "error: timed out waiting for the condition" in r.stderr, r.stdout + r.stderr
+        new = wait("a new pod failing to pull nginx:1.23", lambda: [
+            p for p in live_pods(lab) if p.spec.containers[0].image == "nginx:1.23"
+            and any(cs.state.waiting.reason in ("ErrImagePull", "ImagePullBackOff") for cs in p.status.container_statuses)
+        ], 30)
+        get = lab.pkctl("get", "pods", "-l", SELECTOR, "--no-headers").stdout
+        assert new[0].metadata.name in get and ("ImagePullBackOff" in get or "ErrImagePull" in get), get
+        # the old pods keep serving: maxUnavailable 25% of 3 is 0
+        old_ready = [p for p in ready_pods(lab) if p.spec.containers[0].image == "nginx:latest"]
+        assert len(old_ready) == 3, [p.metadata.name for p in old_ready]
+
+        def deadline_exceeded() -> bool:
+            conds = {c.type: c for c in deployment(lab).status.conditions}
+            prog = conds.get("Progressing")
+            return prog is not None and prog.status == "False" and prog.reason == "ProgressDeadlineExceeded"
+        wait("Progressing=False ProgressDeadlineExceeded", deadline_exceeded, 60, 0.5)
+        r = lab.pkctl("rollout", "status", dep, "--timeout", "5s", check=False)
+        assert r.returncode == 1 and f'deployment "{DEPLOY}" exceeded its progress deadline' in r.stderr, r.stderr
+        lab.pkctl("rollout", "undo", dep)
+        wait("the undo back to nginx:latest", lambda: rollout_complete(lab, "nginx:latest"), 60, 0.25)
+        r = lab.pkctl("rollout", "status", dep, "--timeout", "30s")
+        assert "successfully rolled out" in r.stdout
+        time.sleep(0.5)
+    finally:
+        loop.stop()
+        lab.pkctl("patch", dep, "-p", '{"spec":{"progressDeadlineSeconds":600}}', check=False)
+    assert loop.ok > 0 and loop.failed == 0, f"request loop during the bad update and the undo: {loop.report()}"
 
 
 def test_control_plane_killed_and_restarted_loses_nothing(lab_cluster: LabHandle) -> None:

@@ -248,8 +248,9 @@ async def test_discovery_and_table(cp: Any) -> None:
     code, hdrs, data = await araw(cp, "GET", "/apis", headers={"Accept": "application/json"})
     assert json.loads(data)["kind"] == "APIGroupList"
     code, _, data = await araw(cp, "GET", "/api/v1")
-    names = [r["name"] for r in json.loads(data)["resources"]]
-    assert "pods/status" in names and "pods/eviction" not in names
+    names = {r["name"]: r for r in json.loads(data)["resources"]}
+    assert "pods/status" in names and "pods/exec" not in names
+    assert (names["pods/eviction"]["group"], names["pods/eviction"]["kind"]) == ("policy", "Eviction")
     for p in ("/healthz", "/livez", "/readyz"):
         assert (await araw(cp, "GET", p))[2] == b"ok"
     table = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -474,3 +475,17 @@ async def test_describe_service_shows_endpoints_from_endpointslices(kubectl: Kub
     assert [s["metadata"]["name"] for s in slices["items"]] == ["ext-0"]
     assert await run(kubectl, "get", "endpointslice", "nope", ok=False) == \
         'Error from server (NotFound): endpointslices.discovery.k8s.io "nope" not found'
+
+
+async def test_cordon_and_drain_evict_through_the_eviction_subresource(kubectl: Kubectl) -> None:
+    objs = "apiVersion: v1\nkind: Node\nmetadata: {name: drain-me}\n---\n" \
+           "apiVersion: v1\nkind: Pod\nmetadata: {name: bare}\nspec: {nodeName: drain-me, containers: " \
+           "[{name: c, image: pocketkube/hello:1}]}\n"
+    await run(kubectl, "apply", "-f", "-", input=objs)
+    assert await run(kubectl, "cordon", "drain-me") == "node/drain-me cordoned\n"
+    out = await run(kubectl, "drain", "drain-me", "--force", "--grace-period=0", "--timeout=30s")
+    assert "evicting pod default/bare" in out and "pod/bare evicted" in out and "node/drain-me drained" in out, out
+    assert await run(kubectl, "get", "pod", "bare", ok=False) == 'Error from server (NotFound): pods "bare" not found'
+    node = json.loads(await run(kubectl, "get", "node", "drain-me", "-o", "json"))
+    assert node["spec"]["unschedulable"] is True
+    assert await run(kubectl, "uncordon", "drain-me") == "node/drain-me uncordoned\n"

@@ -24,7 +24,7 @@ from google.protobuf.message import Message
 from controlplane.apiserver.http import discovery, endpointslices, logs, negotiate, patching, paths, tables, watch
 from controlplane.apiserver.http.patching import scale_of
 from controlplane.apiserver.http.paths import Target
-from controlplane.apiserver.http.status import status
+from controlplane.apiserver.http.status import status, success
 from controlplane.apiserver.registry import Registry
 from controlplane.apiserver.server import parse_selectors
 from controlplane.apiserver.watchcache import WatchCaches
@@ -225,6 +225,10 @@ class KubeAPI:
             if method == "DELETE":
                 return await self.delete_collection(request, t)
             raise self._not_allowed(method)
+        if t.subresource == "eviction":
+            if method == "POST":
+                return await self.evict(request, t)
+            raise self._not_allowed(method)
         if t.subresource == "log":
             if method == "GET":
                 return await logs.serve(request, self.registry, self.agents, t)
@@ -405,6 +409,25 @@ class KubeAPI:
                                          opts["uid"], opts["rv"], opts["dry_run"])
         return respond(meta.to_dict(out))
 
+    async def evict(self, request: web.Request, t: Target) -> web.Response:
+        """POST pods/<name>/eviction (kubectl drain): a policy/v1 Eviction whose
+        deleteOptions delete the pod. There are no PodDisruptionBudgets to
+        refuse it (429), so an eviction is the pod's deletion."""
+        body = await self._body(request)
+        opts: dict[str, Any] = {}
+        if body.strip() and negotiate.media_type(request.headers.get("Content-Type")) != negotiate.PROTOBUF:
+            doc = negotiate.parse_document(body, request.headers.get("Content-Type"))
+            if not isinstance(doc, dict) or doc.get("kind", "Eviction") != "Eviction":
+                raise bad_request("the body of an eviction must be a policy/v1 Eviction")
+            name = (doc.get("metadata") or {}).get("name")
+            if name and name != t.name:
+                raise bad_request(f"name in URL does not match name in Eviction object: {t.name} != {name}")
+            opts = doc.get("deleteOptions") or {}
+        o = _delete_opts(opts, request.query)
+        await self.registry.delete("pods", t.namespace, t.name, o["policy"], o["grace"], o["uid"], o["rv"],
+                                   o["dry_run"])
+        return respond({**success(), "code": 201}, 201)
+
     async def delete_collection(self, request: web.Request, t: Target) -> web.Response:
         q = request.query
         opts = await self._delete_options(request)
@@ -429,7 +452,6 @@ class KubeAPI:
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:
         """DeleteOptions from the body (JSON; an undecodable protobuf body
         is the defaults, as drain's fallback sends one) and the query."""
-        q = request.query
         body = await self._body(request)
         opts: dict[str, Any] = {}
         ct = negotiate.media_type(request.headers.get("Content-Type"))
@@ -438,27 +460,32 @@ class KubeAPI:
             if not isinstance(doc, dict):
                 raise bad_request("DeleteOptions must be a JSON object")
             opts = doc
-        policy = opts.get("propagationPolicy") or q.get("propagationPolicy", "")
-        orphan = opts.get("orphanDependents")
-        if orphan is None and q.get("orphanDependents"):
-            orphan = _bool(q["orphanDependents"])
-        if not policy and orphan is not None:
-            policy = "Orphan" if orphan else "Background"
-        grace = opts.get("gracePeriodSeconds")
-        if grace is None:
-            grace = _int(q, "gracePeriodSeconds")
-        if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int)):
-            raise bad_request("gracePeriodSeconds must be an integer")
-        pre = opts.get("preconditions") or {}
-        if not isinstance(pre, dict):
-            raise bad_request("preconditions must be an object")
-        dry = dry_run(q)
-        for v in opts.get("dryRun") or []:
-            if v != "All":
-                raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
-            dry = True
-        return {"policy": policy, "grace": grace, "uid": str(pre.get("uid") or ""),
-                "rv": str(pre.get("resourceVersion") or ""), "dry_run": dry}
+        return _delete_opts(opts, request.query)
+
+
+def _delete_opts(opts: dict[str, Any], q: Any) -> dict[str, Any]:
+    """DeleteOptions (a decoded body) with the query's parameters as defaults."""
+    policy = opts.get("propagationPolicy") or q.get("propagationPolicy", "")
+    orphan = opts.get("orphanDependents")
+    if orphan is None and q.get("orphanDependents"):
+        orphan = _bool(q["orphanDependents"])
+    if not policy and orphan is not None:
+        policy = "Orphan" if orphan else "Background"
+    grace = opts.get("gracePeriodSeconds")
+    if grace is None:
+        grace = _int(q, "gracePeriodSeconds")
+    if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int)):
+        raise bad_request("gracePeriodSeconds must be an integer")
+    pre = opts.get("preconditions") or {}
+    if not isinstance(pre, dict):
+        raise bad_request("preconditions must be an object")
+    dry = dry_run(q)
+    for v in opts.get("dryRun") or []:
+        if v != "All":
+            raise bad_request(f'dryRun: Unsupported value: "{v}": supported values: "All"')
+        dry = True
+    return {"policy": policy, "grace": grace, "uid": str(pre.get("uid") or ""),
+            "rv": str(pre.get("resourceVersion") or ""), "dry_run": dry}
 
 
 def _too_large() -> ApiError:

@@ -83,9 +83,11 @@ def patched(obj: Any, body: Any, content_type: str) -> Any | None:
 @click.option("--patch-file", default=None, metavar="FILE", help="A file holding the patch.")
 @click.option("--type", "patch_type", type=click.Choice(sorted(TYPES)), default="strategic", show_default=True,
               help="The type of patch.")
+@click.option("--dry-run", type=click.Choice(["none", "server"]), default="none", show_default=True,
+              help="server: the server checks the patched object without storing it.")
 @click.pass_context
 def command(ctx: click.Context, args: tuple[str, ...], patch_text: str | None, patch_file: str | None,
-            patch_type: str) -> None:
+            patch_type: str, dry_run: str) -> None:
     async def go() -> None:
         # Every check runs inside util.run, which prints a CliError as kubectl does.
         if patch_text is not None and patch_file is not None:
@@ -119,7 +121,8 @@ def command(ctx: click.Context, args: tuple[str, ...], patch_text: str | None, p
                     return True
 
                 _, written = await util.update_retrying(c, t.kind.resource, util.scope_namespace(t.kind, s),
-                                                        t.name, change)
-                click.echo(f"{t.kind.lower}/{t.name} patched{'' if written else ' (no change)'}")
+                                                        t.name, change, dry_run=dry_run == "server")
+                suffix = (" (server dry run)" if dry_run == "server" else "") if written else " (no change)"
+                click.echo(f"{t.kind.lower}/{t.name} patched{suffix}")
 
     util.run(go())

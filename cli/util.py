@@ -200,7 +200,8 @@ async def get_or_none(c: ClusterClient, resource: str, namespace: str, name: str
 
 
 async def update_retrying(c: ClusterClient, resource: str, namespace: str, name: str,
-                          change: Callable[[Any], bool], attempts: int = 10) -> tuple[Any, bool]:
+                          change: Callable[[Any], bool], attempts: int = 10,
+                          dry_run: bool = False) -> tuple[Any, bool]:
     """Read, change, write (CAS on the version read), again on Conflict: a
     controller's status write between the read and the write moves the
     resourceVersion without touching what the user changes, and kubectl
@@ -208,14 +209,15 @@ async def update_retrying(c: ClusterClient, resource: str, namespace: str, name:
     cordon, rollout pause/resume/restart and set image send patches).
     change(obj) edits obj in place (and may fail() on a precondition,
     checked afresh each time) and returns False when there is nothing to
-    write. Returns (object, written)."""
+    write. dry_run: the server checks the write without storing it.
+    Returns (object, written)."""
     delay = 0.05
     for attempt in range(attempts):
         obj = await c.get(resource, namespace, name)
         if not change(obj):
             return obj, False
         try:
-            return await c.update(obj), True
+            return await c.update(obj, dry_run=dry_run), True
         except ApiError as e:
             if not is_conflict(e) or attempt == attempts - 1:
                 raise

@@ -46,6 +46,12 @@ def test_patch_three_types(pk: Pk) -> None:
     d = stored(pk, "deployments", "web")
     assert d["spec"]["replicas"] == 4
     assert [c["name"] for c in d["spec"]["template"]["spec"]["containers"]] == ["web"]
+    # --dry-run=server: checked (an invalid value fails) but not stored
+    assert pk.ok("patch", "deploy", "web", "--dry-run=server", "-p", '{"spec":{"replicas":7}}') \
+        == "deployment.apps/web patched (server dry run)\n"
+    assert stored(pk, "deployments", "web")["spec"]["replicas"] == 4
+    r = pk("patch", "deploy", "web", "--dry-run=server", "-p", '{"spec":{"replicas":-1}}')
+    assert r.exit_code == 1 and "spec.replicas: Invalid value: -1" in r.stderr
     # the same patch again changes nothing and writes nothing
     rv = d["metadata"]["resourceVersion"]
     assert pk.ok("patch", "deploy", "web", "-p", '{"spec":{"replicas":4}}') == "deployment.apps/web patched (no change)\n"

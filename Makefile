@@ -27,10 +27,11 @@ verify-proto: .venv/.installed ## fail if pkapi/v1 differs from what proto/ gene
 	for f in $$tmp/pkapi/v1/*; do cmp -s $$f pkapi/v1/$$(basename $$f) || { echo "pkapi/v1/$$(basename $$f) is out of date: run make proto"; exit 1; }; done && \
 	for f in pkapi/v1/*_pb2*; do test -e $$tmp/pkapi/v1/$$(basename $$f) || { echo "$$f has no .proto"; exit 1; }; done && echo "generated code is up to date"
 
-lint: .venv/.installed ## ruff, the import-linter contracts and the import-cycle check
+lint: .venv/.installed ## ruff, the import-linter contracts (layers, pure modules) and the import-cycle check
 	.venv/bin/ruff check .
 	.venv/bin/lint-imports
 	$(PY) scripts/import-cycles.py
+	$(PY) scripts/pure-modules.py
 
 typecheck: .venv/.installed ## mypy
 	.venv/bin/mypy pkapi cli agent controlplane

@@ -4,8 +4,8 @@ reason). Pure data; no I/O."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
-import socket
 from dataclasses import dataclass, field
 
 # name -> (heartbeat interval s, crash back-off start s)
@@ -20,7 +20,9 @@ MAX_PROXY_WORKERS = 64
 @dataclass
 class AgentConfig:
     server: str = "127.0.0.1:6444"
-    node_name: str = field(default_factory=socket.gethostname)
+    # pk-agent's --node-name defaults to the hostname (agent.main asks the
+    # system; this module reads nothing).
+    node_name: str = ""
     # The address pods' ports are published on and other nodes reach it by.
     node_ip: str = "127.0.0.1"
     docker_host: str = "unix:///var/run/docker.sock"
@@ -95,10 +97,8 @@ def parse_dns_upstreams(s: str) -> list[tuple[str, int]] | None:
     for part in (p.strip() for p in s.split(",")):
         host, colon, port = part.partition(":")
         try:
-            socket.inet_aton(host)
-            if host.count(".") != 3:
-                raise OSError
-        except OSError:
+            ipaddress.IPv4Address(host)
+        except ValueError:
             raise ValueError(f'"{part}" is not IPv4[:PORT] (or use "none" to never forward)') from None
         try:
             out.append((host, parse_port(port) if colon else 53))

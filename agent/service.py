@@ -94,7 +94,7 @@ class AgentServicer(api_pb2_grpc.AgentServiceServicer):
             ):
                 yield api_pb2.LogChunk(data=chunk)
         except ApiError as e:
-            await context.abort(e.code, e.wire())
+            await context.abort(grpc.StatusCode[e.grpc_code], e.wire())
         except ContainerNotFound as e:
             await context.abort(grpc.StatusCode.NOT_FOUND, ApiError("NotFound", str(e)).wire())
 
@@ -138,7 +138,7 @@ class AgentServicer(api_pb2_grpc.AgentServiceServicer):
                     yield api_pb2.ExecResponse(stdout=data)
             yield api_pb2.ExecResponse(exit_code=await session.exit_code())
         except ApiError as e:
-            await context.abort(e.code, e.wire())
+            await context.abort(grpc.StatusCode[e.grpc_code], e.wire())
         except (ContainerNotFound, CreateError) as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, ApiError("BadRequest", str(e)).wire())
         finally:

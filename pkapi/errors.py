@@ -9,22 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import grpc
-
-# Kubernetes StatusReason -> gRPC code.
-REASON_CODES: dict[str, grpc.StatusCode] = {
-    "NotFound": grpc.StatusCode.NOT_FOUND,
-    "AlreadyExists": grpc.StatusCode.ALREADY_EXISTS,
-    "Conflict": grpc.StatusCode.ABORTED,
-    "Invalid": grpc.StatusCode.INVALID_ARGUMENT,
-    "BadRequest": grpc.StatusCode.INVALID_ARGUMENT,
-    "Expired": grpc.StatusCode.OUT_OF_RANGE,  # watch from a compacted revision
-    "Forbidden": grpc.StatusCode.PERMISSION_DENIED,
-    "MethodNotAllowed": grpc.StatusCode.UNIMPLEMENTED,
-    "ServiceUnavailable": grpc.StatusCode.UNAVAILABLE,
-    "Timeout": grpc.StatusCode.DEADLINE_EXCEEDED,
-    "InternalError": grpc.StatusCode.INTERNAL,
-    "PreconditionFailed": grpc.StatusCode.FAILED_PRECONDITION,
+# Kubernetes StatusReason -> the gRPC status code it travels as, by name
+# (grpc.StatusCode[name] at the servicer and the client): names keep this
+# module free of grpc, so pure modules that raise ApiError stay pure.
+REASON_CODES: dict[str, str] = {
+    "NotFound": "NOT_FOUND",
+    "AlreadyExists": "ALREADY_EXISTS",
+    "Conflict": "ABORTED",
+    "Invalid": "INVALID_ARGUMENT",
+    "BadRequest": "INVALID_ARGUMENT",
+    "Expired": "OUT_OF_RANGE",  # watch from a compacted revision
+    "Forbidden": "PERMISSION_DENIED",
+    "MethodNotAllowed": "UNIMPLEMENTED",
+    "ServiceUnavailable": "UNAVAILABLE",
+    "Timeout": "DEADLINE_EXCEEDED",
+    "InternalError": "INTERNAL",
+    "PreconditionFailed": "FAILED_PRECONDITION",
 }
 _CODE_REASONS = {code: reason for reason, code in REASON_CODES.items()}
 # INVALID_ARGUMENT is shared by Invalid and BadRequest; the message prefix
@@ -41,20 +41,22 @@ class ApiError(Exception):
         super().__init__(self.message)
 
     @property
-    def code(self) -> grpc.StatusCode:
-        return REASON_CODES.get(self.reason, grpc.StatusCode.UNKNOWN)
+    def grpc_code(self) -> str:
+        """The name of the gRPC status code it travels as ("NOT_FOUND")."""
+        return REASON_CODES.get(self.reason, "UNKNOWN")
 
     def wire(self) -> str:
         """The gRPC status details string: "[Reason] message"."""
         return f"[{self.reason}] {self.message}"
 
     @classmethod
-    def from_wire(cls, code: grpc.StatusCode, details: str | None) -> ApiError:
+    def from_wire(cls, grpc_code: str, details: str | None) -> ApiError:
+        """From a gRPC status: the name of its code ("NOT_FOUND") and details."""
         details = details or ""
         if details.startswith("[") and "] " in details:
             reason, _, msg = details[1:].partition("] ")
             return cls(reason, msg)
-        return cls(_CODE_REASONS.get(code, "InternalError"), details)
+        return cls(_CODE_REASONS.get(grpc_code, "InternalError"), details)
 
     def kubectl(self) -> str:
         """As kubectl prints it: Error from server (NotFound): pods "x" not found"""

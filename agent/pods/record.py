@@ -16,11 +16,13 @@ probe callbacks, on the same event loop).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from agent.pods.backoff import Backoff
-from agent.pods.probes import ContainerProbes
 from agent.runtime.base import ContainerState, PortBinding
+
+if TYPE_CHECKING:  # the runners are the worker's; the record only holds them
+    from agent.pods.probes import ContainerProbes
 
 
 class PullFailure(NamedTuple):

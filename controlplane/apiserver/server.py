@@ -48,7 +48,7 @@ SERVER_OPTIONS = [
 
 
 async def _abort(context: grpc.aio.ServicerContext, err: ApiError) -> None:
-    await context.abort(err.code, err.wire())
+    await context.abort(grpc.StatusCode[err.grpc_code], err.wire())
 
 
 def _store_error(e: Exception) -> ApiError:
@@ -102,10 +102,10 @@ def agent_error(e: grpc.aio.AioRpcError) -> ApiError:
     must not read as an unreachable control plane."""
     details = e.details() or ""
     if details.startswith("["):
-        return ApiError.from_wire(e.code(), details)
+        return ApiError.from_wire(e.code().name, details)
     if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
         return ApiError("ServiceUnavailable", f"error dialing backend: {details}")
-    return ApiError.from_wire(e.code(), details)
+    return ApiError.from_wire(e.code().name, details)
 
 
 def body_message(body: api_pb2.Body) -> Message:

@@ -100,7 +100,7 @@ def convert_rpc_error(err: grpc.aio.AioRpcError, address: str) -> Exception:
             return ServerUnreachable(address, details or "unavailable")
         if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
             return ServerUnreachable(address, "deadline exceeded")
-    return ApiError.from_wire(err.code(), details)
+    return ApiError.from_wire(err.code().name, details)
 
 
 def _method_name(method: Any) -> str:
@@ -119,7 +119,7 @@ def _failed_over(err: grpc.aio.AioRpcError) -> bool:
 
 def _batch_results(items: Any, ok: Callable[[Any], Any]) -> list[Any]:
     """A batch RPC's per-item results: ok(item) for a success, else the ApiError."""
-    return [ApiError.from_wire(grpc.StatusCode.UNKNOWN, r.error) if r.error else ok(r) for r in items]
+    return [ApiError.from_wire("UNKNOWN", r.error) if r.error else ok(r) for r in items]
 
 
 class ClusterClient:

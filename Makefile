@@ -33,8 +33,9 @@ lint: .venv/.installed ## ruff, the import-linter contracts (layers, pure module
 	$(PY) scripts/import-cycles.py
 	$(PY) scripts/pure-modules.py
 
-typecheck: .venv/.installed ## mypy
+typecheck: .venv/.installed ## mypy over the programs; pkapi (not its generated pkapi/v1) with --strict
 	.venv/bin/mypy pkapi cli agent controlplane
+	.venv/bin/mypy --strict pkapi
 
 test-unit: .venv/.installed ## unit tests (no etcd, no Docker)
 	$(PYTEST) tests/unit -q

@@ -36,7 +36,7 @@ def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dic
     out: dict[Any, Any] = {}
     lines: dict[Any, int] = {}
     for k_node, v_node in node.value:
-        k = loader.construct_object(k_node, deep=True)  # type: ignore[no-untyped-call]
+        k = loader.construct_object(k_node, deep=True)
         if isinstance(k, bool):
             k = "true" if k else "false"
         elif not isinstance(k, str) and k is not None and not isinstance(k, (list, dict)):
@@ -48,7 +48,7 @@ def _mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dic
                 f'  line {line}: mapping key "{k}" already defined at line {lines[k]}'
             )
         lines[k] = line
-        out[k] = loader.construct_object(v_node, deep=True)  # type: ignore[no-untyped-call]
+        out[k] = loader.construct_object(v_node, deep=True)
     return out
 
 

@@ -50,7 +50,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import jsonpatch
 import jsonpointer
@@ -126,7 +126,9 @@ def apply_patch(obj: dict[str, Any], body: bytes | str | Any, content_type: str,
                          f"{', '.join(PATCH_TYPES)}, {APPLY_PATCH}")
     patch = decode_body(body) if isinstance(body, bytes | bytearray | str) else body
     if mt == JSON_PATCH:
-        return json_patch(obj, patch)
+        # An operation on the root ("path": "") may leave a non-object; the
+        # strict decode of the result refuses it, as for any bad object.
+        return cast(dict[str, Any], json_patch(obj, patch))
     if mt == MERGE_PATCH:
         if not isinstance(patch, dict):
             raise _bad("error decoding patch: json: cannot unmarshal "

@@ -398,7 +398,7 @@ def slow_start_batches(total: int, initial: int = 1) -> list[int]:
 
 
 def ts_seconds(ts: Any) -> float:
-    return float(ts.seconds) + ts.nanos / 1e9
+    return float(ts.seconds) + float(ts.nanos) / 1e9
 
 
 def utc(ts_seconds_: float) -> _dt.datetime:

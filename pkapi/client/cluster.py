@@ -128,8 +128,9 @@ class ClusterClient:
         self.endpoints = endpoints(address)
         self.timeout = timeout
         self.channel = grpc.aio.insecure_channel(grpc_target(address), options=CHANNEL_OPTIONS)
-        self.resources = api_pb2_grpc.ResourceServiceStub(self.channel)
-        self.nodes = api_pb2_grpc.NodeServiceStub(self.channel)
+        # The generated gRPC stubs carry no annotations (pkapi/v1 is not typed).
+        self.resources = api_pb2_grpc.ResourceServiceStub(self.channel)  # type: ignore[no-untyped-call]
+        self.nodes = api_pb2_grpc.NodeServiceStub(self.channel)  # type: ignore[no-untyped-call]
 
     async def close(self) -> None:
         await self.channel.close()

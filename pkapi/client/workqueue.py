@@ -109,7 +109,7 @@ class WorkQueue:
     def backoff(self, key: Hashable) -> float:
         """The delay the next add_rate_limited(key) would use."""
         n = self._failures.get(key, 0)
-        return min(self.base_delay * (2**n), self.max_delay)
+        return float(min(self.base_delay * (2**n), self.max_delay))  # int ** int is typed Any
 
     def add_rate_limited(self, key: Hashable) -> None:
         delay = self.backoff(key)

@@ -217,7 +217,8 @@ async def update_retrying(c: ClusterClient, resource: str, namespace: str, name:
         if not change(obj):
             return obj, False
         try:
-            return await c.update(obj, dry_run=dry_run), True
+            written = await (c.update(obj, dry_run=True) if dry_run else c.update(obj))
+            return written, True
         except ApiError as e:
             if not is_conflict(e) or attempt == attempts - 1:
                 raise

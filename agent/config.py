@@ -14,6 +14,7 @@ PRESETS: dict[str, tuple[float, float]] = {
     "kubernetes": (10.0, 10.0),
 }
 BACKOFF_CAP = 300.0  # both presets: 5 min, as Kubernetes
+PULL_BACKOFF_INITIAL = 10.0  # image pulls, both presets: kubelet's 10 s
 MAX_PROXY_WORKERS = 64
 
 
@@ -36,6 +37,7 @@ class AgentConfig:
     preset: str = "lab"
     backoff_initial: float = 1.0
     backoff_cap: float = BACKOFF_CAP
+    pull_backoff_initial: float = PULL_BACKOFF_INITIAL
     # How often every pod is re-synced even without events (safety net).
     resync_interval: float = 10.0
     # Container stops/removals of deleted pods in flight at once (see

@@ -67,10 +67,12 @@ class PodTiming:
     backoff_initial: float = 1.0
     backoff_cap: float = 300.0
     resync_interval: float = 10.0
+    # image pulls' first back-off (None: backoff_initial)
+    pull_backoff_initial: float | None = None
 
     @classmethod
     def of(cls, config: AgentConfig) -> PodTiming:
-        return cls(config.backoff_initial, config.backoff_cap, config.resync_interval)
+        return cls(config.backoff_initial, config.backoff_cap, config.resync_interval, config.pull_backoff_initial)
 
 
 @dataclass(frozen=True)

@@ -47,8 +47,9 @@ class ContainerRecord:
     backoff_reported: set[str] = field(default_factory=set)
 
     @classmethod
-    def new(cls, initial: float, cap: float) -> ContainerRecord:
-        return cls(Backoff(initial, cap), Backoff(initial, cap, first_immediate=False))
+    def new(cls, initial: float, cap: float, pull_initial: float | None = None) -> ContainerRecord:
+        pull = initial if pull_initial is None else pull_initial
+        return cls(Backoff(initial, cap), Backoff(pull, cap, first_immediate=False))
 
     def observe_exit(self, st: ContainerState, restart: bool, now: float) -> None:
         """Count an exited run once: a run that will be restarted moves the

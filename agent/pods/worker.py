@@ -108,7 +108,7 @@ class PodWorker:
         rec = self.records.get(name)
         if rec is None:
             t = self.ctx.timing
-            rec = self.records[name] = ContainerRecord.new(t.backoff_initial, t.backoff_cap)
+            rec = self.records[name] = ContainerRecord.new(t.backoff_initial, t.backoff_cap, t.pull_backoff_initial)
         return rec
 
     # -------------------------------------------------------------- loop

@@ -45,3 +45,23 @@ def test_mirror_host() -> None:
 ])
 def test_local_registry(host: str, want: bool) -> None:
     assert local_registry(host) is want
+
+
+@pytest.mark.parametrize("preset", ["lab", "kubernetes"])
+def test_image_pulls_back_off_from_10_s_in_both_presets(preset: str) -> None:
+    from agent.config import AgentConfig
+    from agent.pods.context import PodTiming
+    from agent.pods.record import ContainerRecord
+
+    cfg = AgentConfig()
+    cfg.apply_preset(preset)
+    t = PodTiming.of(cfg)
+    rec = ContainerRecord.new(t.backoff_initial, t.backoff_cap, t.pull_backoff_initial)
+    assert rec.pull.initial == 10.0 and rec.pull.cap == 300.0
+    assert rec.crash.initial == cfg.backoff_initial  # restarts keep the preset's
+    # 10 s, 20 s, 40 s ... 5 min
+    delays = []
+    for i in range(7):
+        rec.pull.failed(float(i))
+        delays.append(rec.pull.delay)
+    assert delays == [10.0, 20.0, 40.0, 80.0, 160.0, 300.0, 300.0]

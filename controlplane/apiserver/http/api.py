@@ -22,6 +22,7 @@ from aiohttp import web
 from google.protobuf.message import Message
 
 from controlplane.apiserver.http import discovery, endpointslices, logs, negotiate, patching, paths, tables, watch
+from controlplane.apiserver.http import exec as podexec
 from controlplane.apiserver.http.patching import scale_of
 from controlplane.apiserver.http.paths import Target
 from controlplane.apiserver.http.status import status, success
@@ -228,6 +229,10 @@ class KubeAPI:
         if t.subresource == "eviction":
             if method == "POST":
                 return await self.evict(request, t)
+            raise self._not_allowed(method)
+        if t.subresource == "exec":
+            if method in ("GET", "POST"):
+                return await podexec.serve(request, self.registry, self.agents, t)
             raise self._not_allowed(method)
         if t.subresource == "log":
             if method == "GET":

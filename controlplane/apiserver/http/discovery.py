@@ -25,7 +25,8 @@ SCALE = ("scale", "autoscaling", "v1", "Scale", SUB_VERBS)
 SUBRESOURCES: dict[str, tuple[tuple[str, str, str, str, list[str]], ...]] = {
     "deployments": (SCALE, ("status", "apps", "v1", "Deployment", SUB_VERBS)),
     "replicasets": (SCALE, ("status", "apps", "v1", "ReplicaSet", SUB_VERBS)),
-    "pods": (("eviction", "policy", "v1", "Eviction", ["create"]), ("log", "", "v1", "Pod", ["get"]),
+    "pods": (("eviction", "policy", "v1", "Eviction", ["create"]), ("exec", "", "v1", "PodExecOptions", ["create", "get"]),
+             ("log", "", "v1", "Pod", ["get"]),
              ("status", "", "v1", "Pod", SUB_VERBS)),
     "services": (("status", "", "v1", "Service", SUB_VERBS),),
     "nodes": (("status", "", "v1", "Node", SUB_VERBS),),

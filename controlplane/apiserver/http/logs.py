@@ -41,16 +41,22 @@ def _number(q: Any, name: str, minimum: int) -> int | None:
     return n
 
 
-def request_of(pod: Any, q: Any) -> api_pb2.LogsRequest:
+def container_of(pod: Any, container: str) -> str:
+    """The container a pods/log or pods/exec request names: the only one
+    when it names none; BadRequest in kube-apiserver's words otherwise."""
     names = [c.name for c in pod.spec.containers]
-    container = q.get("container", "")
     if not container:
         if len(names) != 1:
             raise bad_request(f"a container name must be specified for pod {pod.metadata.name}, choose one of: "
                               f"[{' '.join(names)}]")
-        container = names[0]
-    elif container not in names:
+        return str(names[0])
+    if container not in names:
         raise bad_request(f"container {container} is not valid for pod {pod.metadata.name}")
+    return container
+
+
+def request_of(pod: Any, q: Any) -> api_pb2.LogsRequest:
+    container = container_of(pod, q.get("container", ""))
     req = api_pb2.LogsRequest(namespace=pod.metadata.namespace, pod=pod.metadata.name, container=container,
                               follow=_flag(q, "follow"), previous=_flag(q, "previous"),
                               timestamps=_flag(q, "timestamps"))

@@ -75,7 +75,7 @@ def test_paths(gv: str, segs: list[str], want: tuple[str, str, str, str]) -> Non
 
 
 @pytest.mark.parametrize("gv, segs", [
-    ("v1", ["widgets"]), ("v1", ["pods", "p", "exec"]), ("v1", ["namespaces", "d", "nodes", "n"]),
+    ("v1", ["widgets"]), ("v1", ["pods", "p", "portforward"]), ("v1", ["namespaces", "d", "nodes", "n"]),
     ("apps/v1", ["pods"]), ("example.com/v1", ["x"]), ("v1", ["pods", "p", "status", "more"]),
     ("v1", ["pods", "p", "scale"]),
 ])

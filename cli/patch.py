@@ -4,6 +4,7 @@
   pkctl patch deploy/web --type merge -p '{"metadata":{"labels":{"tier":"front"}}}'
   pkctl patch deploy web --type json -p '[{"op":"replace","path":"/spec/replicas","value":1}]'
   pkctl patch node node-1 --patch-file cordon.yaml                         # YAML is fine too
+  pkctl patch -f web.yaml -p '{"spec":{"paused":true}}'                    # the objects a manifest names
 
 The object is read, patched here with pkapi.patch (the same code the HTTP
 API runs for PATCH) and written back with the resourceVersion it was read
@@ -77,17 +78,19 @@ def patched(obj: Any, body: Any, content_type: str) -> Any | None:
   pkctl patch deployment web -p '{"spec":{"replicas":3}}'
   pkctl patch deploy/web --type merge -p '{"metadata":{"labels":{"tier":"front"}}}'
   pkctl patch deploy web --type json -p '[{"op":"remove","path":"/metadata/labels/tier"}]'""")
-@click.argument("args", nargs=-1, metavar="(TYPE NAME | TYPE/NAME)")
+@click.argument("args", nargs=-1, metavar="(TYPE NAME | TYPE/NAME | -f FILE)")
 @click.option("-p", "--patch", "patch_text", default=None, metavar="PATCH",
               help="The patch, as JSON or YAML.")
 @click.option("--patch-file", default=None, metavar="FILE", help="A file holding the patch.")
 @click.option("--type", "patch_type", type=click.Choice(sorted(TYPES)), default="strategic", show_default=True,
               help="The type of patch.")
+@click.option("-f", "--filename", "filenames", multiple=True, metavar="FILE|DIR|-",
+              help="Patch the objects these manifests name (kind, name, namespace).")
 @click.option("--dry-run", type=click.Choice(["none", "server"]), default="none", show_default=True,
               help="server: the server checks the patched object without storing it.")
 @click.pass_context
 def command(ctx: click.Context, args: tuple[str, ...], patch_text: str | None, patch_file: str | None,
-            patch_type: str, dry_run: str) -> None:
+            patch_type: str, dry_run: str, filenames: tuple[str, ...]) -> None:
     async def go() -> None:
         # Every check runs inside util.run, which prints a CliError as kubectl does.
         if patch_text is not None and patch_file is not None:
@@ -101,18 +104,25 @@ def command(ctx: click.Context, args: tuple[str, ...], patch_text: str | None, p
         if not text:
             util.fail("must specify --patch or --patch-file containing the contents of the patch")
         body = parse_patch(text)
-        targets = util.parse_targets(list(args), verb="patch")
-        if not targets:
-            util.fail("you must provide one or more resources by argument or filename")
-        for t in targets:
+        s = util.settings(ctx)
+        if filenames and args:
+            util.fail("there is no need to specify a resource type and name when passing -f")
+        work: list[tuple[meta.Kind, str, str]] = []  # (kind, namespace, name)
+        for t in util.parse_targets(list(args), verb="patch"):
             if t.name is None:
                 util.fail("resource(s) were provided, but no name was specified")
+            work.append((t.kind, util.scope_namespace(t.kind, s), t.name))
+        for doc in util.read_manifests(filenames) if filenames else []:
+            kind = doc.resolve_kind()
+            util.check_namespace(doc, s)
+            if not doc.name:
+                util.fail(f'error validating "{doc.source}": the object has no metadata.name')
+            work.append((kind, (doc.namespace or s.namespace) if kind.namespaced else "", doc.name))
+        if not work:
+            util.fail("you must provide one or more resources by argument or filename")
         content_type = TYPES[patch_type]
-        s = util.settings(ctx)
         async with util.client(ctx) as c:
-            for t in targets:
-                assert t.name is not None
-
+            for kind, ns, name in work:
                 def change(obj: Any) -> bool:
                     new = patched(obj, body, content_type)
                     if new is None:
@@ -120,9 +130,9 @@ def command(ctx: click.Context, args: tuple[str, ...], patch_text: str | None, p
                     obj.CopyFrom(new)
                     return True
 
-                _, written = await util.update_retrying(c, t.kind.resource, util.scope_namespace(t.kind, s),
-                                                        t.name, change, dry_run=dry_run == "server")
+                _, written = await util.update_retrying(c, kind.resource, ns, name, change,
+                                                        dry_run=dry_run == "server")
                 suffix = (" (server dry run)" if dry_run == "server" else "") if written else " (no change)"
-                click.echo(f"{t.kind.lower}/{t.name} patched{suffix}")
+                click.echo(f"{kind.lower}/{name} patched{suffix}")
 
     util.run(go())

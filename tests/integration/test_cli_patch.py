@@ -99,3 +99,15 @@ def test_patch_missing_object_and_name(pk: Pk) -> None:
     assert (r.exit_code, r.stderr) == (1, 'Error from server (NotFound): deployments.apps "nope" not found\n')
     r = pk("patch", "deploy", "-p", "{}")
     assert (r.exit_code, r.stderr) == (1, "error: resource(s) were provided, but no name was specified\n")
+
+
+def test_patch_the_objects_a_manifest_names(pk: Pk) -> None:
+    f = pk.file("web.yaml", deployment_yaml("fw") + "---\n" + deployment_yaml("fw2"))
+    pk.ok("apply", "-f", f)
+    out = pk.ok("patch", "-f", f, "--type", "merge", "-p", '{"spec":{"paused":true}}')
+    assert out == "deployment.apps/fw patched\ndeployment.apps/fw2 patched\n"
+    assert stored(pk, "deployments", "fw")["spec"]["paused"] is True
+    assert stored(pk, "deployments", "fw2")["spec"]["paused"] is True
+    r = pk("patch", "deploy", "fw", "-f", f, "-p", "{}")
+    assert (r.exit_code, r.stderr) == (1, "error: there is no need to specify a resource type and name when "
+                                          "passing -f\n")

@@ -83,12 +83,16 @@ def write_config(path: Path, server: str, namespace: str = "") -> None:
 
 def normalize_server(server: str) -> str:
     """Accept what a kubectl user may type: `host:port`, `http://host:port`,
-    `grpc://host:port`; gRPC wants `host:port`."""
-    s = server.strip()
-    for scheme in ("grpc://", "http://", "https://"):
-        if s.startswith(scheme):
-            s = s[len(scheme):]
-    return s.rstrip("/")
+    `grpc://host:port`, or several of them comma-separated (control planes
+    to fail over between); gRPC wants `host:port[,host:port...]`."""
+    out = []
+    for part in server.split(","):
+        s = part.strip()
+        for scheme in ("grpc://", "http://", "https://"):
+            if s.startswith(scheme):
+                s = s[len(scheme):]
+        out.append(s.rstrip("/"))
+    return ",".join(out)
 
 
 def kubeconfig_server(env: Mapping[str, str] | None = None) -> str:

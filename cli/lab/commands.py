@@ -66,13 +66,15 @@ def command() -> None:
 @click.option("--images", "images_dir", default=None, metavar="DIR",
               help="Where `make images` wrote images.tar.hash: the images pushed to the lab registry (default: images/out).")
 @click.option("--timeout", type=float, default=90.0, show_default=True, help="Seconds to wait for the nodes to be Ready.")
+@click.option("--control-planes", type=int, default=None,
+              help="Control planes, each with its own etcd member (default 1; 3 for HA: cp-1..cp-3 on 10.231.K.1-3).")
 @click.option("--infra-only", is_flag=True, hidden=True, help="Network, engines and images only (the lab's own tests).")
 def up_cmd(lab_name: str, nodes: int | None, preset: str, service_cidr: str, lb_pool: str | None,
-           images_dir: str | None, timeout: float, infra_only: bool) -> None:
+           images_dir: str | None, timeout: float, control_planes: int | None, infra_only: bool) -> None:
     """Bring the lab up (idempotent: a running lab is left as it is)."""
     opts = labmod.UpOptions(
         name=lab_name, nodes=nodes, preset=preset, service_cidr=service_cidr, lb_pool=lb_pool,
-        images_dir=images_dir, cluster=not infra_only, timeout=timeout,
+        images_dir=images_dir, cluster=not infra_only, timeout=timeout, control_planes=control_planes,
     )
     _guard(lambda: labmod.up(opts, say=_say))
 
@@ -104,12 +106,45 @@ def kubeconfig_cmd(lab_name: str) -> None:
 
 @command.command("status")
 @name_option
-@click.option("-o", "--output", type=click.Choice(["json"]), default=None, help="json: one JSON object (key registry: the host:port to push to).")
+@click.option("-o", "--output", type=click.Choice(["json"]), default=None,
+              help="json: one JSON object (controlplanes, leader, etcd, nodes; registry: the host:port to push to).")
 def status_cmd(lab_name: str, output: str | None) -> None:
     """Show the lab's processes, links and node status (exit 1 if a part is down)."""
     ok = _guard(lambda: labmod.status(lab_name, say=_say, output=output or ""))
     if not ok:
         sys.exit(1)
+
+
+@command.command("kill-controlplane")
+@name_option
+@click.argument("controlplane")
+def kill_controlplane_cmd(lab_name: str, controlplane: str) -> None:
+    """SIGKILL one control plane (cp-1, ...; `controlplane` in a lab of one)."""
+    _guard(lambda: labmod.kill_controlplane(lab_name, controlplane, say=_say))
+
+
+@command.command("start-controlplane")
+@name_option
+@click.argument("controlplane")
+def start_controlplane_cmd(lab_name: str, controlplane: str) -> None:
+    """Start a control plane again and wait until it answers."""
+    _guard(lambda: labmod.start_controlplane(lab_name, controlplane, say=_say))
+
+
+@command.command("kill-etcd")
+@name_option
+@click.argument("member")
+def kill_etcd_cmd(lab_name: str, member: str) -> None:
+    """SIGKILL one etcd member (etcd-1, ...; `etcd` in a lab of one)."""
+    _guard(lambda: labmod.kill_etcd(lab_name, member, say=_say))
+
+
+@command.command("start-etcd")
+@name_option
+@click.argument("member")
+def start_etcd_cmd(lab_name: str, member: str) -> None:
+    """Start an etcd member again (same ports and data) and wait until it is healthy."""
+    _guard(lambda: labmod.start_etcd(lab_name, member, say=_say))
 
 
 @command.command("kill-node")

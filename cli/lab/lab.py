@@ -28,6 +28,7 @@ concurrent pkctl processes changing the same lab are not supported.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import shutil
@@ -111,11 +112,13 @@ def default_images_dir() -> str:
 
 
 def etcd_pidfile(plan: LabPlan) -> str:
-    return f"{plan.run_dir}/etcd.pid"
+    """The first etcd member's PID file (a lab of one: its only one)."""
+    return plan.etcd_members[0].pidfile
 
 
 def controlplane_pidfile(plan: LabPlan) -> str:
-    return f"{plan.run_dir}/controlplane.pid"
+    """The first control plane's PID file (a lab of one: its only one)."""
+    return plan.controlplanes[0].pidfile
 
 
 def agent_pidfile(node: NodePlan) -> str:
@@ -123,9 +126,13 @@ def agent_pidfile(node: NodePlan) -> str:
 
 
 def log_path(plan: LabPlan, component: str) -> str:
-    """controlplane | etcd | registry | NODE | NODE/agent | NODE/dockerd -> its log file."""
-    if component in ("controlplane", "etcd", "registry"):
-        return f"{plan.state_dir}/logs/{component}.log"
+    """controlplane | etcd (cp-i | etcd-i in an HA lab) | registry | NODE |
+    NODE/agent | NODE/dockerd -> its log file."""
+    for part in plan.servers:
+        if component == part.name:
+            return part.log
+    if component == "registry":
+        return f"{plan.state_dir}/logs/registry.log"
     node_name, _, what = component.partition("/")
     node = plan.node(node_name)
     what = what or "agent"
@@ -133,40 +140,53 @@ def log_path(plan: LabPlan, component: str) -> str:
         return f"{node.state_dir}/agent.log"
     if what == "dockerd":
         return engine.dockerd_log(node)
-    raise PlanError(f'unknown component "{component}": use controlplane, etcd, registry, NODE/agent or NODE/dockerd')
+    parts = ", ".join(p.name for p in plan.servers)
+    raise PlanError(f'unknown component "{component}": use {parts}, registry, NODE/agent or NODE/dockerd')
 
 
 def components(plan: LabPlan) -> list[str]:
-    out = ["controlplane", "etcd", "registry"]
+    out = [p.name for p in plan.servers] + ["registry"]
     for n in plan.nodes:
         out += [f"{n.name}/agent", f"{n.name}/dockerd"]
     return out
 
 
-def etcd_argv(plan: LabPlan, rec: state.LabRecord) -> list[str]:
-    client = f"http://127.0.0.1:{rec.etcd_client_port}"
-    peer = f"http://127.0.0.1:{rec.etcd_peer_port}"
-    member = f"pklab-{plan.name}"
-    return [
+def etcd_endpoints(plan: LabPlan, rec: state.LabRecord) -> list[str]:
+    """Every etcd member's client URL (loopback)."""
+    return [f"http://127.0.0.1:{rec.member_ports(i)[0]}" for i in range(len(plan.etcd_members))]
+
+
+def etcd_argv(plan: LabPlan, rec: state.LabRecord, index: int = 0) -> list[str]:
+    """etcd member `index`'s command line (peers on loopback)."""
+    m = plan.etcd_members[index]
+    client_port, peer_port = rec.member_ports(index)
+    client = f"http://127.0.0.1:{client_port}"
+    peer = f"http://127.0.0.1:{peer_port}"
+    cluster = ",".join(f"{o.member}=http://127.0.0.1:{rec.member_ports(i)[1]}" for i, o in enumerate(plan.etcd_members))
+    argv = [
         binary("etcd"),
-        f"--name={member}",
-        f"--data-dir={plan.etcd_dir}",
+        f"--name={m.member}",
+        f"--data-dir={m.data_dir}",
         f"--listen-client-urls={client}",
         f"--advertise-client-urls={client}",
         f"--listen-peer-urls={peer}",
         f"--initial-advertise-peer-urls={peer}",
-        f"--initial-cluster={member}={peer}",
+        f"--initial-cluster={cluster}",
         "--auto-compaction-retention=1h",
         "--log-level=warn",
     ]
+    if len(plan.etcd_members) > 1:
+        argv.append(f"--initial-cluster-token=pklab-{plan.name}")
+    return argv
 
 
-def controlplane_values(plan: LabPlan, rec: state.LabRecord) -> dict[str, str]:
+def controlplane_values(plan: LabPlan, rec: state.LabRecord, index: int = 0) -> dict[str, str]:
+    cp = plan.controlplanes[index]
     return {
-        "listen": plan.server,
-        "http_listen": plan.https_server,
-        "etcd_servers": f"http://127.0.0.1:{rec.etcd_client_port}",
-        "data_dir": plan.controlplane_dir,
+        "listen": cp.server,
+        "http_listen": cp.https_server,
+        "etcd_servers": ",".join(etcd_endpoints(plan, rec)),
+        "data_dir": cp.data_dir,
         "service_cidr": plan.service_cidr,
         "lb_pool": plan.lb_pool,
         "preset": plan.preset,
@@ -187,8 +207,8 @@ def agent_values(plan: LabPlan, node: NodePlan) -> dict[str, str]:
     }
 
 
-def controlplane_argv(plan: LabPlan, rec: state.LabRecord) -> list[str]:
-    return [binary("pk-controlplane"), *flags.argv(flags.CONTROLPLANE_FLAGS, controlplane_values(plan, rec))]
+def controlplane_argv(plan: LabPlan, rec: state.LabRecord, index: int = 0) -> list[str]:
+    return [binary("pk-controlplane"), *flags.argv(flags.CONTROLPLANE_FLAGS, controlplane_values(plan, rec, index))]
 
 
 def agent_argv(plan: LabPlan, node: NodePlan) -> list[str]:
@@ -227,12 +247,17 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: flo
         time.sleep(interval)
 
 
-def etcd_healthy(rec: state.LabRecord) -> bool:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{rec.etcd_client_port}/health", timeout=1) as r:
-            return b'"true"' in r.read()
-    except OSError:
-        return False
+def etcd_healthy(rec: state.LabRecord, index: int | None = None) -> bool:
+    """Member `index` (None: every member) answers /health with true."""
+    members = range(max(1, rec.control_planes)) if index is None else [index]
+    for i in members:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{rec.member_ports(i)[0]}/health", timeout=1) as r:
+                if b'"true"' not in r.read():
+                    return False
+        except OSError:
+            return False
+    return True
 
 
 async def _api_version(server: str) -> bool:
@@ -304,6 +329,7 @@ class UpOptions:
     service_cidr: str = "10.96.0.0/16"
     lb_pool: str | None = None
     images_dir: str | None = None
+    control_planes: int | None = None
     write_config: bool = True
     # infrastructure only (network, engines, images): for the lab's own tests
     cluster: bool = True
@@ -317,6 +343,11 @@ def _record_for_up(opts: UpOptions) -> tuple[state.LabRecord, bool]:
             raise LabError(
                 f'lab "{opts.name}" exists with {rec.nodes} nodes; remove it first (`pkctl lab down --name {opts.name}`) '
                 f"to bring it up with {opts.nodes}"
+            )
+        if opts.control_planes is not None and opts.control_planes != rec.control_planes:
+            raise LabError(
+                f'lab "{opts.name}" exists with {rec.control_planes} control plane(s); remove it first '
+                f"(`pkctl lab down --name {opts.name}`) to bring it up with {opts.control_planes}"
             )
         return rec, False
     used = {r.index for r in state.all_labs()}
@@ -344,11 +375,29 @@ def _record_for_up(opts: UpOptions) -> tuple[state.LabRecord, bool]:
         state_root=state.state_root(),
         run_root=state.run_root(),
         created=time.time(),
+        control_planes=opts.control_planes or 1,
     )
+    if rec.control_planes > 1:
+        rec.etcd_ports = _member_ports(Path(state.state_root()) / opts.name / "etcd", rec.control_planes)
     # validate everything before anything is written
-    plan = make_plan(rec.name, rec.index, rec.nodes, rec.preset, rec.service_cidr, opts.lb_pool, rec.state_root, rec.run_root)
+    plan = make_plan(rec.name, rec.index, rec.nodes, rec.preset, rec.service_cidr, opts.lb_pool, rec.state_root,
+                     rec.run_root, rec.control_planes)
     rec.lb_pool = plan.lb_pool
     return rec, True
+
+
+def _member_ports(etcd_dir: Path, n: int) -> list[list[int]]:
+    """(client, peer) ports of n etcd members: those kept beside data kept
+    by `down --keep-data`, else free ones."""
+    out = []
+    for i in range(1, n + 1):
+        kept = etcd_dir / f"etcd-{i}" / "pk-ports"
+        try:
+            client, peer = (int(x) for x in kept.read_text().split())
+            out.append([client, peer])
+        except (OSError, ValueError):
+            out.append([_free_port(), _free_port()])
+    return out
 
 
 def is_up(plan: LabPlan, cluster: bool = True) -> bool:
@@ -359,14 +408,15 @@ def is_up(plan: LabPlan, cluster: bool = True) -> bool:
             return False
         if cluster and not procs.alive(agent_pidfile(n)):
             return False
-    if cluster and not (procs.alive(etcd_pidfile(plan)) and procs.alive(controlplane_pidfile(plan))):
+    if cluster and not all(procs.alive(p.pidfile) for p in plan.servers):
         return False
     return registry.alive(plan) and all(procs.alive(registry.forwarder_pidfile(plan, n)) for n in plan.nodes)
 
 
 def up(opts: UpOptions, say: Say = print) -> LabPlan:
     # bad options fail first, before anything is looked at or changed
-    make_plan(opts.name, 0, 3 if opts.nodes is None else opts.nodes, opts.preset, opts.service_cidr, opts.lb_pool)
+    make_plan(opts.name, 0, 3 if opts.nodes is None else opts.nodes, opts.preset, opts.service_cidr, opts.lb_pool,
+              control_planes=opts.control_planes or 1)
     require_root("up")
     require_tools()
     t0 = time.monotonic()
@@ -401,22 +451,19 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
               f"{plan.service_cidr} and {plan.lb_pool} kept on this machine")
 
     # 2. etcd and the control plane (host namespace), engines (node namespaces)
-    if opts.cluster and not procs.alive(etcd_pidfile(plan)):
-        Path(plan.etcd_dir).mkdir(parents=True, exist_ok=True)
-        Path(plan.etcd_dir, "pk-ports").write_text(f"{rec.etcd_client_port} {rec.etcd_peer_port}\n")
-        procs.start(etcd_argv(plan, rec), log_path(plan, "etcd"), etcd_pidfile(plan))
+    if opts.cluster:
+        for i in range(len(plan.etcd_members)):
+            start_etcd_member(plan, rec, i)
     for n in plan.nodes:
         if not procs.alive(engine.dockerd_pidfile(n)):
             engine.start(n, engine.daemon_config(plan))
     registry.start(plan)
     if opts.cluster:
-        wait_for("etcd to answer /health", lambda: etcd_healthy(rec), 30,
-                 failed=lambda: None if procs.alive(etcd_pidfile(plan)) else
-                 f"etcd exited; see `pkctl lab logs etcd`:\n{engine.tail(log_path(plan, 'etcd'))}")
-        if not procs.alive(controlplane_pidfile(plan)):
-            Path(plan.controlplane_dir).mkdir(parents=True, exist_ok=True)
-            procs.start(controlplane_argv(plan, rec), log_path(plan, "controlplane"), controlplane_pidfile(plan))
-        step.done(f"etcd on 127.0.0.1:{rec.etcd_client_port}, control plane starting on {plan.server}")
+        wait_for("etcd to answer /health", lambda: etcd_healthy(rec), 30, failed=lambda: _etcd_died(plan))
+        for i in range(len(plan.controlplanes)):
+            start_controlplane_process(plan, rec, i)
+        etcd_at = ", ".join(e.removeprefix("http://") for e in etcd_endpoints(plan, rec))
+        step.done(f"etcd on {etcd_at}, control plane starting on {plan.server}")
 
     wait_for(f"the registry to answer at {plan.registry}", lambda: registry.answers(plan), 30,
              failed=lambda: None if registry.alive(plan) else
@@ -432,10 +479,10 @@ def up(opts: UpOptions, say: Say = print) -> LabPlan:
     step.done(f"every node pulled {', '.join(tags)} from the registry")
 
     if opts.cluster:
-        wait_for(f"the control plane to answer at {plan.server}", lambda: api_ready(plan.server), 30,
-                 failed=lambda: None if procs.alive(controlplane_pidfile(plan)) else
-                 f"pk-controlplane exited; see `pkctl lab logs controlplane`:\n"
-                 f"{engine.tail(log_path(plan, 'controlplane'))}")
+        for cp in plan.controlplanes:
+            wait_for(f"the control plane to answer at {cp.server}", lambda cp=cp: api_ready(cp.server), 30,  # type: ignore[misc]
+                     failed=lambda cp=cp: None if procs.alive(cp.pidfile) else  # type: ignore[misc]
+                     f"pk-controlplane exited; see `pkctl lab logs {cp.name}`:\n{engine.tail(cp.log)}")
         for n in plan.nodes:
             if not procs.alive(agent_pidfile(n)):
                 start_agent(plan, n)
@@ -461,6 +508,53 @@ def _pull(plan: LabPlan, node: NodePlan, tags: list[str]) -> None:
         registry.pull_into(plan, c, tags)
     finally:
         c.close()
+
+
+def _etcd_died(plan: LabPlan) -> str | None:
+    for m in plan.etcd_members:
+        if not procs.alive(m.pidfile):
+            return f"etcd exited; see `pkctl lab logs {m.name}`:\n{engine.tail(m.log)}"
+    return None
+
+
+def start_etcd_member(plan: LabPlan, rec: state.LabRecord, index: int) -> bool:
+    """Start etcd member `index` unless it runs; True if started."""
+    m = plan.etcd_members[index]
+    if procs.alive(m.pidfile):
+        return False
+    Path(m.data_dir).mkdir(parents=True, exist_ok=True)
+    client, peer = rec.member_ports(index)
+    # beside the data: `down --keep-data` then `up` brings the member back on its ports
+    ports_file = Path(plan.etcd_dir, "pk-ports") if len(plan.etcd_members) == 1 else Path(m.data_dir, "pk-ports")
+    ports_file.write_text(f"{client} {peer}\n")
+    if len(plan.etcd_members) > 1:
+        os.chmod(m.data_dir, 0o700)
+    procs.start(etcd_argv(plan, rec, index), m.log, m.pidfile)
+    return True
+
+
+def start_controlplane_process(plan: LabPlan, rec: state.LabRecord, index: int) -> bool:
+    """Start control plane `index` unless it runs; True if started. The
+    control planes of an HA lab share one cluster CA (made once under
+    <state>/pki and copied into each one's PKI directory before its first
+    start), so one kubeconfig trusts them all."""
+    cp = plan.controlplanes[index]
+    if procs.alive(cp.pidfile):
+        return False
+    Path(cp.data_dir).mkdir(parents=True, exist_ok=True)
+    if len(plan.controlplanes) > 1:
+        from pkapi import pki
+
+        ca_crt, ca_key = pki.ensure_ca(f"{plan.state_dir}/pki")
+        own = Path(cp.data_dir, "pki")
+        if not (own / pki.CA_CERT).exists():
+            own.mkdir(parents=True, exist_ok=True)
+            os.chmod(own, 0o700)
+            (own / pki.CA_KEY).write_bytes(ca_key)
+            os.chmod(own / pki.CA_KEY, 0o600)
+            (own / pki.CA_CERT).write_bytes(ca_crt)
+    procs.start(controlplane_argv(plan, rec, index), cp.log, cp.pidfile)
+    return True
 
 
 class _Steps:
@@ -516,9 +610,16 @@ def lab_kubeconfig(plan: LabPlan) -> dict[str, Any]:
         cfg = kubeconfig.load(path)
         if not cfg:
             raise LabError(f"the control plane has not written {path} yet: is the lab up (`pkctl lab status`)?")
-        return kubeconfig.renamed(cfg, context_name(plan))
+        out = kubeconfig.renamed(cfg, context_name(plan))
     except kubeconfig.KubeconfigError as e:
         raise LabError(f"{path}: {e}") from None
+    # pkctl's gRPC address: every control plane of an HA lab (it fails over);
+    # kubectl's https server stays the first one (kubectl takes one).
+    for c in out["clusters"]:
+        for ext in c["cluster"].get("extensions") or []:
+            if ext.get("name") == kubeconfig.EXTENSION:
+                ext.setdefault("extension", {})["server"] = plan.server
+    return out
 
 
 def merge_kubeconfig(plan: LabPlan) -> str:
@@ -568,7 +669,8 @@ def summary(plan: LabPlan, took: float, cluster: bool = True) -> str:
         f"LoadBalancer IPs from {plan.lb_pool}",
         f"  registry       {plan.registry} (push here from this machine; nodes pull the same names, "
         "and Docker Hub names such as nginx:latest come from it)",
-        f"  state          {plan.state_dir}   logs: pkctl lab logs controlplane|etcd|registry|NODE/agent|NODE/dockerd",
+        f"  state          {plan.state_dir}   logs: pkctl lab logs "
+        f"{'|'.join(p.name for p in plan.servers)}|registry|NODE/agent|NODE/dockerd",
         "try:",
         "  pkctl get nodes -o wide",
         "  pkctl apply -f examples/web.yaml && pkctl rollout status deployment/my-web-app-deployment",
@@ -607,8 +709,10 @@ def down(name: str = "lab", keep_data: bool = False, say: Say = print) -> list[s
     # control plane and etcd, then the engines with their containers
     for n in plan.nodes:
         procs.stop(agent_pidfile(n), hard=True)
-    procs.stop(controlplane_pidfile(plan), grace=5)
-    procs.stop(etcd_pidfile(plan), grace=10)
+    for cp in plan.controlplanes:
+        procs.stop(cp.pidfile, grace=5)
+    for m in plan.etcd_members:
+        procs.stop(m.pidfile, grace=10)
     registry.stop(plan)
     with ThreadPoolExecutor(max_workers=len(plan.nodes)) as pool:
         list(pool.map(engine.hard_kill, plan.nodes))
@@ -730,26 +834,58 @@ def load_plan(name: str) -> tuple[state.LabRecord, LabPlan]:
     return rec, rec.plan()
 
 
-def _pid(pidfile: str) -> str:
-    p = procs.read(pidfile)
-    return f"running (pid {p.pid})" if p else "stopped"
+# controlplane.leader's ELECTION_PREFIX + the controller manager's election
+LEADER_KEY = "/pocketkube/leader/controllers"
+
+
+def leader_identity(plan: LabPlan, rec: state.LabRecord) -> str | None:
+    """The controllers' leader's election identity (HOST_PID), read from
+    etcd's JSON gateway of whichever member answers; None if none does or
+    nobody leads."""
+    body = json.dumps({"key": base64.b64encode(LEADER_KEY.encode()).decode()}).encode()
+    for endpoint in etcd_endpoints(plan, rec):
+        try:
+            req = urllib.request.Request(f"{endpoint}/v3/kv/range", data=body, method="POST")
+            with urllib.request.urlopen(req, timeout=1) as r:
+                kvs = json.load(r).get("kvs") or []
+        except (OSError, ValueError):
+            continue
+        return base64.b64decode(kvs[0]["value"]).decode() if kvs else None
+    return None
+
+
+def leader_name(plan: LabPlan, rec: state.LabRecord) -> str | None:
+    """Which control plane leads (by the PID in its identity), or None."""
+    ident = leader_identity(plan, rec)
+    if not ident:
+        return None
+    pid = ident.rsplit("_", 1)[-1]
+    for cp in plan.controlplanes:
+        p = procs.read(cp.pidfile)
+        if p is not None and str(p.pid) == pid:
+            return cp.name
+    return None
 
 
 def status(name: str = "lab", say: Say = print, output: str = "") -> bool:
     """Print the lab's state (a table, or with output "json" one JSON
-    object whose "registry" is the host:port to push to); True if every
-    part is running."""
+    object: controlplanes, leader, etcd, nodes); True if every part runs."""
     rec, plan = load_plan(name)
-    api_up = procs.alive(controlplane_pidfile(plan))
+    api_up = any(procs.alive(cp.pidfile) for cp in plan.controlplanes)
     conds = node_conditions(plan.server) if api_up else None
     pods = (pods_per_node(plan.server) if conds is not None else None) or {}
-    components = [
-        ("etcd", f"127.0.0.1:{rec.etcd_client_port}", procs.read(etcd_pidfile(plan))),
-        ("controlplane", plan.server, procs.read(controlplane_pidfile(plan))),
-        ("registry", f"{plan.registry} ({plan.gateway}:{plan.registry_port} on the lab network)",
-         procs.read(registry.pidfile(plan))),
-    ]
-    healthy = all(p is not None for _, _, p in components) and registry.alive(plan)
+    cps = [{"name": cp.name, "server": cp.server, "https": cp.https_server,
+            "pid": _pid_of(cp.pidfile)} for cp in plan.controlplanes]
+    members = [{"name": m.name, "member": m.member, "endpoint": ep, "pid": _pid_of(m.pidfile)}
+               for m, ep in zip(plan.etcd_members, etcd_endpoints(plan, rec), strict=True)]
+    leader = leader_name(plan, rec) if api_up else None
+    healthy = all(c["pid"] for c in cps) and all(m["pid"] for m in members)
+    reg = procs.read(registry.pidfile(plan))
+    healthy = healthy and reg is not None and registry.alive(plan)
+    components = [(str(m["name"]), str(m["endpoint"]).removeprefix("http://"), m["pid"]) for m in members]
+    components += [(str(c["name"]), str(c["server"]), c["pid"]) for c in cps]
+    components.append(("registry", f"{plan.registry} ({plan.gateway}:{plan.registry_port} on the lab network)",
+                       reg.pid if reg else None))
     nodes = []
     for n in plan.nodes:
         if not net.netns_exists(n.netns):
@@ -758,37 +894,89 @@ def status(name: str = "lab", say: Say = print, output: str = "") -> bool:
             link = "partitioned"
         else:
             link = "up"
-        dockerd, agent = procs.read(engine.dockerd_pidfile(n)), procs.read(agent_pidfile(n))
-        nodes.append({
-            "name": n.name, "ip": n.ip, "link": link,
-            "dockerd": dockerd.pid if dockerd else None, "agent": agent.pid if agent else None,
-            "status": None if conds is None else conds.get(n.name, "not registered"),
-            "pods": None if conds is None else pods.get(n.name, 0),
-        })
-        healthy = healthy and link == "up" and dockerd is not None and agent is not None
+        dockerd, agent = _pid_of(engine.dockerd_pidfile(n)), _pid_of(agent_pidfile(n))
+        nodes.append({"name": n.name, "ip": n.ip, "link": link, "dockerd": dockerd, "agent": agent,
+                      "status": None if conds is None else conds.get(n.name, "not registered"),
+                      "pods": None if conds is None else pods.get(n.name, 0)})
+        healthy = healthy and link == "up" and bool(dockerd) and bool(agent)
     if output == "json":
         say(json.dumps({
             "name": plan.name, "preset": plan.preset, "network": plan.subnet, "uplink": plan.uplink,
             "stateDir": plan.state_dir, "server": plan.server, "registry": plan.registry,
-            "components": [{"name": c, "address": a, "pid": p.pid if p else None} for c, a, p in components],
-            "nodes": nodes, "healthy": bool(healthy),
+            "components": [{"name": c, "address": a, "pid": pid} for c, a, pid in components],
+            "controlplanes": cps, "leader": leader, "etcd": members, "nodes": nodes, "healthy": bool(healthy),
         }, indent=2))
         return bool(healthy)
     say(f'lab "{plan.name}"  preset {plan.preset}  network {plan.subnet} ({plan.uplink})  state {plan.state_dir}')
     rows: list[tuple[str, ...]] = [("COMPONENT", "ADDRESS", "PROCESS")]
-    rows += [(c, a, f"running (pid {p.pid})" if p else "stopped") for c, a, p in components]
+    for c_name, address, pid in components:
+        lead = "  (leader)" if len(cps) > 1 and c_name == leader else ""
+        rows.append((c_name, address, _running(pid) + lead))
     say(_table(rows))
     say("")
     rows = [("NODE", "IP", "LINK", "DOCKERD", "AGENT", "STATUS", "PODS")]
     for d in nodes:
-        rows.append((str(d["name"]), str(d["ip"]), str(d["link"]),
-                     f"running (pid {d['dockerd']})" if d["dockerd"] else "stopped",
-                     f"running (pid {d['agent']})" if d["agent"] else "stopped",
+        rows.append((str(d["name"]), str(d["ip"]), str(d["link"]), _running(d["dockerd"]), _running(d["agent"]),
                      "-" if d["status"] is None else str(d["status"]), "-" if d["pods"] is None else str(d["pods"])))
     say(_table(rows))
     if conds is None and api_up:
         say("(the control plane does not answer: node status unknown)")
     return bool(healthy)
+
+
+def _pid_of(pidfile: str) -> int | None:
+    p = procs.read(pidfile)
+    return p.pid if p else None
+
+
+def _running(pid: object) -> str:
+    return f"running (pid {pid})" if pid else "stopped"
+
+
+def kill_controlplane(name: str, cp_name: str, say: Say = print) -> None:
+    """SIGKILL one control plane (no graceful shutdown: its lease expires)."""
+    require_root("kill-controlplane")
+    _, plan = load_plan(name)
+    cp = plan.controlplane(cp_name)
+    killed = procs.stop(cp.pidfile, hard=True)
+    say(f"{cp.name}: pk-controlplane " + ("killed" if killed else "was not running"))
+
+
+def start_controlplane(name: str, cp_name: str, say: Say = print) -> None:
+    require_root("start-controlplane")
+    rec, plan = load_plan(name)
+    cp = plan.controlplane(cp_name)
+    index = plan.controlplanes.index(cp)
+    if not start_controlplane_process(plan, rec, index):
+        say(f"{cp.name}: already running")
+        return
+    wait_for(f"the control plane to answer at {cp.server}", lambda: api_ready(cp.server), 30,
+             failed=lambda: None if procs.alive(cp.pidfile) else
+             f"pk-controlplane exited; see `pkctl lab logs {cp.name}`:\n{engine.tail(cp.log)}")
+    say(f"{cp.name}: started, serving on {cp.server}")
+
+
+def kill_etcd(name: str, member: str, say: Say = print) -> None:
+    """SIGKILL one etcd member."""
+    require_root("kill-etcd")
+    _, plan = load_plan(name)
+    m = plan.etcd_member(member)
+    killed = procs.stop(m.pidfile, hard=True)
+    say(f"{m.name}: etcd " + ("killed" if killed else "was not running"))
+
+
+def start_etcd(name: str, member: str, say: Say = print) -> None:
+    require_root("start-etcd")
+    rec, plan = load_plan(name)
+    m = plan.etcd_member(member)
+    index = plan.etcd_members.index(m)
+    if not start_etcd_member(plan, rec, index):
+        say(f"{m.name}: already running")
+        return
+    wait_for(f"etcd member {m.name} to answer /health", lambda: etcd_healthy(rec, index), 30,
+             failed=lambda: None if procs.alive(m.pidfile) else
+             f"etcd exited; see `pkctl lab logs {m.name}`:\n{engine.tail(m.log)}")
+    say(f"{m.name}: started on {etcd_endpoints(plan, rec)[index].removeprefix('http://')}")
 
 
 def _table(rows: Iterable[tuple[str, ...]]) -> str:

@@ -197,6 +197,9 @@ def create_switch(plan: LabPlan) -> None:
     _sysctl(None, f"net.ipv6.conf.{plan.uplink}.disable_ipv6", "1")
     _ip("link", "set", "uplink", "master", plan.bridge, "up", ns=sw)
     _ip("addr", "add", f"{plan.gateway}/{plan.prefixlen}", "dev", plan.uplink, ok_if=EXISTS)
+    for cp in plan.controlplanes:  # an HA lab's further control planes (10.231.K.2, ...)
+        if cp.ip != plan.gateway:
+            _ip("addr", "add", f"{cp.ip}/{plan.prefixlen}", "dev", plan.uplink, ok_if=EXISTS)
     _ip("link", "set", plan.uplink, "up")
     table = str(plan.route_table)
     _ip("route", "replace", plan.subnet, "dev", plan.uplink, "table", table)

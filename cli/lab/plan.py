@@ -7,6 +7,8 @@ Addressing (lab index K, 0..MAX_LABS-1, allocated per lab name):
   10.231.K.0/24        the lab network (the switch); never routed off the host
     10.231.K.1         the host's end (interface pklabK): the control plane
                        listens here, and nodes reach it here
+    10.231.K.2..       further control planes of an HA lab (--control-planes
+                       N: cp-i on 10.231.K.i, addresses of the same interface)
     10.231.K.(10+i)    node-i (i = 1..MAX_NODES)
     10.231.K.192/27    the LoadBalancer pool by default (on the lab network,
                        so whichever node holds an address answers ARP for it)
@@ -28,6 +30,9 @@ from dataclasses import dataclass, field
 
 MAX_LABS = 8
 MAX_NODES = 30
+# Control planes (and etcd members) of one lab: 10.231.K.1 .. .K.MAX, below
+# the nodes' 10.231.K.11.
+MAX_CONTROLPLANES = 7
 LAB_NET = "10.231.0.0/16"
 DOCKER_NET = "10.232.0.0/16"
 DEFAULT_SERVICE_CIDR = "10.96.0.0/16"
@@ -85,6 +90,37 @@ class NodePlan:
 
 
 @dataclass(frozen=True)
+class ControlPlanePlan:
+    """One pk-controlplane of the lab. A lab of one keeps the names it always
+    had ("controlplane", <state>/controlplane); an HA lab has cp-1..cp-N."""
+
+    name: str  # controlplane | cp-1
+    ip: str  # 10.231.K.1
+    data_dir: str
+    pidfile: str
+    log: str
+
+    @property
+    def server(self) -> str:
+        return f"{self.ip}:{GRPC_PORT}"
+
+    @property
+    def https_server(self) -> str:
+        return f"{self.ip}:{HTTPS_PORT}"
+
+
+@dataclass(frozen=True)
+class EtcdMemberPlan:
+    """One etcd member (loopback ports come from the lab's record)."""
+
+    name: str  # etcd | etcd-1
+    member: str  # etcd's --name
+    data_dir: str
+    pidfile: str
+    log: str
+
+
+@dataclass(frozen=True)
 class LabPlan:
     name: str
     index: int
@@ -101,6 +137,8 @@ class LabPlan:
     state_dir: str
     run_dir: str
     nodes: tuple[NodePlan, ...] = field(default_factory=tuple)
+    controlplanes: tuple[ControlPlanePlan, ...] = field(default_factory=tuple)
+    etcd_members: tuple[EtcdMemberPlan, ...] = field(default_factory=tuple)
 
     @property
     def prefixlen(self) -> int:
@@ -108,13 +146,34 @@ class LabPlan:
 
     @property
     def server(self) -> str:
-        """The control plane's gRPC address, for nodes and for pkctl alike."""
-        return f"{self.gateway}:{GRPC_PORT}"
+        """The control planes' gRPC addresses (comma-separated when several),
+        for nodes and for pkctl alike: clients fail over between them."""
+        return ",".join(cp.server for cp in self.controlplanes)
 
     @property
     def https_server(self) -> str:
-        """The Kubernetes HTTPS API's address (kubectl)."""
-        return f"{self.gateway}:{HTTPS_PORT}"
+        """The first control plane's Kubernetes HTTPS API address (kubectl
+        takes one server)."""
+        return self.controlplanes[0].https_server
+
+    @property
+    def servers(self) -> tuple[ControlPlanePlan | EtcdMemberPlan, ...]:
+        """The control planes, then the etcd members."""
+        return (*self.controlplanes, *self.etcd_members)
+
+    def controlplane(self, name: str) -> ControlPlanePlan:
+        for cp in self.controlplanes:
+            if cp.name == name:
+                return cp
+        known = ", ".join(cp.name for cp in self.controlplanes)
+        raise PlanError(f'control plane "{name}" is not in lab "{self.name}" (control planes: {known})')
+
+    def etcd_member(self, name: str) -> EtcdMemberPlan:
+        for m in self.etcd_members:
+            if m.name == name:
+                return m
+        known = ", ".join(m.name for m in self.etcd_members)
+        raise PlanError(f'etcd member "{name}" is not in lab "{self.name}" (members: {known})')
 
     @property
     def etcd_dir(self) -> str:
@@ -135,7 +194,8 @@ class LabPlan:
 
     @property
     def controlplane_dir(self) -> str:
-        return f"{self.state_dir}/controlplane"
+        """The first control plane's data directory (its kubeconfig.yaml)."""
+        return self.controlplanes[0].data_dir
 
     @property
     def state_file(self) -> str:
@@ -197,8 +257,12 @@ def make_plan(
     lb_pool: str | None = None,
     state_root: str = DEFAULT_STATE_ROOT,
     run_root: str = DEFAULT_RUN_ROOT,
+    control_planes: int = 1,
 ) -> LabPlan:
     validate_name(name)
+    if not 1 <= control_planes <= MAX_CONTROLPLANES or control_planes % 2 == 0:
+        raise PlanError(f"--control-planes must be an odd number between 1 and {MAX_CONTROLPLANES} "
+                        f"(etcd needs a majority of its members), not {control_planes}")
     if not 0 <= index < MAX_LABS:
         raise PlanError(f"lab index {index} out of range 0..{MAX_LABS - 1}")
     if not 1 <= nodes <= MAX_NODES:
@@ -231,6 +295,19 @@ def make_plan(
         )
         for i in range(1, nodes + 1)
     )
+    if control_planes == 1:
+        cps: tuple[ControlPlanePlan, ...] = (ControlPlanePlan(
+            "controlplane", str(subnet.network_address + 1), f"{state_dir}/controlplane",
+            f"{run_dir}/controlplane.pid", f"{state_dir}/logs/controlplane.log"),)
+        members: tuple[EtcdMemberPlan, ...] = (EtcdMemberPlan(
+            "etcd", f"pklab-{name}", f"{state_dir}/etcd", f"{run_dir}/etcd.pid", f"{state_dir}/logs/etcd.log"),)
+    else:
+        cps = tuple(ControlPlanePlan(
+            f"cp-{i}", str(subnet.network_address + i), f"{state_dir}/controlplanes/cp-{i}",
+            f"{run_dir}/cp-{i}.pid", f"{state_dir}/logs/cp-{i}.log") for i in range(1, control_planes + 1))
+        members = tuple(EtcdMemberPlan(
+            f"etcd-{i}", f"etcd-{i}", f"{state_dir}/etcd/etcd-{i}", f"{run_dir}/etcd-{i}.pid",
+            f"{state_dir}/logs/etcd-{i}.log") for i in range(1, control_planes + 1))
     return LabPlan(
         name=name,
         index=index,
@@ -247,6 +324,8 @@ def make_plan(
         state_dir=state_dir,
         run_dir=run_dir,
         nodes=node_plans,
+        controlplanes=cps,
+        etcd_members=members,
     )
 
 

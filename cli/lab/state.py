@@ -16,7 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -61,6 +61,17 @@ class LabRecord:
     state_root: str
     run_root: str
     created: float
+    # An HA lab: how many control planes (and etcd members), and each
+    # member's (client, peer) loopback ports; a lab of one uses the two above.
+    control_planes: int = 1
+    etcd_ports: list[list[int]] = field(default_factory=list)
+
+    def member_ports(self, index: int) -> tuple[int, int]:
+        """(client, peer) port of etcd member index (0-based)."""
+        if self.control_planes == 1:
+            return self.etcd_client_port, self.etcd_peer_port
+        client, peer = self.etcd_ports[index]
+        return client, peer
 
     def plan(self) -> LabPlan:
         return make_plan(
@@ -72,6 +83,7 @@ class LabRecord:
             lb_pool=self.lb_pool,
             state_root=self.state_root,
             run_root=self.run_root,
+            control_planes=self.control_planes,
         )
 
 

@@ -6,8 +6,8 @@ confused with service.py, the AgentService gRPC server for logs and exec.)
         │                                   │ one shared Service/Endpoints
         │                                   │ informer pair (watch.shared)
         │   proxy: first sync ──set──▶ ctx.proxy_synced
-        │   dns: listening ──▶ ctx.hooks.nameserver, cluster_dns,
-        │                      env_providers (<SVC>_SERVICE_HOST/_PORT)
+        │   dns: listening ──▶ ctx.hooks.nameserver, cluster_dns
+        │   at once: ctx.hooks.env_providers += <SVC>_SERVICE_HOST/_PORT
         └──wait_ready(ctx)──▶ NodeRegistrar.run (the Node turns Ready)
 
 node_services(ctx) returns the coroutines the agent runs in its TaskGroup:

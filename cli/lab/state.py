@@ -16,7 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Iterator
 
@@ -99,7 +99,10 @@ def load(name: str, root: str | None = None) -> LabRecord | None:
         return None
     except (OSError, ValueError) as err:
         raise RuntimeError(f"cannot read {path}: {err}") from None
-    return LabRecord(**data)
+    # a record written by another version of pkctl may carry fields this one
+    # does not know: they are not needed to see which index the lab holds
+    known = {f.name for f in fields(LabRecord)}
+    return LabRecord(**{k: v for k, v in data.items() if k in known})
 
 
 def save(rec: LabRecord) -> None:

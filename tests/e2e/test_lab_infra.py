@@ -174,6 +174,19 @@ def test_up_is_idempotent_and_resumes_a_broken_lab(infra_lab: LabHandle) -> None
         c.close()
 
 
+def test_down_keep_data_keeps_the_registry_for_the_next_up(infra_lab: LabHandle) -> None:
+    lab = infra_lab
+    plan = lab.plan
+    before = registry.manifest_config_digest(plan, "pocketkube/hello:1")
+    assert before
+    r = lab.lab("down", "--keep-data", check=False)
+    assert r.returncode == 0 and "images kept" in r.stdout, r.stdout + r.stderr
+    assert Path(plan.registry_dir).is_dir() and not registry.answers(plan)
+    r = lab.lab("up", "--nodes", "2", "--infra-only", timeout=180)
+    assert "images already there" in r.stdout, r.stdout
+    assert registry.manifest_config_digest(plan, "pocketkube/hello:1") == before
+
+
 def test_down_leaves_nothing(infra_lab: LabHandle) -> None:
     lab = infra_lab
     plan = lab.plan

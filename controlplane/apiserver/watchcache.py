@@ -59,7 +59,7 @@ from typing import Any, AsyncGenerator, Iterable, Iterator, Mapping
 from google.protobuf.message import Message
 
 from controlplane.apiserver.codec import decode, parse_resource_version
-from controlplane.store import CompactedError, Store
+from controlplane.store import CompactedError, Store, UnavailableError
 from pkapi import meta, selectors
 from pkapi.errors import ApiError, bad_request, expired
 from pkapi.meta import Kind
@@ -325,6 +325,16 @@ class WatchCache:
                     raise
                 except CompactedError:
                     log.warning("watch cache %s: fell behind a compaction; relisting", self.kind.resource)
+                except UnavailableError as e:
+                    # etcd away for a while: the cache is whole up to
+                    # self.revision, so its watch resumes from the next one
+                    # (a compaction meanwhile raises CompactedError above)
+                    # and its watchers stay connected.
+                    log.warning("watch cache %s: %s; resuming from revision %d", self.kind.resource, e,
+                                self.revision + 1)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
                 except Exception as e:  # the store retries itself; this is the last resort
                     log.warning("watch cache %s: store watch failed (%s); relisting", self.kind.resource, e)
                     await asyncio.sleep(backoff)

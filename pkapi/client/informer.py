@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable
 from google.protobuf.message import Message
 
 from pkapi.client.retry import RetryDelay
-from pkapi.errors import ApiError, is_expired
+from pkapi.errors import ApiError, has_reason, is_expired
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +279,12 @@ class Informer:
                     continue
                 wait = delay.next()
                 log.warning("informer %s: %s; retrying in %.1fs", self.resource, err, wait)
-                need_list = True
+                # The server (or its etcd) is away for a while: the revision
+                # is still good, so the watch resumes from it (a compaction
+                # meanwhile answers Expired, and that relists). Anything else
+                # (a refused list or watch) lists again.
+                if not (has_reason(err, "ServiceUnavailable") and self.synced and self.resource_version):
+                    need_list = True
                 await asyncio.sleep(wait)
             except Exception as err:  # ServerUnreachable and transport errors
                 if watched_from is not None and self.resource_version != watched_from:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from cli.lab import procs
 from cli.lab.plan import LabPlan, NodePlan
+from pkapi.imageref import hub_path, split_ref
 
 HOST_DOCKER = "unix:///var/run/docker.sock"
 MANIFEST_TYPES = ", ".join((
@@ -140,13 +141,8 @@ def answers(plan: LabPlan) -> bool:
 def repository(ref: str) -> tuple[str, str]:
     """A Docker Hub reference as (repository path, tag):
     nginx -> (library/nginx, latest), pocketkube/hello:1 -> (pocketkube/hello, 1)."""
-    name, tag = ref, "latest"
-    last = ref.rsplit("/", 1)[-1]
-    if ":" in last:
-        name, _, tag = ref.rpartition(":")
-    if "/" not in name:
-        name = f"library/{name}"
-    return name, tag
+    repo, tag = split_ref(ref)
+    return hub_path(repo) or repo, tag
 
 
 def manifest_config_digest(plan: LabPlan, ref: str) -> str | None:

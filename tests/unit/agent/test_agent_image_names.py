@@ -1,10 +1,12 @@
-"""Image names as DockerRuntime.pull reads them (agent/runtime/docker_runtime.py). Pure."""
+"""Image names as DockerRuntime.pull reads them (pkapi/imageref.py,
+agent/runtime/docker_runtime.py) and the image pull back-off. Pure."""
 
 from __future__ import annotations
 
 import pytest
 
-from agent.runtime.docker_runtime import hub_path, local_registry, mirror_host, split_ref
+from agent.runtime.docker_runtime import mirror_host
+from pkapi.imageref import hub_path, local_registry, split_ref
 
 
 @pytest.mark.parametrize("ref,want", [

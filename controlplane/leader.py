@@ -20,6 +20,19 @@ seconds of its own monotonic clock (sooner than etcd can expire it), or when
 etcd says the lease is gone. Then `session.done` is set and the caller must
 stop leader-only work at once.
 
+Fencing a paused leader (what is and is not guaranteed): a leader whose
+process was paused (SIGSTOP, a VM freeze) past its lease may wake up with
+work queued. `session.check()` raises LeaseLost once no renewal succeeded
+for the same `ttl - ttl/3` seconds of the monotonic clock (which runs on
+while a process is stopped), so the controllers' ClusterClient, built with
+`write_guard=session.check`, refuses every write a woken leader attempts
+before its keepalive loop has even run. Not covered: a write whose check
+passed just before the pause and whose bytes leave after it (the check is
+local; etcd itself does not compare the election key on controller
+writes), and creates carry no precondition. Updates the controllers send
+with the resourceVersion they read conflict if the new leader changed the
+object meanwhile.
+
 Concurrency: one Session and Election per process, used from one event loop.
 """
 
@@ -29,7 +42,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
+from typing import Any, Callable
 
 from controlplane.store.base import KeyExistsError, Store
 
@@ -38,11 +51,16 @@ log = logging.getLogger(__name__)
 ELECTION_PREFIX = "/pocketkube/leader/"
 
 
+class LeaseLost(Exception):
+    """A write was attempted after the leader's lease may have expired."""
+
+
 class Session:
     """A lease kept alive until close() or until it is lost (then `done` is set)."""
 
-    def __init__(self, store: Store, ttl: int = 3) -> None:
+    def __init__(self, store: Store, ttl: int = 3, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
+        self.clock = clock
         self.ttl = max(1, int(ttl))
         self.lease = 0
         self.done = asyncio.Event()
@@ -51,7 +69,7 @@ class Session:
 
     async def start(self) -> Session:
         self.lease = await self.store.grant_lease(self.ttl)
-        self._last_ok = time.monotonic()
+        self._last_ok = self.clock()
         self._task = asyncio.get_running_loop().create_task(self._keepalive(), name="leader-session")
         return self
 
@@ -59,12 +77,30 @@ class Session:
     def alive(self) -> bool:
         return self.lease != 0 and not self.done.is_set()
 
+    @property
+    def deadline(self) -> float:
+        """Seconds after the last renewal that the lease counts as lost
+        (before etcd can expire it)."""
+        return self.ttl - self.ttl / 3
+
+    def check(self) -> None:
+        """Raise LeaseLost unless the lease was renewed within `deadline`
+        seconds (and not lost): the write guard of a leader's client."""
+        stale = self.clock() - self._last_ok
+        if self.done.is_set() or not self.lease or stale > self.deadline:
+            self.done.set()
+            raise LeaseLost(f"leader lease lost (last renewal {stale:.1f}s ago, limit {self.deadline:.1f}s): "
+                            "write refused")
+
     async def _keepalive(self) -> None:
         interval = self.ttl / 3
-        deadline = self.ttl - interval  # give up before etcd expires the lease
+        deadline = self.deadline  # give up before etcd expires the lease
         try:
             while True:
                 await asyncio.sleep(interval)
+                # etcd counts the lease from when it gets the renewal: the
+                # time before sending is the safe side of that
+                sent = self.clock()
                 try:
                     ok = await asyncio.wait_for(self.store.keepalive(self.lease), interval)
                 except asyncio.CancelledError:
@@ -73,13 +109,13 @@ class Session:
                     log.warning("leader session: keepalive failed: %s", err)
                     ok = None
                 if ok:
-                    self._last_ok = time.monotonic()
+                    self._last_ok = sent
                 elif ok is False:
                     log.warning("leader session: lease %x expired", self.lease)
                     break
-                if time.monotonic() - self._last_ok > deadline:
+                if self.clock() - self._last_ok > deadline:
                     log.warning("leader session: no renewal for %.1fs; lease considered lost",
-                                time.monotonic() - self._last_ok)
+                                self.clock() - self._last_ok)
                     break
         finally:
             self.done.set()

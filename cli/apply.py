@@ -6,9 +6,21 @@ Namespace listed before the objects in it exists when they arrive. A
 document the server refuses is reported and the rest still go; the exit
 code is 1 if any failed. The manifest travels as JSON text so the server
 decodes it strictly (unknown and duplicate fields are errors).
+
+As `kubectl apply`, pkctl apply stores the manifest it applied in the
+kubectl.kubernetes.io/last-applied-configuration annotation, byte for byte
+as kubectl writes it, so kubectl's three-way apply after pkctl's removes
+what the file no longer has, and either finds the other's apply unchanged.
+(One difference: a manifest that already carries the annotation, as one
+read back with `pkctl get -o yaml` does, is sent with it as it is, so a
+get piped into apply stays "unchanged".)
 """
 
 from __future__ import annotations
+
+import copy
+import json
+from typing import Any
 
 import click
 from google.protobuf.message import Message
@@ -19,6 +31,37 @@ from pkapi.client.cluster import ClusterClient, ServerUnreachable
 from pkapi.errors import ApiError, is_not_found
 
 DRY_RUN_CHOICES = ("none", "server", "client")
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def with_last_applied(data: dict[str, Any], namespace: str) -> dict[str, Any]:
+    """The manifest to send: `data` (not changed) with the
+    last-applied-configuration annotation kubectl would write: the
+    manifest's compact JSON with sorted keys, its namespace set (namespaced
+    kinds), its own annotations minus this one (an empty map when none),
+    Go's escaping of <, >, & and a final newline. A manifest that has the
+    annotation already is returned as it is."""
+    ann0 = (data.get("metadata") or {}).get("annotations") or {}
+    if ann0.get(LAST_APPLIED):
+        # A document read back from the server (`pkctl get -o yaml`):
+        # its configuration is the one last applied, so that applying
+        # it again is "unchanged".
+        return data
+    applied = copy.deepcopy(data)
+    md = applied.setdefault("metadata", {})
+    if namespace and not md.get("namespace"):
+        md["namespace"] = namespace
+    ann = dict(md.get("annotations") or {})
+    ann.pop(LAST_APPLIED, None)
+    md["annotations"] = ann
+    text = json.dumps(applied, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    for ch, esc in (("&", "\\u0026"), ("<", "\\u003c"), (">", "\\u003e"), ("\u2028", "\\u2028"),
+                    ("\u2029", "\\u2029")):
+        text = text.replace(ch, esc)
+    out = copy.deepcopy(data)
+    omd = out.setdefault("metadata", {})
+    omd["annotations"] = {**(omd.get("annotations") or {}), LAST_APPLIED: text + "\n"}
+    return out
 
 
 def dry_run_option() -> click.Option:
@@ -105,7 +148,8 @@ async def _send(c: ClusterClient, doc: util.Document, create: bool, dry_run: boo
     if create:
         obj: Message = await c.create(doc.json(), dry_run=dry_run, default_namespace=ns)
         return obj, "created"
-    return await c.apply(doc.json(), dry_run=dry_run, default_namespace=ns)
+    applied = with_last_applied(doc.data, (doc.namespace or ns) if doc.resolve_kind().namespaced else "")
+    return await c.apply(json.dumps(applied), dry_run=dry_run, default_namespace=ns)
 
 
 @click.command("apply", help="Create or update objects from manifest files (kubectl apply).")

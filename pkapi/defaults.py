@@ -66,6 +66,10 @@ def pod_spec(spec: Any) -> None:
         for p in c.ports:
             if not p.protocol:
                 p.protocol = "TCP"
+        if c.HasField("resources") and c.resources.ByteSize() == 0:
+            # A value struct in Kubernetes: `resources: {}` (as kubectl's
+            # rollout undo sends it) is the same template as none at all.
+            c.ClearField("resources")
         for name in ("liveness_probe", "readiness_probe", "startup_probe"):
             if c.HasField(name):
                 _probe(getattr(c, name))

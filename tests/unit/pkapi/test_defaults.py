@@ -70,3 +70,13 @@ def test_probe_defaults():
     assert (r.timeout_seconds, r.period_seconds, r.success_threshold, r.failure_threshold) == (1, 10, 1, 3)
     assert r.http_get.path == "/" and r.http_get.scheme == "HTTP"
     assert c.image_pull_policy == "IfNotPresent"
+
+
+def test_empty_resources_is_no_resources():
+    # kubectl rollout undo sends `resources: {}`: the same template as none (a rollout target match)
+    spec = core_pb2.PodSpec()
+    spec.containers.add(name="a", image="x").resources.SetInParent()
+    spec.containers.add(name="b", image="x").resources.limits["cpu"].string_value = "1"
+    defaults.pod_spec(spec)
+    assert not spec.containers[0].HasField("resources")
+    assert spec.containers[1].resources.limits["cpu"].string_value == "1"

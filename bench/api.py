@@ -176,16 +176,22 @@ async def one_run(args: argparse.Namespace, run: int) -> dict[str, dict[str, flo
 
         results["watch fan-out|" + str(args.watchers)] = await fanout(address, args.watchers, args.changes)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        await etcd.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        await stop_run(proc, log, etcd, tmp)
     return results
+
+
+async def stop_run(proc: subprocess.Popen[bytes], log: Any, etcd: Any, tmp: str) -> None:
+    """End one run: the control plane (SIGTERM, SIGKILL after 15 s), its log,
+    etcd and the run's temp dir."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    log.close()
+    await etcd.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 async def fanout(address: str, watchers: int, changes: int) -> dict[str, float]:

@@ -22,8 +22,6 @@ import asyncio
 import base64
 import json
 import os
-import shutil
-import signal
 import ssl
 import statistics
 import subprocess
@@ -297,15 +295,7 @@ async def one_run(args: argparse.Namespace, run: int) -> tuple[dict[str, dict[st
             await c.close()
             cli = await asyncio.to_thread(cli_times, kubeconfig, gaddr, tmp, args.cli_runs)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        await etcd.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
+        await base.stop_run(proc, log, etcd, tmp)
     return results, cli
 
 
